@@ -1,0 +1,163 @@
+"""ir.Graph -> .nb bytes: deterministic (same graph, same manifest -> same bytes) and written atomically."""
+from __future__ import annotations
+
+import os
+import tempfile
+import zlib
+from dataclasses import dataclass, field
+
+import flatbuffers
+import numpy as np
+
+from .. import __version__
+from ..ir import Graph, Tensor
+from .generated.Attr import AttrT
+from .generated.Dim import DimT
+from .generated.KeyValue import KeyValueT
+from .generated.Manifest import ManifestT
+from .generated.Model import ModelT
+from .generated.Op import OpT
+from .generated.Quant import QuantT
+from .generated.Var import VarT
+from .schema import ATTR_KIND_TO_FB, DTYPE_TO_FB, IDENTIFIER, SCHEMA_VERSION, TRAILER, align
+
+
+@dataclass
+class Manifest:
+    """Where a .nb came from: the source model's hash and format, and the opt flags that shaped it."""
+
+    source_sha256: str = ""
+    source_format: str = ""
+    flags: dict[str, str] = field(default_factory=dict)
+
+
+def _kv(d: dict[str, str]) -> list[KeyValueT]:
+    out = []
+    for k in sorted(d):
+        kv = KeyValueT()
+        kv.key, kv.value = str(k), str(d[k])
+        out.append(kv)
+    return out
+
+
+def _attr(name: str, kind: str, value) -> AttrT:
+    a = AttrT()
+    a.name, a.kind = name, ATTR_KIND_TO_FB[kind]
+    if kind == "int":
+        a.i = int(value)
+    elif kind == "float":
+        a.f = float(value)
+    elif kind == "bool":
+        a.b = bool(value)
+    elif kind in ("str", "dtype"):
+        a.s = str(value)
+    elif kind == "ints":
+        a.ints = [int(v) for v in value]
+    elif kind == "floats":
+        a.floats = [float(v) for v in value]
+    elif kind == "strs":
+        a.strs = [str(v) for v in value]
+    return a
+
+
+def _var_order(graph: Graph) -> list[str]:
+    """Every tensor the graph uses, in first-use order: inputs, then node by node."""
+    seen: dict[str, None] = dict.fromkeys(graph.inputs)
+    for n in graph.nodes:
+        seen.update(dict.fromkeys(i for i in n.inputs if i))
+        seen.update(dict.fromkeys(n.outputs))
+    seen.update(dict.fromkeys(graph.outputs))
+    return list(seen)
+
+
+def to_bytes(graph: Graph, manifest: Manifest | None = None) -> bytes:
+    """Serialize a graph; node attributes are checked against the registry on the way."""
+    from ..ir import OPS
+
+    manifest = manifest or Manifest()
+    names = _var_order(graph)
+    index = {n: i for i, n in enumerate(names)}
+    blobs: list[bytes] = []
+    offset = 0
+    blob_at: dict[int, int] = {}  # id(data) -> offset, so a weight shared by two tensors is stored once
+    vars_: list[VarT] = []
+    for name in names:
+        t: Tensor = graph.tensors[name]
+        v = VarT()
+        v.name, v.dtype = name, DTYPE_TO_FB[t.dtype]
+        v.rank = -1 if t.shape is None else len(t.shape)
+        v.dims = []
+        for d in t.shape or ():
+            dim = DimT()
+            if isinstance(d, str):
+                dim.symbol = d
+            else:
+                dim.value = int(d)
+            v.dims.append(dim)
+        if t.data is not None:
+            data = np.ascontiguousarray(t.data, dtype=t.dtype.np)
+            if tuple(data.shape) != tuple(t.shape):
+                raise ValueError(f"tensor {name!r}: data shape {data.shape} != declared {t.shape}")
+            key = id(t.data)
+            if key not in blob_at:
+                raw = data.tobytes()
+                blob_at[key] = offset
+                blobs.append(raw + b"\0" * (align(len(raw)) - len(raw)))
+                offset += align(len(raw))
+            v.isConst, v.dataOffset, v.dataLength = True, blob_at[key], data.nbytes
+        if t.quant is not None:
+            q = QuantT()
+            q.scale = [float(s) for s in np.asarray(t.quant.scale, np.float32).reshape(-1)]
+            q.axis, q.bits = int(t.quant.axis), int(t.quant.bits)
+            v.quant = q
+        vars_.append(v)
+
+    ops = []
+    for n in graph.nodes:
+        d = OPS[n.op]
+        o = OpT()
+        o.opType, o.name, o.kernel = n.op, n.name, n.kernel
+        o.inputs = [index[i] if i else -1 for i in n.inputs]
+        o.outputs = [index[x] for x in n.outputs]
+        o.attrs = [_attr(k, d.attrs[k].kind, n.attrs[k]) for k in sorted(n.attrs)]
+        ops.append(o)
+
+    m = ModelT()
+    m.schemaVersion = SCHEMA_VERSION
+    m.producerVersion = f"liteopt {__version__}"
+    mf = ManifestT()
+    mf.sourceSha256, mf.sourceFormat = manifest.source_sha256, manifest.source_format
+    mf.flags, mf.metadata = _kv(manifest.flags), _kv(graph.metadata)
+    m.manifest, m.vars, m.ops = mf, vars_, ops
+    m.inputs = [index[i] for i in graph.inputs]
+    m.outputs = [index[o] for o in graph.outputs]
+    m.dataSize = offset
+
+    b = flatbuffers.Builder(1024)
+    b.FinishSizePrefixed(m.Pack(b), file_identifier=IDENTIFIER)
+    header = bytes(b.Output())
+    pad = b"\0" * (align(len(header)) - len(header))
+    data = b"".join(blobs)
+    trailer = TRAILER.pack(IDENTIFIER, len(header) - 4, zlib.crc32(header), zlib.crc32(data))
+    return header + pad + data + trailer
+
+
+def write(graph: Graph, path: str, manifest: Manifest | None = None) -> int:
+    """Write atomically (temp file in the same directory, then rename). Returns the file size."""
+    payload = to_bytes(graph, manifest)
+    directory = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=".liteopt-", suffix=".nb.tmp", dir=directory)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(payload)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return len(payload)
+
+

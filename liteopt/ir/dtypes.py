@@ -1,0 +1,43 @@
+"""The dtypes a liteopt tensor can have, and their numpy equivalents."""
+from __future__ import annotations
+
+import enum
+
+import numpy as np
+
+
+class DType(str, enum.Enum):
+    FLOAT32 = "float32"
+    FLOAT16 = "float16"
+    INT64 = "int64"
+    INT32 = "int32"
+    INT16 = "int16"
+    INT8 = "int8"
+    UINT8 = "uint8"
+    BOOL = "bool"
+
+    @property
+    def np(self) -> np.dtype:
+        return np.dtype(self.value)
+
+    @property
+    def itemsize(self) -> int:
+        return self.np.itemsize
+
+    @property
+    def is_float(self) -> bool:
+        return self in (DType.FLOAT32, DType.FLOAT16)
+
+    @classmethod
+    def of(cls, x) -> "DType":
+        """DType of a numpy array, numpy dtype or dtype name; ValueError if we do not support it."""
+        if isinstance(x, DType):
+            return x
+        name = np.dtype(x.dtype if hasattr(x, "dtype") else x).name
+        try:
+            return cls(name)
+        except ValueError:
+            raise ValueError(f"unsupported dtype {name!r} (supported: {', '.join(d.value for d in cls)})") from None
+
+    def __str__(self) -> str:
+        return self.value

@@ -1,0 +1,25 @@
+"""The error classes of liteopt. Every failure a user can cause ends in one of these, never a traceback."""
+
+
+class LiteoptError(Exception):
+    """Base class: the message names the file, node or flag at fault."""
+
+
+class ConversionError(LiteoptError):
+    """A source model cannot be read or converted (names the file and node)."""
+
+
+class UnsupportedOpsError(ConversionError):
+    """The model uses op types we do not support; lists all of them at once."""
+
+    def __init__(self, message: str, unsupported: dict[str, list[str]]):
+        super().__init__(message)
+        self.unsupported = unsupported  # source op type -> node names
+
+
+class ShapeError(LiteoptError):
+    """Shapes or attributes of a node are inconsistent."""
+
+
+class NbFormatError(LiteoptError):
+    """A .nb file is missing, truncated, corrupt or of an unsupported version."""

@@ -1,0 +1,143 @@
+"""The IR: flat, ordered, no stored back-links.
+
+`Graph.nodes` is always in execution order. A `Tensor` whose `data` is set is a constant (a weight).
+A dimension is an `int`, or a `str` naming a symbolic (dynamic) size; `shape=None` means unknown rank.
+Consumers and producers are computed on demand, never stored.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, Union
+
+import numpy as np
+
+from .dtypes import DType
+from .errors import ShapeError
+
+Dim = Union[int, str]
+Shape = tuple  # tuple[Dim, ...]
+
+
+@dataclass
+class QuantInfo:
+    """Weight-only quantization: data holds integers, real value = data * scale (per `axis` channel)."""
+
+    scale: np.ndarray
+    axis: int
+    bits: int
+
+
+@dataclass
+class Tensor:
+    name: str
+    dtype: DType
+    shape: Shape | None
+    data: np.ndarray | None = None
+    quant: QuantInfo | None = None
+
+    @property
+    def is_const(self) -> bool:
+        return self.data is not None
+
+    @property
+    def is_static(self) -> bool:
+        return self.shape is not None and all(isinstance(d, int) for d in self.shape)
+
+    @property
+    def numel(self) -> int | None:
+        return int(np.prod(self.shape, dtype=np.int64)) if self.is_static else None
+
+
+@dataclass
+class Node:
+    op: str
+    inputs: list[str]  # "" stands for an absent optional input
+    outputs: list[str]
+    attrs: dict[str, Any] = field(default_factory=dict)
+    name: str = ""
+    kernel: str = ""  # the kernel picked by opt ("cpu/default", "ref", ...); "" = not picked yet
+
+
+@dataclass
+class Graph:
+    nodes: list[Node]
+    inputs: list[str]
+    outputs: list[str]
+    tensors: dict[str, Tensor]
+    metadata: dict[str, str] = field(default_factory=dict)
+
+    # --- derived views ---------------------------------------------------------------------
+    def producers(self) -> dict[str, Node]:
+        return {o: n for n in self.nodes for o in n.outputs}
+
+    def consumers(self) -> dict[str, list[Node]]:
+        out: dict[str, list[Node]] = {}
+        for n in self.nodes:
+            for i in n.inputs:
+                if i:
+                    out.setdefault(i, []).append(n)
+        return out
+
+    def const(self, name: str) -> np.ndarray | None:
+        t = self.tensors.get(name) if name else None
+        return None if t is None else t.data
+
+    def op_counts(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for n in self.nodes:
+            counts[n.op] = counts.get(n.op, 0) + 1
+        return dict(sorted(counts.items()))
+
+    def copy(self) -> "Graph":
+        """A structural copy: nodes, lists and dicts are new; constant arrays are shared."""
+        return Graph(
+            nodes=[dataclasses.replace(n, inputs=list(n.inputs), outputs=list(n.outputs), attrs=dict(n.attrs))
+                   for n in self.nodes],
+            inputs=list(self.inputs),
+            outputs=list(self.outputs),
+            tensors={k: dataclasses.replace(t) for k, t in self.tensors.items()},
+            metadata=dict(self.metadata),
+        )
+
+    def prune(self) -> None:
+        """Drop nodes whose outputs are never used and tensors nobody refers to."""
+        live = set(self.outputs)
+        kept: list[Node] = []
+        for n in reversed(self.nodes):
+            if any(o in live for o in n.outputs):
+                kept.append(n)
+                live.update(i for i in n.inputs if i)
+        self.nodes = kept[::-1]
+        used = live | set(self.inputs) | {o for n in self.nodes for o in n.outputs}
+        self.tensors = {k: t for k, t in self.tensors.items() if k in used}
+
+    # --- checks ----------------------------------------------------------------------------
+    def verify(self) -> None:
+        """Check the invariants every pass must keep; raise ShapeError naming what is wrong."""
+        from .registry import OPS
+
+        defined = set(self.inputs) | {k for k, t in self.tensors.items() if t.is_const}
+        for name in self.inputs:
+            if name not in self.tensors:
+                raise ShapeError(f"graph input {name!r} has no tensor")
+        seen_nodes = set()
+        for n in self.nodes:
+            if n.op not in OPS:
+                raise ShapeError(f"node {n.name!r}: unknown op type {n.op!r}")
+            if n.name in seen_nodes:
+                raise ShapeError(f"node name {n.name!r} used twice")
+            seen_nodes.add(n.name)
+            OPS[n.op].check_arity(n)
+            for i in n.inputs:
+                if i and i not in defined:
+                    raise ShapeError(f"node {n.name!r} ({n.op}) reads {i!r} before it is produced")
+            for o in n.outputs:
+                if o in defined:
+                    raise ShapeError(f"tensor {o!r} is produced twice (node {n.name!r})")
+                if o not in self.tensors:
+                    raise ShapeError(f"node {n.name!r} output {o!r} has no tensor")
+                defined.add(o)
+        for o in self.outputs:
+            if o not in defined:
+                raise ShapeError(f"graph output {o!r} is never produced")

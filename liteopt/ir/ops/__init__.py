@@ -1,0 +1,2 @@
+"""One module per op family; importing this package registers every op in `OPS`."""
+from . import activation, conv, elementwise, nn, reduce, tensor  # noqa: F401

@@ -1,0 +1,216 @@
+"""The `opt` command: Paddle Lite's flags (`--flag=value`, booleans as `--flag=true`), rich output.
+
+Exit codes: 0 success, 1 bad model or unsupported ops, 2 bad flags, 3 internal error.
+"""
+from __future__ import annotations
+
+import os
+import sys
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from .. import __version__
+from ..ir.errors import LiteoptError, UnsupportedOpsError
+from . import api
+
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+EXIT_MODEL, EXIT_USAGE, EXIT_INTERNAL = 1, 2, 3
+
+
+class GflagsBool(click.ParamType):
+    """A boolean in gflags style: `--flag`, `--flag=true`, `--flag=false` (also 1/0, yes/no)."""
+
+    name = "true|false"
+    _VALUES = {"true": True, "1": True, "yes": True, "on": True, "false": False, "0": False, "no": False, "off": False}
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, bool):
+            return value
+        v = self._VALUES.get(str(value).strip().lower())
+        if v is None:
+            self.fail(f"{value!r} is not a boolean: use true or false", param, ctx)
+        return v
+
+
+BOOL = GflagsBool()
+
+
+def bool_option(name: str, help: str):
+    return click.option(name, type=BOOL, default=False, is_flag=False, flag_value="true", metavar="=true|false",
+                        help=help)
+
+
+HELP = f"""paddlelite-compatible opt (liteopt {__version__}): convert an ONNX, Caffe or TensorFlow model to one
+optimized .nb file.
+
+\b
+  opt --model_dir=DIR --optimize_out=OUT [--valid_targets=arm] [--input_shape=x:1,3,224,224]
+  opt --model_file=net.prototxt --param_file=net.caffemodel --optimize_out=OUT
+  opt --print_all_ops=true | --print_supported_ops=true --valid_targets=cpu
+  opt --print_model_ops=true --model_dir=DIR
+"""
+
+
+@click.command(help=HELP, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
+@click.option("--model_dir", help="Directory holding one model (.onnx | .prototxt+.caffemodel | .pb).")
+@click.option("--model_file", help="Model file (.onnx, .prototxt, .pb/.pbtxt).")
+@click.option("--param_file", help="Weights file (.caffemodel) when separate from --model_file.")
+@click.option("--optimize_out", help="Output path; .nb is appended unless present.")
+@click.option("--optimize_out_type", default="naive_buffer", show_default=True, help="Only naive_buffer.")
+@click.option("--valid_targets", default="arm", show_default=True,
+              help="Comma-separated targets, priority first: cpu, ref (arm, x86, host = cpu).")
+@click.option("--input_shape", multiple=True, metavar="NAME:D0,D1,...",
+              help="Pin the shape of an input (repeatable); dynamic dims stay symbolic otherwise.")
+@click.option("--report", "report", metavar="FILE.json", help="Write a JSON report of the conversion.")
+@bool_option("--print_all_ops", "Print every op liteopt knows, per target.")
+@bool_option("--print_all_ops_in_md_format", "The same as a markdown table.")
+@bool_option("--print_supported_ops", "Print the ops supported on --valid_targets.")
+@bool_option("--print_model_ops", "Print the model's ops and whether each is supported.")
+@click.option("--version", "show_version", is_flag=True, help="Print the version and exit.")
+def main(model_dir, model_file, param_file, optimize_out, optimize_out_type, valid_targets, input_shape, report,
+         print_all_ops, print_all_ops_in_md_format, print_supported_ops, print_model_ops, show_version):
+    try:
+        if show_version:
+            out.print(f"liteopt opt version: {__version__}")
+            return
+        if print_all_ops or print_all_ops_in_md_format:
+            _print_ops(None, markdown=print_all_ops_in_md_format)
+            return
+        if print_supported_ops:
+            _print_ops(api.parse_targets(valid_targets), markdown=False)
+            return
+        shapes = dict(api.parse_input_shape(s) for s in input_shape)
+        if print_model_ops:
+            sys.exit(_print_model_ops(model_dir, model_file, param_file, api.parse_targets(valid_targets), shapes))
+        if not (model_dir or model_file):
+            raise api.OptError("no model given: use --model_dir=<dir> or --model_file=<file> (see opt --help)")
+        result = api.optimize(model_dir, model_file, param_file, optimize_out, valid_targets, shapes or None,
+                              optimize_out_type, report,
+                              on_loaded=lambda src: out.print("1. Model is successfully loaded!"))
+        out.print(f"2. Model is optimized and saved into {result.path} successfully")
+        _print_summary(result)
+    except UnsupportedOpsError as e:
+        _print_unsupported(e, valid_targets)
+        sys.exit(EXIT_MODEL)
+    except api.OptError as e:
+        err.print(f"Error: {e}", markup=False)
+        sys.exit(EXIT_USAGE)
+    except LiteoptError as e:
+        err.print(f"Error: {e}", markup=False)
+        sys.exit(EXIT_MODEL)
+    except KeyboardInterrupt:
+        err.print("Interrupted; nothing was written.", markup=False)
+        sys.exit(130)
+    except Exception as e:  # never a traceback: say what happened and how to report it
+        if os.environ.get("LITEOPT_DEBUG"):
+            raise
+        err.print(f"Internal error: {type(e).__name__}: {e}. Nothing was written. "
+                  f"Set LITEOPT_DEBUG=1 for a traceback and please report it.", markup=False)
+        sys.exit(EXIT_INTERNAL)
+
+
+def _print_unsupported(e: UnsupportedOpsError, valid_targets: str) -> None:
+    ops = sorted(e.unsupported)
+    err.print(f"Error: This model is not supported, because {len(ops)} ops are not supported on "
+              f"'{valid_targets}'. These unsupported ops are: '{', '.join(ops)}'.", markup=False)
+    t = Table(title="Unsupported ops", title_justify="left")
+    t.add_column("op type")
+    t.add_column("count", justify="right")
+    t.add_column("nodes")
+    for k in ops:
+        names = e.unsupported[k]
+        t.add_row(k, str(len(names)), ", ".join(names[:8]) + (f", ... ({len(names) - 8} more)" if len(names) > 8 else ""))
+    err.print(t)
+    err.print("Nothing was written.", markup=False)
+
+
+def _print_summary(r: api.OptResult) -> None:
+    t = Table(show_header=True, header_style="bold")
+    t.add_column("")
+    t.add_column("value", justify="right")
+    t.add_row("source", r.source_format)
+    t.add_row("ops before", str(sum(r.ops_before.values())))
+    t.add_row("ops after", str(sum(r.ops_after.values())))
+    t.add_row("file size", _size(r.file_size))
+    t.add_row("time", f"{r.seconds:.2f} s")
+    out.print(t)
+
+
+def _size(n: int) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n:.1f} {unit}" if unit != "B" else f"{n} B"
+        n /= 1024
+    return str(n)
+
+
+def _print_ops(targets: list[str] | None, markdown: bool) -> None:
+    rows = api.op_support_table(targets)
+    cols = targets or [t for t in api.K.TARGETS]
+    if markdown:
+        print("| op | " + " | ".join(cols) + " |")
+        print("|---|" + "---|" * len(cols))
+        for name, sup in rows:
+            print(f"| {name} | " + " | ".join("Y" if sup[c] else "" for c in cols) + " |")
+        return
+    rows = [(n, s) for n, s in rows if any(s.values())] if targets else rows
+    title = (f"Supported OPs on '{','.join(targets)}': {len(rows)} ops" if targets
+             else f"All OPs supported by liteopt: {len(rows)} ops in total.")
+    t = Table(title=title, title_justify="left")
+    t.add_column("OP")
+    for c in cols:
+        t.add_column(c, justify="center")
+    for name, sup in rows:
+        t.add_row(name, *("Y" if sup[c] else "" for c in cols))
+    out.print(t)
+
+
+def _print_model_ops(model_dir, model_file, param_file, targets, shapes) -> int:
+    """The model's op types (after conversion) and their support; exit code 1 if any is unsupported."""
+    try:
+        src, graph = api.convert(model_dir, model_file, param_file, shapes or None)
+    except UnsupportedOpsError as e:
+        _print_unsupported(e, ",".join(targets))
+        return EXIT_MODEL
+    out.print("OPs in the input model include:")
+    t = Table()
+    t.add_column("OP")
+    t.add_column("count", justify="right")
+    for c in targets:
+        t.add_column(c, justify="center")
+    missing = []
+    for name, count in graph.op_counts().items():
+        sup = [bool(api.kernel_variants(name, c)) for c in targets]
+        if not any(sup):
+            missing.append(name)
+        t.add_row(name, str(count), *("Y" if s else "" for s in sup))
+    out.print(t)
+    if missing:
+        err.print(f"Error: This model is not supported, because {len(missing)} ops are not supported on "
+                  f"'{','.join(targets)}'. These unsupported ops are: '{', '.join(missing)}'.", markup=False)
+        return EXIT_MODEL
+    out.print("liteopt supports this model!")
+    return 0
+
+
+def run() -> None:
+    """Console-script entry: no arguments prints the help (exit 0), as Paddle Lite's opt does."""
+    if len(sys.argv) == 1:
+        with click.Context(main) as ctx:
+            click.echo(main.get_help(ctx))
+        return
+    try:
+        main(standalone_mode=False)
+    except click.exceptions.NoSuchOption as e:
+        err.print(f"Error: unknown flag {e.option_name}" + (f" (did you mean {', '.join(e.possibilities)}?)"
+                                                            if e.possibilities else "") + "; see opt --help", markup=False)
+        sys.exit(EXIT_USAGE)
+    except click.exceptions.ClickException as e:
+        err.print(f"Error: {e.format_message()}; see opt --help", markup=False)
+        sys.exit(EXIT_USAGE)
+    except click.exceptions.Abort:
+        sys.exit(130)

@@ -1,0 +1,139 @@
+"""numba kernels for the unary ops of ir/ops/activation.py: plain loops over the flattened input."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ...ir import OPS
+from . import kernel
+from ._util import JIT, njit
+
+
+def _map(op_name, **jit_kw):
+    """Register a kernel whose loop applies `f(v, *params)` element by element."""
+    def deco(f):
+        fj = njit(inline="always", **JIT)(f)
+
+        @njit(**JIT)
+        def loop(x, out, p0, p1, p2):
+            for i in range(x.size):
+                out[i] = fj(x[i], p0, p1, p2)
+
+        names = list(OPS[op_name].attrs)
+
+        def run(x, **attrs):
+            params = [float(attrs[k]) for k in names] + [0.0] * (3 - len(names))
+            out = np.empty(x.shape, x.dtype)
+            if x.size:
+                loop(np.ascontiguousarray(x).reshape(-1), out.reshape(-1), *params)
+            return out
+        run.__name__ = op_name
+        kernel(op_name)(run)
+        return f
+    return deco
+
+
+@_map("relu")
+def _relu(v, a, b, c):
+    return v if v > 0 else v * 0
+
+
+@_map("relu6")
+def _relu6(v, threshold, b, c):
+    return min(max(v, 0), threshold)
+
+
+@_map("leaky_relu")
+def _leaky(v, alpha, b, c):
+    return v if v >= 0 else v * alpha
+
+
+@_map("sigmoid")
+def _sigmoid(v, a, b, c):
+    return 1.0 / (1.0 + math.exp(-v)) if v >= -80 else 0.0
+
+
+@_map("tanh")
+def _tanh(v, a, b, c):
+    return math.tanh(v)
+
+
+@_map("hard_sigmoid")
+def _hard_sigmoid(v, slope, offset, c):
+    return min(max(v * slope + offset, 0.0), 1.0)
+
+
+@_map("hard_swish")
+def _hard_swish(v, threshold, scale, offset):
+    return v * min(max(v + offset, 0.0), threshold) / scale
+
+
+@_map("swish")
+def _swish(v, beta, b, c):
+    return v / (1.0 + math.exp(-beta * v)) if beta * v >= -80 else 0.0 * v
+
+
+@_map("elu")
+def _elu(v, alpha, b, c):
+    return v if v > 0 else alpha * math.expm1(v)
+
+
+@_map("softplus")
+def _softplus(v, a, b, c):
+    return max(v, 0.0) + math.log1p(math.exp(-abs(v)))
+
+
+@_map("exp")
+def _exp(v, a, b, c):
+    return math.exp(v) if v < 709 else math.inf
+
+
+@_map("log")
+def _log(v, a, b, c):
+    return math.log(v) if v > 0 else (-math.inf if v == 0 else math.nan)
+
+
+@_map("abs")
+def _abs(v, a, b, c):
+    return abs(v)
+
+
+@_map("sqrt")
+def _sqrt(v, a, b, c):
+    return math.sqrt(v) if v >= 0 else math.nan
+
+
+@_map("rsqrt")
+def _rsqrt(v, a, b, c):
+    return 1.0 / math.sqrt(v) if v > 0 else (math.inf if v == 0 else math.nan)
+
+
+@_map("reciprocal")
+def _reciprocal(v, a, b, c):
+    return 1.0 / v if v != 0 else math.copysign(math.inf, v)
+
+
+@_map("floor")
+def _floor(v, a, b, c):
+    return math.floor(v)
+
+
+@_map("ceil")
+def _ceil(v, a, b, c):
+    return math.ceil(v)
+
+
+@_map("square")
+def _square(v, a, b, c):
+    return v * v
+
+
+@_map("erf")
+def _erf(v, a, b, c):
+    return math.erf(v)
+
+
+@_map("sign")
+def _sign(v, a, b, c):
+    return (v > 0) - (v < 0)

@@ -1,0 +1,266 @@
+"""Run a .nb: Paddle Lite's light API (`MobileConfig`, `create_paddle_predictor`) and a Pythonic `load()`.
+
+The interpreter is a plain read-eval loop over the nodes; it never names an op.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..format import NbModel, read
+from ..ir import DType, Graph
+from ..ir.errors import LiteoptError
+from . import kernels as K
+
+
+class PredictorError(LiteoptError):
+    """Bad input to the predictor, or a kernel failing on it (names the input or the op)."""
+
+
+class _Step:
+    __slots__ = ("fn", "inputs", "outputs", "attrs", "node")
+
+    def __init__(self, fn, node):
+        self.fn, self.node = fn, node
+        self.inputs, self.outputs, self.attrs = node.inputs, node.outputs, node.attrs
+
+
+class Program:
+    """A loaded model ready to run: kernels resolved once, weights as views of the file."""
+
+    def __init__(self, nb: NbModel, target: str | None = None):
+        self.nb = nb
+        self.graph: Graph = nb.graph
+        self.consts = {k: t.data for k, t in self.graph.tensors.items() if t.data is not None}
+        self.steps: list[_Step] = []
+        for node in self.graph.nodes:
+            kid = f"{K.TARGET_ALIASES.get(target, target)}/{K.DEFAULT_VARIANT}" if target else (node.kernel or "cpu/default")
+            k = K.find(node.op, kid) or K.find(node.op, kid.split("/")[0] + "/" + K.DEFAULT_VARIANT)
+            if k is None:
+                raise PredictorError(f"op {node.name!r} ({node.op}): this runtime has no kernel {kid!r} for it")
+            self.steps.append(_Step(k.fn, node))
+
+    def run(self, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+        env: dict[str, np.ndarray] = dict(self.consts)
+        env.update(feeds)
+        for s in self.steps:
+            args = [env[i] if i else None for i in s.inputs]
+            try:
+                res = s.fn(*args, **s.attrs)
+            except LiteoptError:
+                raise
+            except Exception as e:
+                shapes = ", ".join(str(tuple(a.shape)) if a is not None else "-" for a in args)
+                raise PredictorError(f"op {s.node.name!r} ({s.node.op}) failed on inputs of shape {shapes}: "
+                                    f"{type(e).__name__}: {e}") from None
+            if isinstance(res, (tuple, list)):
+                for name, v in zip(s.outputs, res):
+                    env[name] = v
+            else:
+                env[s.outputs[0]] = res
+        return [np.asarray(env[o]) for o in self.graph.outputs]
+
+    def check_input(self, name: str, a) -> np.ndarray:
+        """Validate (and where harmless convert) a user array for input `name`."""
+        t = self.graph.tensors[name]
+        a = np.asarray(a)
+        if a.dtype != t.dtype.np:
+            same_kind = (np.issubdtype(a.dtype, np.floating) and t.dtype.is_float) or (
+                np.issubdtype(a.dtype, np.integer) and np.issubdtype(t.dtype.np, np.integer))
+            if not same_kind:
+                raise PredictorError(f"input {name!r} expects {t.dtype}, got an array of {a.dtype}")
+            a = a.astype(t.dtype.np)
+        if t.shape is not None:
+            if a.ndim != len(t.shape) or any(isinstance(d, int) and d != s for d, s in zip(t.shape, a.shape)):
+                want = "x".join(str(d) if isinstance(d, int) else "?" for d in t.shape)
+                raise PredictorError(f"input {name!r} expects shape {want}, got {'x'.join(map(str, a.shape)) or 'a scalar'}")
+        return np.ascontiguousarray(a)
+
+
+def _target_of(target: str | None) -> str | None:
+    if target is None:
+        return None
+    t = K.TARGET_ALIASES.get(target)
+    if t is None:
+        raise PredictorError(f"unknown target {target!r} (valid: {', '.join(sorted(K.TARGET_ALIASES))})")
+    return t
+
+
+# --- the Pythonic API --------------------------------------------------------------------------
+
+class Predictor:
+    """`predictor({name: array}) -> {output name: array}`; also `.run(*arrays)` -> list."""
+
+    def __init__(self, program: Program):
+        self._program = program
+        self.input_names = list(program.graph.inputs)
+        self.output_names = list(program.graph.outputs)
+        self.metadata = dict(program.graph.metadata)
+
+    def __call__(self, feeds: dict[str, np.ndarray] | None = None, **kw) -> dict[str, np.ndarray]:
+        feeds = {**(feeds or {}), **kw}
+        missing = [n for n in self.input_names if n not in feeds]
+        extra = [n for n in feeds if n not in self.input_names]
+        if missing or extra:
+            raise PredictorError(("missing input(s) " + ", ".join(map(repr, missing)) if missing else "unknown input(s) "
+                                 + ", ".join(map(repr, extra))) + f" (the model takes {', '.join(self.input_names)})")
+        checked = {n: self._program.check_input(n, feeds[n]) for n in self.input_names}
+        return dict(zip(self.output_names, self._program.run(checked)))
+
+    def run(self, *arrays) -> list[np.ndarray]:
+        if len(arrays) != len(self.input_names):
+            raise PredictorError(f"the model takes {len(self.input_names)} input(s) ({', '.join(self.input_names)}), "
+                                f"got {len(arrays)}")
+        return list(self(dict(zip(self.input_names, arrays))).values())
+
+
+def load(path: str | None = None, *, buffer: bytes | None = None, target: str | None = None,
+         threads: int | None = None) -> Predictor:
+    """Load a .nb (from a path or bytes) and return a Predictor. `target="ref"` runs the numpy references."""
+    if threads:
+        set_threads(threads)
+    return Predictor(Program(read(path, buffer=buffer), _target_of(target)))
+
+
+def set_threads(n: int) -> None:
+    import numba
+    if not isinstance(n, int) or n < 1:
+        raise PredictorError(f"threads must be a positive integer, got {n!r}")
+    numba.set_num_threads(min(n, numba.config.NUMBA_NUM_THREADS))
+
+
+# --- Paddle Lite's light API ---------------------------------------------------------------------
+
+class MobileConfig:
+    def __init__(self):
+        self._path: str | None = None
+        self._buffer: bytes | None = None
+        self._threads = 1
+        self._power_mode = 0
+
+    def set_model_from_file(self, path: str) -> None:
+        self._path, self._buffer = str(path), None
+
+    def set_model_from_buffer(self, buffer: bytes) -> None:
+        if not isinstance(buffer, (bytes, bytearray, memoryview)):
+            raise PredictorError("set_model_from_buffer expects bytes (the content of a .nb file)")
+        self._buffer, self._path = bytes(buffer), None
+
+    def set_model_dir(self, path: str) -> None:  # deprecated in Paddle Lite too
+        self.set_model_from_file(path)
+
+    def model_dir(self) -> str:
+        return self._path or ""
+
+    def is_model_from_memory(self) -> bool:
+        return self._buffer is not None
+
+    def set_threads(self, n: int) -> None:
+        if not isinstance(n, int) or n < 1:
+            raise PredictorError(f"set_threads expects a positive integer, got {n!r}")
+        self._threads = n
+
+    def threads(self) -> int:
+        return self._threads
+
+    def set_power_mode(self, mode) -> None:  # accepted for compatibility; no effect on a desktop CPU
+        self._power_mode = int(mode)
+
+    def power_mode(self) -> int:
+        return self._power_mode
+
+
+class Tensor:
+    """A predictor's input or output slot (Paddle Lite's `Tensor`)."""
+
+    def __init__(self, predictor: "LightPredictor", name: str, is_input: bool):
+        self._p, self._name, self._is_input = predictor, name, is_input
+
+    def from_numpy(self, array, place=None) -> None:
+        if not self._is_input:
+            raise PredictorError(f"{self._name!r} is an output; from_numpy is for inputs")
+        self._p._feeds[self._name] = self._p._program.check_input(self._name, array)
+
+    def numpy(self) -> np.ndarray:
+        if self._is_input:
+            if self._name not in self._p._feeds:
+                raise PredictorError(f"input {self._name!r} has not been set")
+            return self._p._feeds[self._name]
+        if self._name not in self._p._results:
+            raise PredictorError(f"output {self._name!r} is not available: call run() first")
+        return self._p._results[self._name]
+
+    def shape(self) -> list[int]:
+        if self._is_input and self._name not in self._p._feeds or not self._is_input and self._name not in self._p._results:
+            t = self._p._program.graph.tensors[self._name]
+            return [d if isinstance(d, int) else -1 for d in (t.shape or ())]
+        return list(self.numpy().shape)
+
+    def resize(self, shape) -> None:
+        pass  # shapes follow from_numpy
+
+    def name(self) -> str:
+        return self._name
+
+    def precision(self) -> str:
+        return str(self._p._program.graph.tensors[self._name].dtype)
+
+    def float_data(self) -> list[float]:
+        return self.numpy().reshape(-1).astype(np.float32).tolist()
+
+
+class LightPredictor:
+    def __init__(self, config: MobileConfig):
+        set_threads(config.threads())
+        if config._buffer is not None:
+            nb = read(buffer=config._buffer)
+        elif config._path:
+            nb = read(config._path)
+        else:
+            raise PredictorError("MobileConfig has no model: call set_model_from_file or set_model_from_buffer")
+        self._program = Program(nb)
+        self._feeds: dict[str, np.ndarray] = {}
+        self._results: dict[str, np.ndarray] = {}
+
+    def _slot(self, names: list[str], i, is_input: bool) -> Tensor:
+        if not isinstance(i, int) or not 0 <= i < len(names):
+            kind = "input" if is_input else "output"
+            raise PredictorError(f"{kind} index {i!r} out of range: the model has {len(names)} {kind}(s)")
+        return Tensor(self, names[i], is_input)
+
+    def get_input(self, i: int) -> Tensor:
+        return self._slot(self._program.graph.inputs, i, True)
+
+    def get_output(self, i: int) -> Tensor:
+        return self._slot(self._program.graph.outputs, i, False)
+
+    def get_input_by_name(self, name: str) -> Tensor:
+        if name not in self._program.graph.inputs:
+            raise PredictorError(f"no input named {name!r} (inputs: {', '.join(self._program.graph.inputs)})")
+        return Tensor(self, name, True)
+
+    def get_output_by_name(self, name: str) -> Tensor:
+        if name not in self._program.graph.outputs:
+            raise PredictorError(f"no output named {name!r} (outputs: {', '.join(self._program.graph.outputs)})")
+        return Tensor(self, name, False)
+
+    def get_input_names(self) -> list[str]:
+        return list(self._program.graph.inputs)
+
+    def get_output_names(self) -> list[str]:
+        return list(self._program.graph.outputs)
+
+    def run(self) -> None:
+        missing = [n for n in self._program.graph.inputs if n not in self._feeds]
+        if missing:
+            raise PredictorError(f"input(s) {', '.join(map(repr, missing))} not set: use get_input(i).from_numpy(array)")
+        outs = self._program.run(self._feeds)
+        self._results = dict(zip(self._program.graph.outputs, outs))
+
+    def get_version(self) -> str:
+        return self._program.nb.producer_version
+
+
+def create_paddle_predictor(config: MobileConfig) -> LightPredictor:
+    if not isinstance(config, MobileConfig):
+        raise PredictorError("create_paddle_predictor expects a MobileConfig")
+    return LightPredictor(config)
