@@ -76,16 +76,16 @@ def main(model_dir, model_file, param_file, optimize_out, optimize_out_type, val
     try:
         if show_version:
             out.print(f"liteopt opt version: {__version__}")
-            return
+            return 0
         if print_all_ops or print_all_ops_in_md_format:
             _print_ops(None, markdown=print_all_ops_in_md_format)
-            return
+            return 0
         if print_supported_ops:
             _print_ops(api.parse_targets(valid_targets), markdown=False)
-            return
+            return 0
         shapes = dict(api.parse_input_shape(s) for s in input_shape)
         if print_model_ops:
-            sys.exit(_print_model_ops(model_dir, model_file, param_file, api.parse_targets(valid_targets), shapes))
+            return _print_model_ops(model_dir, model_file, param_file, api.parse_targets(valid_targets), shapes)
         if not (model_dir or model_file):
             raise api.OptError("no model given: use --model_dir=<dir> or --model_file=<file> (see opt --help)")
         result = api.optimize(model_dir, model_file, param_file, optimize_out, valid_targets, shapes or None,
@@ -93,24 +93,25 @@ def main(model_dir, model_file, param_file, optimize_out, optimize_out_type, val
                               on_loaded=lambda src: out.print("1. Model is successfully loaded!"))
         out.print(f"2. Model is optimized and saved into {result.path} successfully")
         _print_summary(result)
+        return 0
     except UnsupportedOpsError as e:
         _print_unsupported(e, valid_targets)
-        sys.exit(EXIT_MODEL)
+        return EXIT_MODEL
     except api.OptError as e:
         err.print(f"Error: {e}", markup=False)
-        sys.exit(EXIT_USAGE)
+        return EXIT_USAGE
     except LiteoptError as e:
         err.print(f"Error: {e}", markup=False)
-        sys.exit(EXIT_MODEL)
+        return EXIT_MODEL
     except KeyboardInterrupt:
         err.print("Interrupted; nothing was written.", markup=False)
-        sys.exit(130)
+        return 130
     except Exception as e:  # never a traceback: say what happened and how to report it
         if os.environ.get("LITEOPT_DEBUG"):
             raise
         err.print(f"Internal error: {type(e).__name__}: {e}. Nothing was written. "
                   f"Set LITEOPT_DEBUG=1 for a traceback and please report it.", markup=False)
-        sys.exit(EXIT_INTERNAL)
+        return EXIT_INTERNAL
 
 
 def _print_unsupported(e: UnsupportedOpsError, valid_targets: str) -> None:
@@ -197,20 +198,27 @@ def _print_model_ops(model_dir, model_file, param_file, targets, shapes) -> int:
     return 0
 
 
-def run() -> None:
-    """Console-script entry: no arguments prints the help (exit 0), as Paddle Lite's opt does."""
-    if len(sys.argv) == 1:
-        with click.Context(main) as ctx:
-            click.echo(main.get_help(ctx))
-        return
+def run(argv: list[str] | None = None) -> int:
+    """Run opt on argv (default sys.argv[1:]); returns the exit code. No arguments prints the help (exit 0),
+    as Paddle Lite's opt does."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if not argv:
+        with click.Context(main, info_name="opt") as ctx:
+            out.print(main.get_help(ctx), markup=False, highlight=False)
+        return 0
     try:
-        main(standalone_mode=False)
+        code = main(args=argv, prog_name="opt", standalone_mode=False)
+        return 0 if code is None else int(code)
     except click.exceptions.NoSuchOption as e:
-        err.print(f"Error: unknown flag {e.option_name}" + (f" (did you mean {', '.join(e.possibilities)}?)"
-                                                            if e.possibilities else "") + "; see opt --help", markup=False)
-        sys.exit(EXIT_USAGE)
+        hint = f" (did you mean {', '.join(e.possibilities)}?)" if e.possibilities else ""
+        err.print(f"Error: unknown flag {e.option_name}{hint}; see opt --help", markup=False)
     except click.exceptions.ClickException as e:
         err.print(f"Error: {e.format_message()}; see opt --help", markup=False)
-        sys.exit(EXIT_USAGE)
     except click.exceptions.Abort:
-        sys.exit(130)
+        return 130
+    return EXIT_USAGE
+
+
+def entry() -> None:
+    """The `opt` console script."""
+    sys.exit(run())
