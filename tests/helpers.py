@@ -95,7 +95,10 @@ def check_model(model: onnx.ModelProto, feeds: dict[str, np.ndarray], tol: float
     ref = run_ort(model, feeds)
     path = convert(model, tmpdir, input_shapes, valid_targets="cpu,ref")
     for target in targets:
-        got = load(path, target=target)(feeds)
+        pred = load(path, target=target)
+        got = pred(feeds)
+        # every intermediate must have the dtype and shape opt inferred (checks the shape functions)
+        pred._program.run({n: pred._program.check_input(n, feeds[n]) for n in pred.input_names}, check=True)
         assert len(got) == len(ref), f"{len(got)} outputs, onnxruntime has {len(ref)}"
         for (name, g), r in zip(got.items(), ref):
             assert_close(g, r, tol, what=f"[{target}] output {name!r}")

@@ -39,9 +39,12 @@ class Program:
                 raise PredictorError(f"op {node.name!r} ({node.op}): this runtime has no kernel {kid!r} for it")
             self.steps.append(_Step(k.fn, node))
 
-    def run(self, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+    def run(self, feeds: dict[str, np.ndarray], check: bool = False) -> list[np.ndarray]:
+        """Execute the nodes in order. `check=True` (tests) verifies every result against the dtype and
+        shape that opt inferred, symbols included (one symbol, one value)."""
         env: dict[str, np.ndarray] = dict(self.consts)
         env.update(feeds)
+        symbols: dict[str, int] = {}
         for s in self.steps:
             args = [env[i] if i else None for i in s.inputs]
             try:
@@ -57,7 +60,27 @@ class Program:
                     env[name] = v
             else:
                 env[s.outputs[0]] = res
+            if check:
+                for name in s.outputs:
+                    self._check_inferred(s.node, name, env[name], symbols)
         return [np.asarray(env[o]) for o in self.graph.outputs]
+
+    def _check_inferred(self, node, name: str, value, symbols: dict[str, int]) -> None:
+        t = self.graph.tensors[name]
+        value = np.asarray(value)
+        where = f"op {node.name!r} ({node.op}) output {name!r}"
+        if value.dtype != t.dtype.np:
+            raise AssertionError(f"{where}: kernel gave {value.dtype}, opt inferred {t.dtype}")
+        if t.shape is None:
+            return
+        if len(t.shape) != value.ndim:
+            raise AssertionError(f"{where}: kernel gave shape {value.shape}, opt inferred {t.shape}")
+        for d, v in zip(t.shape, value.shape):
+            if isinstance(d, str):
+                if symbols.setdefault(d, v) != v:
+                    raise AssertionError(f"{where}: symbol {d!r} is {v} here but {symbols[d]} elsewhere")
+            elif d != v:
+                raise AssertionError(f"{where}: kernel gave shape {value.shape}, opt inferred {t.shape}")
 
     def check_input(self, name: str, a) -> np.ndarray:
         """Validate (and where harmless convert) a user array for input `name`."""
