@@ -55,8 +55,9 @@ def read_model(path: str) -> onnx.ModelProto:
     try:
         onnx.checker.check_model(model if model.ByteSize() < 2**31 - 1 else path)
     except Exception as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise ConversionError(f"{path}: the ONNX checker rejects this model: {first}") from None
+        lines = [ln.strip(" =>") for ln in str(e).splitlines() if ln.strip()]
+        raise ConversionError(f"{path}: the ONNX checker rejects this model: "
+                              f"{'; '.join(lines) or type(e).__name__}") from None
     return model
 
 
