@@ -327,3 +327,13 @@ def shape_from_value(ctx: InferCtx, i: int, length_hint: int | None = None) -> S
     if s is not None and len(s) == 1 and isinstance(s[0], int):
         return tuple(ctx.fresh(k) for k in range(s[0]))
     return None
+
+
+def evaluate(graph: Graph, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+    """Run a graph with the numpy references (the oracle for pass tests and constant folding)."""
+    env = {k: t.data for k, t in graph.tensors.items() if t.data is not None}
+    env.update(feeds)
+    for n in graph.nodes:
+        outs = OPS[n.op].run(*[env[i] if i else None for i in n.inputs], **n.attrs)
+        env.update(zip(n.outputs, outs))
+    return [env[o] for o in graph.outputs]

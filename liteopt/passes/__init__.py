@@ -6,12 +6,20 @@ in `ctx`. Passes import only `ir`; what they need from elsewhere (the kernel tab
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
 from typing import Callable
 
 from ..ir import Graph, infer_shapes
+from .cancel import cancel_chains
 from .context import PassContext, PassRecord
+from .eliminate import eliminate_identities
+from .fold_constants import fold_constants
+from .fuse_activation import fuse_activation
+from .fuse_conv_affine import fuse_conv_affine
+from .fuse_conv_bn import fuse_conv_bn
+from .fuse_fc import fuse_fc
+from .fuse_pad import fuse_pad
 from .pick_kernels import pick_kernels
+from .recognize import recognize_patterns
 
 
 def infer(graph: Graph, ctx: PassContext) -> None:
@@ -21,6 +29,15 @@ def infer(graph: Graph, ctx: PassContext) -> None:
 
 PIPELINE: list[Callable[[Graph, PassContext], None]] = [
     infer,
+    fold_constants,        # shape arithmetic and constant subgraphs (size-guarded)
+    eliminate_identities,  # assign, dropout, no-op reshape/transpose/cast, x*1, x+0
+    cancel_chains,         # transpose pairs, reshape chains
+    recognize_patterns,    # hard_swish, swish, shuffle_channel, layer_norm spelled out
+    fuse_pad,              # pad + conv/pool -> explicit paddings
+    fuse_conv_bn,          # conv (+ bias) + batch_norm
+    fuse_conv_affine,      # conv + per-channel add / mul
+    fuse_fc,               # matmul (+ add) -> fc, flatten + fc
+    fuse_activation,       # conv/fc/elementwise + activation -> act_type epilogue
     pick_kernels,
 ]
 
@@ -36,4 +53,6 @@ def run_pipeline(graph: Graph, ctx: PassContext, pipeline=None) -> Graph:
     return graph
 
 
-__all__ = ["PIPELINE", "PassContext", "PassRecord", "run_pipeline"]
+__all__ = ["PIPELINE", "PassContext", "PassRecord", "run_pipeline", "cancel_chains", "eliminate_identities",
+           "fold_constants", "fuse_activation", "fuse_conv_affine", "fuse_conv_bn", "fuse_fc", "fuse_pad",
+           "pick_kernels", "recognize_patterns"]

@@ -204,7 +204,7 @@ def logical_not(x):
 # `act_type` names one of the activation ops above ("" = none), `act_alpha` is its one parameter
 # (leaky_relu alpha, relu6 threshold, ...); hard_swish/hard_sigmoid keep their defaults.
 FUSED_ACT_ATTRS = {"act_type": "", "act_alpha": 0.0}
-_ACT_PARAM = {"leaky_relu": "alpha", "relu6": "threshold", "swish": "beta"}
+ACT_PARAM = {"leaky_relu": "alpha", "relu6": "threshold", "swish": "beta"}  # the one parameter in act_alpha
 
 
 def apply_act(y: np.ndarray, act_type: str, act_alpha: float) -> np.ndarray:
@@ -214,6 +214,6 @@ def apply_act(y: np.ndarray, act_type: str, act_alpha: float) -> np.ndarray:
     from ..registry import OPS
     d = OPS[act_type]
     attrs = {k: a.default for k, a in d.attrs.items()}
-    if act_type in _ACT_PARAM:
-        attrs[_ACT_PARAM[act_type]] = act_alpha
+    if act_type in ACT_PARAM:
+        attrs[ACT_PARAM[act_type]] = act_alpha
     return d.run(y, **attrs)[0]

@@ -55,7 +55,7 @@ def _register_ref():
         KERNELS.setdefault((name, "ref"), {})[DEFAULT_VARIANT] = Kernel(name, "ref", DEFAULT_VARIANT, d.reference)
 
 
-_FAMILIES = ("activation", "conv", "elementwise", "nn", "reduce", "tensor")
+_FAMILIES = ("activation", "conv", "elementwise", "fused", "nn", "reduce", "tensor")
 _loaded = False
 
 

@@ -1,0 +1,131 @@
+"""Each fusion on graphs built to hit and to just miss its pattern; numerical equivalence before/after."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from onnx import helper
+
+from helpers import make_model
+from pass_helpers import check_pass
+
+from liteopt.passes import (eliminate_identities, fuse_activation, fuse_conv_affine, fuse_conv_bn, fuse_fc,
+                            fuse_pad)
+
+RNG = np.random.default_rng(0)
+X = RNG.standard_normal((2, 4, 8, 8)).astype(np.float32)
+
+
+def w(*shape, scale=0.5):
+    return (RNG.standard_normal(shape) * scale).astype(np.float32)
+
+
+def conv(x, out, wname, bname=None, **attrs):
+    return helper.make_node("Conv", [x, wname] + ([bname] if bname else []), [out], name=out, **attrs)
+
+
+def bn_inits(c, p="bn"):
+    return {f"{p}_s": RNG.uniform(0.5, 1.5, c).astype(np.float32), f"{p}_b": w(c), f"{p}_m": w(c),
+            f"{p}_v": RNG.uniform(0.5, 1.5, c).astype(np.float32)}
+
+
+def bn(x, out, p="bn"):
+    return helper.make_node("BatchNormalization", [x, f"{p}_s", f"{p}_b", f"{p}_m", f"{p}_v"], [out], name=out,
+                            epsilon=1e-3)
+
+
+@pytest.mark.parametrize("bias,group,transpose", [(True, 1, False), (False, 1, False), (True, 4, False),
+                                                   (True, 1, True), (False, 2, True)])
+def test_conv_bn(bias, group, transpose):
+    """conv: filter (6, 4/g, 3, 3) -> 6 channels; depthwise: (4, 1, 3, 3); transposed: (4, 6/g, 3, 3) -> 6."""
+    c = 4 if group == 4 else 6
+    filt = w(4, 6 // group, 3, 3) if transpose else w(c, 4 // group, 3, 3)
+    inits = {"w": filt, **bn_inits(c), **({"b": w(c)} if bias else {})}
+    op = "ConvTranspose" if transpose else "Conv"
+    nodes = [helper.make_node(op, ["x", "w"] + (["b"] if bias else []), ["c"], group=group, pads=[1, 1, 1, 1]),
+             bn("c", "y")]
+    kind = "conv2d_transpose" if transpose else ("depthwise_conv2d" if group == 4 else "conv2d")
+    check_pass(make_model(nodes, {"x": X}, ["y"], inits), fuse_conv_bn, {"x": X}, ops_after={kind: 1}, hits=1)
+
+
+def test_conv_bn_miss_when_conv_output_is_used_twice():
+    nodes = [conv("x", "c", "w"), bn("c", "y"), helper.make_node("Relu", ["c"], ["z"])]
+    model = make_model(nodes, {"x": X}, ["y", "z"], {"w": w(6, 4, 3, 3), **bn_inits(6)})
+    rec = check_pass(model, fuse_conv_bn, {"x": X}, hits=0)
+    assert any("also used by" in m for m in rec.near_misses)
+
+
+@pytest.mark.parametrize("shape,hit", [((6, 1, 1), True), ((1, 6, 1, 1), True), ((1,), True), ((8,), False),
+                                       ((6, 8, 8), False)])
+def test_conv_add_mul(shape, hit):
+    c = w(*shape)
+    nodes = [conv("x", "c", "w", "b"), helper.make_node("Add", ["c", "k"], ["a"]),
+             helper.make_node("Mul", ["k2", "a"], ["y"])]
+    model = make_model(nodes, {"x": X}, ["y"], {"w": w(6, 4, 3, 3), "b": w(6), "k": c, "k2": c + 1})
+    check_pass(model, fuse_conv_affine, {"x": X}, hits=2 if hit else 0)
+
+
+@pytest.mark.parametrize("act,attrs,expect", [
+    ("Relu", {}, "relu"), ("LeakyRelu", {"alpha": 0.2}, "leaky_relu"), ("HardSwish", {}, "hard_swish"),
+    ("Sigmoid", {}, "sigmoid"), ("Clip6", {}, "relu6"), ("Tanh", {}, "tanh")])
+def test_conv_activation(act, attrs, expect):
+    nodes = [conv("x", "c", "w", "b", pads=[1, 1, 1, 1])]
+    inits = {"w": w(6, 4, 3, 3), "b": w(6)}
+    if act == "Clip6":
+        nodes.append(helper.make_node("Clip", ["c", "lo", "hi"], ["y"]))
+        inits.update(lo=np.float32(0), hi=np.float32(6))
+    else:
+        nodes.append(helper.make_node(act, ["c"], ["y"], **attrs))
+    check_pass(make_model(nodes, {"x": X}, ["y"], inits), fuse_activation, {"x": X * 4}, ops_after={"conv2d": 1},
+               hits=1)
+
+
+def test_activation_miss_on_non_default_hard_sigmoid_and_clip():
+    nodes = [conv("x", "c", "w"), helper.make_node("Clip", ["c", "lo", "hi"], ["y"])]
+    model = make_model(nodes, {"x": X}, ["y"], {"w": w(6, 4, 3, 3), "lo": np.float32(-1), "hi": np.float32(1)})
+    rec = check_pass(model, fuse_activation, {"x": X}, hits=0)
+    assert any("clip(-1.0, 1.0)" in m for m in rec.near_misses)
+
+
+def test_residual_add_relu():
+    nodes = [conv("x", "c", "w", pads=[1, 1, 1, 1]), helper.make_node("Add", ["c", "x"], ["a"]),
+             helper.make_node("Relu", ["a"], ["y"])]
+    check_pass(make_model(nodes, {"x": X}, ["y"], {"w": w(4, 4, 3, 3)}), fuse_activation, {"x": X},
+               ops_after={"conv2d": 1, "elementwise_add": 1}, hits=1)
+
+
+@pytest.mark.parametrize("pads,hit", [([0, 0, 1, 2, 0, 0, 3, 1], True), ([0, 1, 1, 1, 0, 1, 1, 1], False)])
+def test_pad_conv(pads, hit):
+    nodes = [helper.make_node("Pad", ["x", "p"], ["xp"]), conv("xp", "y", "w", strides=[2, 2])]
+    model = make_model(nodes, {"x": X}, ["y"], {"w": w(6, 4 + 2 * (not hit), 3, 3), "p": np.array(pads, np.int64)})
+    check_pass(model, fuse_pad, {"x": X}, hits=int(hit))
+
+
+def test_pad_avgpool_counts_padding():
+    nodes = [helper.make_node("Pad", ["x", "p"], ["xp"]),
+             helper.make_node("AveragePool", ["xp"], ["y"], kernel_shape=[3, 3], strides=[2, 2])]
+    model = make_model(nodes, {"x": X}, ["y"], {"p": np.array([0, 0, 1, 1, 0, 0, 1, 1], np.int64)})
+    check_pass(model, fuse_pad, {"x": X}, ops_after={"pool2d": 1}, hits=1)
+
+
+def test_gemm_flatten_fc():
+    nodes = [helper.make_node("GlobalAveragePool", ["x"], ["p"]), helper.make_node("Flatten", ["p"], ["f"]),
+             helper.make_node("Gemm", ["f", "fw", "fb"], ["g"], transB=1), helper.make_node("Relu", ["g"], ["y"])]
+    model = make_model(nodes, {"x": X}, ["y"], {"fw": w(10, 4), "fb": w(10)})
+    check_pass(model, fuse_fc, {"x": X}, ops_after={"pool2d": 1, "fc": 1, "relu": 1}, hits=3)
+
+
+def test_matmul_fc_3d_input():
+    x = RNG.standard_normal((2, 5, 8)).astype(np.float32)
+    nodes = [helper.make_node("MatMul", ["x", "mw"], ["m"]), helper.make_node("Add", ["m", "mb"], ["y"])]
+    check_pass(make_model(nodes, {"x": x}, ["y"], {"mw": w(8, 3), "mb": w(3)}), fuse_fc, {"x": x},
+               ops_after={"fc": 1}, hits=2)
+
+
+def test_identity_elimination_keeps_output_names():
+    nodes = [helper.make_node("Relu", ["x"], ["r"]), helper.make_node("Identity", ["r"], ["i"]),
+             helper.make_node("Dropout", ["i"], ["y"])]
+    model = make_model(nodes, {"x": X}, ["y"])
+    from pass_helpers import run_pass
+    check_pass(model, eliminate_identities, {"x": X}, ops_after={"relu": 1})
+    _, after, _ = run_pass(model, eliminate_identities)
+    assert after.outputs == ["y"] and after.nodes[0].outputs == ["y"]

@@ -1,0 +1,92 @@
+"""Pattern recognition and chain cancellation: hit and near-miss graphs, equivalence before/after."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from onnx import helper
+
+from helpers import make_model
+from pass_helpers import check_pass
+
+from liteopt.passes import cancel_chains, fold_constants, recognize_patterns
+
+RNG = np.random.default_rng(1)
+X = (RNG.standard_normal((2, 6, 5, 5)) * 4).astype(np.float32)
+F = np.float32
+
+
+def test_hard_sigmoid_times_x():
+    nodes = [helper.make_node("HardSigmoid", ["x"], ["h"], alpha=1 / 6, beta=0.5),
+             helper.make_node("Mul", ["h", "x"], ["y"])]
+    check_pass(make_model(nodes, {"x": X}, ["y"]), recognize_patterns, {"x": X}, ops_after={"hard_swish": 1})
+
+
+@pytest.mark.parametrize("form", ["div", "mul", "inner_div"])
+def test_relu6_hard_swish(form):
+    nodes = [helper.make_node("Add", ["x", "three"], ["a"]), helper.make_node("Clip", ["a", "lo", "hi"], ["r"])]
+    if form == "div":
+        nodes += [helper.make_node("Mul", ["x", "r"], ["m"]), helper.make_node("Div", ["m", "six"], ["y"])]
+    elif form == "mul":
+        nodes += [helper.make_node("Mul", ["r", "x"], ["m"]), helper.make_node("Mul", ["m", "sixth"], ["y"])]
+    else:
+        nodes += [helper.make_node("Div", ["r", "six"], ["d"]), helper.make_node("Mul", ["x", "d"], ["y"])]
+    inits = {"three": F(3), "lo": F(0), "hi": F(6), "six": F(6), "sixth": F(1 / 6)}
+    check_pass(make_model(nodes, {"x": X}, ["y"], inits), recognize_patterns, {"x": X}, ops_after={"hard_swish": 1})
+
+
+def test_hard_swish_miss_when_input_differs():
+    nodes = [helper.make_node("HardSigmoid", ["x"], ["h"]), helper.make_node("Mul", ["h", "z"], ["y"])]
+    model = make_model(nodes, {"x": X, "z": X}, ["y"])
+    check_pass(model, recognize_patterns, {"x": X, "z": X * 2}, hits=0)
+
+
+def test_swish():
+    nodes = [helper.make_node("Sigmoid", ["x"], ["s"]), helper.make_node("Mul", ["x", "s"], ["y"])]
+    check_pass(make_model(nodes, {"x": X}, ["y"]), recognize_patterns, {"x": X}, ops_after={"swish": 1})
+
+
+def test_shuffle_channel():
+    nodes = [helper.make_node("Reshape", ["x", "s1"], ["r1"]),
+             helper.make_node("Transpose", ["r1"], ["t"], perm=[0, 2, 1, 3, 4]),
+             helper.make_node("Reshape", ["t", "s2"], ["y"])]
+    inits = {"s1": np.array([2, 3, 2, 5, 5], np.int64), "s2": np.array([2, 6, 5, 5], np.int64)}
+    check_pass(make_model(nodes, {"x": X}, ["y"], inits), recognize_patterns, {"x": X},
+               ops_after={"shuffle_channel": 1})
+
+
+def _layer_norm_nodes(axes=(-1,)):
+    return [helper.make_node("ReduceMean", ["x"], ["mu"], axes=list(axes)),
+            helper.make_node("Sub", ["x", "mu"], ["d"]), helper.make_node("Pow", ["d", "two"], ["sq"]),
+            helper.make_node("ReduceMean", ["sq"], ["var"], axes=list(axes)),
+            helper.make_node("Add", ["var", "eps"], ["ve"]), helper.make_node("Sqrt", ["ve"], ["sd"]),
+            helper.make_node("Div", ["d", "sd"], ["n"]), helper.make_node("Mul", ["n", "g"], ["m"]),
+            helper.make_node("Add", ["m", "b"], ["y"])]
+
+
+@pytest.mark.parametrize("axes,hit", [((-1,), True), ((1,), False)])
+def test_layer_norm(axes, hit):
+    x = RNG.standard_normal((2, 7, 5)).astype(np.float32)
+    inits = {"two": F(2), "eps": F(1e-5), "g": RNG.standard_normal(5).astype(F), "b": RNG.standard_normal(5).astype(F)}
+    rec = check_pass(make_model(_layer_norm_nodes(axes), {"x": x}, ["y"], inits, opset=13), recognize_patterns,
+                     {"x": x}, hits=int(hit))
+    assert hit or rec.near_misses
+
+
+def test_transpose_pairs_and_reshape_chains():
+    nodes = [helper.make_node("Transpose", ["x"], ["t1"], perm=[0, 2, 3, 1]),
+             helper.make_node("Transpose", ["t1"], ["t2"], perm=[0, 3, 1, 2]),
+             helper.make_node("Relu", ["t2"], ["r"]),
+             helper.make_node("Flatten", ["r"], ["f"]),
+             helper.make_node("Reshape", ["f", "s"], ["y"])]
+    model = make_model(nodes, {"x": X}, ["y"], {"s": np.array([2, 6, 25], np.int64)})
+    check_pass(model, cancel_chains, {"x": X}, ops_after={"relu": 1, "reshape2": 1})
+
+
+def test_fold_shape_arithmetic_once_shapes_are_pinned():
+    nodes = [helper.make_node("Shape", ["x"], ["s"]), helper.make_node("Gather", ["s", "i0"], ["n"], axis=0),
+             helper.make_node("Unsqueeze", ["n", "ax"], ["nu"]),
+             helper.make_node("Concat", ["nu", "m1"], ["shp"], axis=0),
+             helper.make_node("Reshape", ["x", "shp"], ["y"])]
+    inits = {"i0": np.array(0, np.int64), "ax": np.array([0], np.int64), "m1": np.array([-1], np.int64)}
+    model = make_model(nodes, {"x": (np.float32, ["N", 6, 5, 5])}, ["y"], inits)
+    check_pass(model, fold_constants, {"x": X}, ops_after={"reshape2": 1}, input_shapes={"x": (2, 6, 5, 5)})
