@@ -15,6 +15,7 @@ import numpy as np
 
 from ..ir import OPS, Graph, Node, QuantInfo, Tensor
 from ..ir.errors import LiteoptError, NbFormatError
+from ..ir.memory import MemoryPlan, Slot, check_plan
 from .generated.Model import Model, ModelT
 from .schema import ALIGN, FB_TO_ATTR_KIND, FB_TO_DTYPE, IDENTIFIER, SCHEMA_VERSION, TRAILER, align
 from .write import Manifest
@@ -157,9 +158,26 @@ def _parse(buf, where: str, verify_data: bool) -> NbModel:
     metadata = {_s(kv.key): _s(kv.value) for kv in (mf.metadata or [])} if mf else {}
     graph = Graph(nodes, [*inputs], [*outputs], tensors, metadata)
     graph.verify()
+    if m.memory is not None:
+        graph.memory_plan = _memory(m.memory, var, tensors, where)
     manifest = Manifest(_s(mf.sourceSha256), _s(mf.sourceFormat),
                         {_s(kv.key): _s(kv.value) for kv in (mf.flags or [])}) if mf else Manifest()
     return NbModel(graph, manifest, version, producer, size)
+
+
+def _memory(mp, var, tensors, where: str) -> MemoryPlan:
+    slots = []
+    for k, s in enumerate(mp.slots or []):
+        names = [var(i, f"memory slot #{k}") for i in (s.tensors if s.tensors is not None else [])]
+        if not names or any(tensors[n].data is not None for n in names):
+            _fail(f"{where}: memory slot #{k} is empty or holds a constant")
+        slots.append(Slot(names, s.first, s.last, s.size, s.offset))
+    plan = MemoryPlan(slots, mp.arenaBytes, mp.lowerBoundBytes, _s(mp.strategy))
+    try:
+        check_plan(plan)
+    except AssertionError:
+        _fail(f"{where}: the memory plan is inconsistent (slots overlap or leave the arena)")
+    return plan
 
 
 def _attr_value(a, kind: str):

@@ -15,6 +15,8 @@ from .generated.Attr import AttrT
 from .generated.Dim import DimT
 from .generated.KeyValue import KeyValueT
 from .generated.Manifest import ManifestT
+from .generated.MemoryPlan import MemoryPlanT
+from .generated.MemorySlot import MemorySlotT
 from .generated.Model import ModelT
 from .generated.Op import OpT
 from .generated.Quant import QuantT
@@ -58,6 +60,18 @@ def _attr(name: str, kind: str, value) -> AttrT:
     elif kind == "strs":
         a.strs = [str(v) for v in value]
     return a
+
+
+def _memory(plan, index: dict[str, int]) -> MemoryPlanT:
+    mp = MemoryPlanT()
+    mp.arenaBytes, mp.lowerBoundBytes, mp.strategy = plan.arena_bytes, plan.lower_bound_bytes, plan.strategy
+    mp.slots = []
+    for s in plan.slots:
+        st = MemorySlotT()
+        st.tensors = [index[t] for t in s.tensors]
+        st.offset, st.size, st.first, st.last = s.offset, s.size, s.first, s.last
+        mp.slots.append(st)
+    return mp
 
 
 def _var_order(graph: Graph) -> list[str]:
@@ -132,6 +146,7 @@ def to_bytes(graph: Graph, manifest: Manifest | None = None) -> bytes:
     m.inputs = [index[i] for i in graph.inputs]
     m.outputs = [index[o] for o in graph.outputs]
     m.dataSize = offset
+    m.memory = _memory(graph.memory_plan, index) if graph.memory_plan is not None else None
 
     b = flatbuffers.Builder(1024)
     b.FinishSizePrefixed(m.Pack(b), file_identifier=IDENTIFIER)

@@ -66,6 +66,7 @@ class Graph:
     outputs: list[str]
     tensors: dict[str, Tensor]
     metadata: dict[str, str] = field(default_factory=dict)
+    memory_plan: Any = None  # ir.memory.MemoryPlan once planned (static shapes only)
 
     # --- derived views ---------------------------------------------------------------------
     def producers(self) -> dict[str, Node]:
@@ -98,6 +99,7 @@ class Graph:
             outputs=list(self.outputs),
             tensors={k: dataclasses.replace(t) for k, t in self.tensors.items()},
             metadata=dict(self.metadata),
+            memory_plan=self.memory_plan,
         )
 
     def prune(self) -> None:

@@ -139,6 +139,7 @@ class OpDef:
     view_of_input: int | None = None       # output 0 may share memory with this input (reshape family)
     weight_inputs: tuple[int, ...] = ()    # inputs that are weights (quantization)
     shape_only_inputs: tuple[int, ...] = ()  # inputs whose values the op never reads (e.g. `shape`)
+    inplace: bool = False                  # output 0 may overwrite input 0 when that input dies here
     family: str = ""
 
     @property
@@ -189,7 +190,7 @@ OPS: dict[str, OpDef] = {}
 
 def op(name: str, *, inputs: str | tuple = "X", outputs: str | tuple = "Out", attrs: dict | None = None,
        infer: Callable, view_of_input: int | None = None, weight_inputs: tuple = (),
-       shape_only_inputs: tuple = ()):
+       shape_only_inputs: tuple = (), inplace: bool = False):
     """Register the decorated numpy reference as op `name` (see the module docstring)."""
     def split(s):
         return tuple(s.split()) if isinstance(s, str) else tuple(s)
@@ -205,7 +206,8 @@ def op(name: str, *, inputs: str | tuple = "X", outputs: str | tuple = "Out", at
         OPS[name] = OpDef(name=name, inputs=split(inputs), outputs=split(outputs), attrs=norm, infer=infer,
                           reference=fn, doc=(fn.__doc__ or "").strip().split("\n")[0],
                           view_of_input=view_of_input, weight_inputs=tuple(weight_inputs),
-                          shape_only_inputs=tuple(shape_only_inputs), family=fn.__module__.rsplit(".", 1)[-1])
+                          shape_only_inputs=tuple(shape_only_inputs), inplace=inplace,
+                          family=fn.__module__.rsplit(".", 1)[-1])
         return fn
     return deco
 

@@ -11,6 +11,7 @@ from .. import converters
 from ..format import Manifest, write
 from ..ir import OPS, Graph
 from ..ir.errors import LiteoptError
+from ..ir.memory import lifetimes, lower_bound
 from ..passes import PassContext, run_pipeline
 from ..runtime import kernels as K
 
@@ -78,6 +79,15 @@ class OptResult:
     source_format: str
     passes: list = field(default_factory=list)
     graph: Graph | None = None
+    original_lower_bound: int | None = None  # bytes live at the worst step of the graph before the passes
+
+    def memory(self) -> dict | None:
+        p = self.graph.memory_plan if self.graph is not None else None
+        if p is None:
+            return None
+        return {"arena_bytes": p.arena_bytes, "lower_bound_bytes": p.lower_bound_bytes,
+                "original_lower_bound_bytes": self.original_lower_bound, "strategy": p.strategy,
+                "per_strategy": p.per_strategy}
 
     def report(self) -> dict:
         return {
@@ -89,6 +99,7 @@ class OptResult:
             "ops_after": self.ops_after,
             "passes": [{"name": r.name, "matches": r.matches, "near_misses": r.near_misses, "ms": round(r.ms, 3)}
                        for r in self.passes],
+            "memory": self.memory(),
         }
 
 
@@ -112,13 +123,14 @@ def optimize(model_dir: str | None = None, model_file: str | None = None, param_
     if on_loaded:
         on_loaded(src)
     ops_before = graph.op_counts()
+    original = lifetimes(graph, inplace=False)
     ctx = PassContext(targets=targets, kernel_variants=kernel_variants)
     run_pipeline(graph, ctx)
     flags = {"valid_targets": ",".join(targets),
              "input_shape": ";".join(f"{k}:{','.join(map(str, v))}" for k, v in sorted((input_shapes or {}).items()))}
     size = write(graph, path, Manifest(src.sha256(), src.frontend.name, flags))
     result = OptResult(path, size, ops_before, graph.op_counts(), time.perf_counter() - t0, src.frontend.name,
-                       ctx.records, graph)
+                       ctx.records, graph, None if original is None else lower_bound(original))
     if report:
         write_report(report, result.report())
     return result

@@ -70,9 +70,10 @@ optimized .nb file.
 @bool_option("--print_all_ops_in_md_format", "The same as a markdown table.")
 @bool_option("--print_supported_ops", "Print the ops supported on --valid_targets.")
 @bool_option("--print_model_ops", "Print the model's ops and whether each is supported.")
+@bool_option("--explain", "List every near-miss of the passes (why a fusion did not apply).")
 @click.option("--version", "show_version", is_flag=True, help="Print the version and exit.")
 def main(model_dir, model_file, param_file, optimize_out, optimize_out_type, valid_targets, input_shape, report,
-         print_all_ops, print_all_ops_in_md_format, print_supported_ops, print_model_ops, show_version):
+         print_all_ops, print_all_ops_in_md_format, print_supported_ops, print_model_ops, explain, show_version):
     try:
         if show_version:
             out.print(f"liteopt opt version: {__version__}")
@@ -93,6 +94,8 @@ def main(model_dir, model_file, param_file, optimize_out, optimize_out_type, val
                               on_loaded=lambda src: out.print("1. Model is successfully loaded!"))
         out.print(f"2. Model is optimized and saved into {result.path} successfully")
         _print_summary(result)
+        if explain:
+            _print_near_misses(result)
         return 0
     except UnsupportedOpsError as e:
         _print_unsupported(e, valid_targets)
@@ -130,15 +133,35 @@ def _print_unsupported(e: UnsupportedOpsError, valid_targets: str) -> None:
 
 
 def _print_summary(r: api.OptResult) -> None:
-    t = Table(show_header=True, header_style="bold")
+    passes = Table(title="passes", title_justify="left", header_style="bold")
+    passes.add_column("pass")
+    passes.add_column("matches", justify="right")
+    passes.add_column("near-misses", justify="right")
+    passes.add_column("ms", justify="right")
+    for p in r.passes:
+        passes.add_row(p.name, str(p.matches), str(len(p.near_misses)) if p.near_misses else "", f"{p.ms:.1f}")
+    t = Table(title="summary", title_justify="left", header_style="bold")
     t.add_column("")
     t.add_column("value", justify="right")
     t.add_row("source", r.source_format)
     t.add_row("ops before", str(sum(r.ops_before.values())))
     t.add_row("ops after", str(sum(r.ops_after.values())))
+    mem = r.memory()
+    if mem:
+        t.add_row("arena", f"{_size(mem['arena_bytes'])} (lower bound {_size(mem['lower_bound_bytes'])})")
     t.add_row("file size", _size(r.file_size))
     t.add_row("time", f"{r.seconds:.2f} s")
+    out.print(passes)
     out.print(t)
+    misses = sum(len(p.near_misses) for p in r.passes)
+    if misses:
+        out.print(f"{misses} near-miss(es): see them with --explain", markup=False)
+
+
+def _print_near_misses(r: api.OptResult) -> None:
+    for p in r.passes:
+        for m in p.near_misses:
+            out.print(f"  {p.name}: {m}", markup=False)
 
 
 def _size(n: int) -> str:

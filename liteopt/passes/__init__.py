@@ -19,6 +19,7 @@ from .fuse_conv_bn import fuse_conv_bn
 from .fuse_fc import fuse_fc
 from .fuse_pad import fuse_pad
 from .pick_kernels import pick_kernels
+from .plan_memory import plan_memory
 from .recognize import recognize_patterns
 
 
@@ -39,6 +40,7 @@ PIPELINE: list[Callable[[Graph, PassContext], None]] = [
     fuse_fc,               # matmul (+ add) -> fc, flatten + fc
     fuse_activation,       # conv/fc/elementwise + activation -> act_type epilogue
     pick_kernels,
+    plan_memory,           # one arena: lifetimes, in-place, best of two placement strategies
 ]
 
 
@@ -55,4 +57,4 @@ def run_pipeline(graph: Graph, ctx: PassContext, pipeline=None) -> Graph:
 
 __all__ = ["PIPELINE", "PassContext", "PassRecord", "run_pipeline", "cancel_chains", "eliminate_identities",
            "fold_constants", "fuse_activation", "fuse_conv_affine", "fuse_conv_bn", "fuse_fc", "fuse_pad",
-           "pick_kernels", "recognize_patterns"]
+           "pick_kernels", "plan_memory", "recognize_patterns"]

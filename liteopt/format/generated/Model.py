@@ -6,6 +6,7 @@ import flatbuffers
 from flatbuffers.compat import import_numpy
 from typing import Any
 from .Manifest import Manifest
+from .MemoryPlan import MemoryPlan
 from .Op import Op
 from .Var import Var
 from typing import Optional
@@ -166,8 +167,18 @@ class Model(object):
             return self._tab.Get(flatbuffers.number_types.Uint64Flags, o + self._tab.Pos)
         return 0
 
+    # Model
+    def Memory(self) -> Optional[MemoryPlan]:
+        o = flatbuffers.number_types.UOffsetTFlags.py_type(self._tab.Offset(20))
+        if o != 0:
+            x = self._tab.Indirect(o + self._tab.Pos)
+            obj = MemoryPlan()
+            obj.Init(self._tab.Bytes, x)
+            return obj
+        return None
+
 def ModelStart(builder: flatbuffers.Builder):
-    builder.StartObject(8)
+    builder.StartObject(9)
 
 def Start(builder: flatbuffers.Builder):
     ModelStart(builder)
@@ -244,6 +255,12 @@ def ModelAddDataSize(builder: flatbuffers.Builder, dataSize: int):
 def AddDataSize(builder: flatbuffers.Builder, dataSize: int):
     ModelAddDataSize(builder, dataSize)
 
+def ModelAddMemory(builder: flatbuffers.Builder, memory: int):
+    builder.PrependUOffsetTRelativeSlot(8, flatbuffers.number_types.UOffsetTFlags.py_type(memory), 0)
+
+def AddMemory(builder: flatbuffers.Builder, memory: int):
+    ModelAddMemory(builder, memory)
+
 def ModelEnd(builder: flatbuffers.Builder) -> int:
     return builder.EndObject()
 
@@ -251,6 +268,7 @@ def End(builder: flatbuffers.Builder) -> int:
     return ModelEnd(builder)
 
 import liteopt.format.generated.Manifest
+import liteopt.format.generated.MemoryPlan
 import liteopt.format.generated.Op
 import liteopt.format.generated.Var
 try:
@@ -271,6 +289,7 @@ class ModelT(object):
         inputs = None,
         outputs = None,
         dataSize = 0,
+        memory = None,
     ):
         self.schemaVersion = schemaVersion  # type: int
         self.producerVersion = producerVersion  # type: Optional[str]
@@ -280,6 +299,7 @@ class ModelT(object):
         self.inputs = inputs  # type: Optional[List[int]]
         self.outputs = outputs  # type: Optional[List[int]]
         self.dataSize = dataSize  # type: int
+        self.memory = memory  # type: Optional[liteopt.format.generated.MemoryPlan.MemoryPlanT]
 
     @classmethod
     def InitFromBuf(cls, buf, pos):
@@ -337,6 +357,8 @@ class ModelT(object):
             else:
                 self.outputs = model.OutputsAsNumpy()
         self.dataSize = model.DataSize()
+        if model.Memory() is not None:
+            self.memory = liteopt.format.generated.MemoryPlan.MemoryPlanT.InitFromObj(model.Memory())
 
     # ModelT
     def Pack(self, builder):
@@ -376,6 +398,8 @@ class ModelT(object):
                 for i in reversed(range(len(self.outputs))):
                     builder.PrependInt32(self.outputs[i])
                 outputs = builder.EndVector()
+        if self.memory is not None:
+            memory = self.memory.Pack(builder)
         ModelStart(builder)
         ModelAddSchemaVersion(builder, self.schemaVersion)
         if self.producerVersion is not None:
@@ -391,5 +415,7 @@ class ModelT(object):
         if self.outputs is not None:
             ModelAddOutputs(builder, outputs)
         ModelAddDataSize(builder, self.dataSize)
+        if self.memory is not None:
+            ModelAddMemory(builder, memory)
         model = ModelEnd(builder)
         return model
