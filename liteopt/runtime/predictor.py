@@ -4,12 +4,17 @@ The interpreter is a plain read-eval loop over the nodes; it never names an op.
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from ..format import NbModel, read
-from ..ir import DType, Graph
-from ..ir.errors import LiteoptError
+from ..ir import Graph, infer_shapes
+from ..ir.errors import LiteoptError, ShapeError
+from ..ir.memory import ALIGN, plan
 from . import kernels as K
+
+MAX_PLANS = 8  # input-shape signatures whose arena is kept
 
 
 class PredictorError(LiteoptError):
@@ -17,11 +22,27 @@ class PredictorError(LiteoptError):
 
 
 class _Step:
-    __slots__ = ("fn", "inputs", "outputs", "attrs", "node")
+    __slots__ = ("fn", "inputs", "outputs", "attrs", "node", "takes_out")
 
-    def __init__(self, fn, node):
-        self.fn, self.node = fn, node
+    def __init__(self, kernel, node):
+        self.fn, self.node, self.takes_out = kernel.fn, node, kernel.out
         self.inputs, self.outputs, self.attrs = node.inputs, node.outputs, node.attrs
+
+
+class Arena:
+    """One buffer for all intermediates, laid out by a MemoryPlan: tensor name -> array view."""
+
+    def __init__(self, graph: Graph, plan):
+        self.plan = plan
+        raw = np.empty(plan.arena_bytes + ALIGN, np.uint8)
+        start = (-raw.ctypes.data) % ALIGN
+        self.buffer = raw[start:start + plan.arena_bytes]
+        self.views: dict[str, np.ndarray] = {}
+        for slot in plan.slots:
+            for name in slot.tensors:
+                t = graph.tensors[name]
+                nbytes = math.prod(t.shape) * t.dtype.itemsize
+                self.views[name] = self.buffer[slot.offset:slot.offset + nbytes].view(t.dtype.np).reshape(t.shape)
 
 
 class Program:
@@ -37,7 +58,28 @@ class Program:
             k = K.find(node.op, kid) or K.find(node.op, kid.split("/")[0] + "/" + K.DEFAULT_VARIANT)
             if k is None:
                 raise PredictorError(f"op {node.name!r} ({node.op}): this runtime has no kernel {kid!r} for it")
-            self.steps.append(_Step(k.fn, node))
+            self.steps.append(_Step(k, node))
+        self._arenas: dict[tuple, Arena | None] = {}
+        if self.graph.memory_plan is not None:
+            key = tuple(tuple(self.graph.tensors[i].shape) for i in self.graph.inputs)
+            self._arenas[key] = Arena(self.graph, self.graph.memory_plan)
+
+    def arena_for(self, feeds: dict[str, np.ndarray]) -> Arena | None:
+        """The arena for these input shapes: the plan in the file, or one planned once per new shape."""
+        key = tuple(tuple(feeds[i].shape) for i in self.graph.inputs)
+        if key not in self._arenas:
+            if len(self._arenas) >= MAX_PLANS:
+                self._arenas.pop(next(iter(self._arenas)))
+            g = self.graph.copy()
+            for name in g.inputs:
+                g.tensors[name].shape = tuple(feeds[name].shape)
+            try:
+                infer_shapes(g)
+            except ShapeError as e:
+                raise PredictorError(f"these input shapes do not fit the model: {e}") from None
+            p = plan(g)
+            self._arenas[key] = Arena(g, p) if p is not None else None
+        return self._arenas[key]
 
     def run(self, feeds: dict[str, np.ndarray], check: bool = False) -> list[np.ndarray]:
         """Execute the nodes in order. `check=True` (tests) verifies every result against the dtype and
@@ -45,10 +87,15 @@ class Program:
         env: dict[str, np.ndarray] = dict(self.consts)
         env.update(feeds)
         symbols: dict[str, int] = {}
+        arena = self.arena_for(feeds)
+        views = arena.views if arena is not None else {}
         for s in self.steps:
             args = [env[i] if i else None for i in s.inputs]
             try:
-                res = s.fn(*args, **s.attrs)
+                if s.takes_out and s.outputs[0] in views:
+                    res = s.fn(*args, out=views[s.outputs[0]], **s.attrs)
+                else:
+                    res = s.fn(*args, **s.attrs)
             except LiteoptError:
                 raise
             except Exception as e:
@@ -63,7 +110,8 @@ class Program:
             if check:
                 for name in s.outputs:
                     self._check_inferred(s.node, name, env[name], symbols)
-        return [np.asarray(env[o]) for o in self.graph.outputs]
+        # outputs may live in the arena, which the next run overwrites: hand out copies
+        return [np.array(env[o]) if o in views else np.asarray(env[o]) for o in self.graph.outputs]
 
     def _check_inferred(self, node, name: str, value, symbols: dict[str, int]) -> None:
         t = self.graph.tensors[name]

@@ -29,6 +29,7 @@ class Kernel:
     target: str
     variant: str
     fn: Callable
+    out: bool = False  # fn accepts out=<preallocated array> (an arena view) and writes its result there
 
     @property
     def id(self) -> str:
@@ -38,14 +39,15 @@ class Kernel:
 KERNELS: dict[tuple[str, str], dict[str, Kernel]] = {}
 
 
-def kernel(op: str, target: str = "cpu", variant: str = DEFAULT_VARIANT):
+def kernel(op: str, target: str = "cpu", variant: str = DEFAULT_VARIANT, out: bool = False):
+    """Register fn as the kernel of `op`; `out=True` if it accepts `out=` (an arena view) and writes there."""
     def deco(fn):
         if op not in OPS:
             raise RuntimeError(f"kernel for unknown op {op!r}")
         variants = KERNELS.setdefault((op, target), {})
         if variant in variants:
             raise RuntimeError(f"kernel {op} {target}/{variant} registered twice")
-        variants[variant] = Kernel(op, target, variant, fn)
+        variants[variant] = Kernel(op, target, variant, fn, out)
         return fn
     return deco
 
