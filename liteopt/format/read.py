@@ -125,7 +125,9 @@ def _parse(buf, where: str, verify_data: bool) -> NbModel:
                       f"the {data_size}-byte data region or is not {ALIGN}-byte aligned")
             t.data = np.frombuffer(buf, dtype.np, numel, data_start + v.dataOffset).reshape(shape)
         if v.quant is not None:
-            t.quant = QuantInfo(np.asarray(v.quant.scale or [], np.float32), v.quant.axis, v.quant.bits)
+            scale = np.asarray(v.quant.scale if v.quant.scale is not None else [], np.float32).reshape(-1)
+            t.quant = QuantInfo(scale, v.quant.axis, v.quant.bits)
+            _check_quant(t, where)
         tensors[name] = t
         names.append(name)
 
@@ -163,6 +165,20 @@ def _parse(buf, where: str, verify_data: bool) -> NbModel:
     manifest = Manifest(_s(mf.sourceSha256), _s(mf.sourceFormat),
                         {_s(kv.key): _s(kv.value) for kv in (mf.flags or [])}) if mf else Manifest()
     return NbModel(graph, manifest, version, producer, size)
+
+
+_STORAGE = {("int8", 8), ("int16", 16), ("float16", 16)}
+
+
+def _check_quant(t: Tensor, where: str) -> None:
+    q = t.quant
+    if t.data is None or (t.dtype.value, q.bits) not in _STORAGE:
+        _fail(f"{where}: var {t.name!r}: quantization info on a {t.dtype} {'constant' if t.data is not None else 'variable'}")
+    if t.dtype.is_float:
+        if q.scale.size:
+            _fail(f"{where}: var {t.name!r}: a float16 weight carries scales")
+    elif not 0 <= q.axis < t.data.ndim or q.scale.size != t.data.shape[q.axis] or not np.all(np.isfinite(q.scale)):
+        _fail(f"{where}: var {t.name!r}: {q.scale.size} scales for axis {q.axis} of shape {t.shape}")
 
 
 def _memory(mp, var, tensors, where: str) -> MemoryPlan:

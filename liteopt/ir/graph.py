@@ -21,11 +21,21 @@ Shape = tuple  # tuple[Dim, ...]
 
 @dataclass
 class QuantInfo:
-    """Weight-only quantization: data holds integers, real value = data * scale (per `axis` channel)."""
+    """A weight stored in a smaller type, restored to float32 once at load:
+    int8/int16 data: real value = data * scale[channel along `axis`] (symmetric, per channel);
+    float16 data: `scale` is empty and the value is the data itself, widened."""
 
     scale: np.ndarray
     axis: int
     bits: int
+
+    def dequantize(self, data: np.ndarray) -> np.ndarray:
+        out = data.astype(np.float32)
+        if self.scale.size:
+            shape = [1] * data.ndim
+            shape[self.axis] = -1
+            out *= self.scale.astype(np.float32).reshape(shape)
+        return out
 
 
 @dataclass
@@ -43,6 +53,12 @@ class Tensor:
     @property
     def is_static(self) -> bool:
         return self.shape is not None and all(isinstance(d, int) for d in self.shape)
+
+    def value(self) -> np.ndarray | None:
+        """The constant's real (float) value: the data, dequantized if it is stored quantized."""
+        if self.data is None or self.quant is None:
+            return self.data
+        return self.quant.dequantize(self.data)
 
     @property
     def numel(self) -> int | None:

@@ -333,7 +333,7 @@ def shape_from_value(ctx: InferCtx, i: int, length_hint: int | None = None) -> S
 
 def evaluate(graph: Graph, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
     """Run a graph with the numpy references (the oracle for pass tests and constant folding)."""
-    env = {k: t.data for k, t in graph.tensors.items() if t.data is not None}
+    env = {k: t.value() for k, t in graph.tensors.items() if t.data is not None}
     env.update(feeds)
     for n in graph.nodes:
         outs = OPS[n.op].run(*[env[i] if i else None for i in n.inputs], **n.attrs)

@@ -13,6 +13,9 @@ from ..ir import OPS, Graph
 from ..ir.errors import LiteoptError
 from ..ir.memory import lifetimes, lower_bound
 from ..passes import PassContext, run_pipeline
+from .agreement import agreement, float_version
+
+QUANT_TYPES = ("QUANT_INT8", "QUANT_INT16")
 from ..runtime import kernels as K
 
 
@@ -80,6 +83,7 @@ class OptResult:
     passes: list = field(default_factory=list)
     graph: Graph | None = None
     original_lower_bound: int | None = None  # bytes live at the worst step of the graph before the passes
+    quantization: dict | None = None          # per-layer SQNR/cosine and end-to-end agreement
 
     def memory(self) -> dict | None:
         p = self.graph.memory_plan if self.graph is not None else None
@@ -100,6 +104,7 @@ class OptResult:
             "passes": [{"name": r.name, "matches": r.matches, "near_misses": r.near_misses, "ms": round(r.ms, 3)}
                        for r in self.passes],
             "memory": self.memory(),
+            "quantization": self.quantization,
         }
 
 
@@ -112,11 +117,16 @@ def convert(model_dir=None, model_file=None, param_file=None, input_shapes=None)
 def optimize(model_dir: str | None = None, model_file: str | None = None, param_file: str | None = None,
              optimize_out: str = "", valid_targets: str | list[str] = "arm",
              input_shapes: dict[str, tuple[int, ...]] | None = None, optimize_out_type: str = "naive_buffer",
-             report: str | None = None, on_loaded=None) -> OptResult:
+             report: str | None = None, on_loaded=None, quant_model: bool = False, quant_type: str = "QUANT_INT16",
+             enable_fp16: bool = False, quant_min_sqnr: float | None = None) -> OptResult:
     """Convert, optimize and write one .nb; raise a LiteoptError subclass on any problem (nothing written)."""
     t0 = time.perf_counter()
     if optimize_out_type != "naive_buffer":
         raise OptError(f"Unsupported Model type :{optimize_out_type} (--optimize_out_type supports naive_buffer only)")
+    if quant_model and quant_type not in QUANT_TYPES:
+        raise OptError(f"Unsupported quant type: {quant_type} (--quant_type is QUANT_INT8 or QUANT_INT16)")
+    if quant_min_sqnr is not None and not quant_model:
+        raise OptError("--quant_min_sqnr needs --quant_model=true")
     targets = parse_targets(valid_targets)
     path = output_path(optimize_out)
     src, graph = convert(model_dir, model_file, param_file, input_shapes)
@@ -124,16 +134,36 @@ def optimize(model_dir: str | None = None, model_file: str | None = None, param_
         on_loaded(src)
     ops_before = graph.op_counts()
     original = lifetimes(graph, inplace=False)
-    ctx = PassContext(targets=targets, kernel_variants=kernel_variants)
+    ctx = PassContext(targets=targets, kernel_variants=kernel_variants,
+                      quant_type=quant_type if quant_model else None, enable_fp16=enable_fp16,
+                      quant_min_sqnr=quant_min_sqnr)
     run_pipeline(graph, ctx)
     flags = {"valid_targets": ",".join(targets),
              "input_shape": ";".join(f"{k}:{','.join(map(str, v))}" for k, v in sorted((input_shapes or {}).items()))}
+    if quant_model:
+        flags.update(quant_model="true", quant_type=quant_type)
+        if quant_min_sqnr is not None:
+            flags["quant_min_sqnr"] = repr(float(quant_min_sqnr))
+    if enable_fp16:
+        flags["enable_fp16"] = "true"
     size = write(graph, path, Manifest(src.sha256(), src.frontend.name, flags))
     result = OptResult(path, size, ops_before, graph.op_counts(), time.perf_counter() - t0, src.frontend.name,
                        ctx.records, graph, None if original is None else lower_bound(original))
+    if ctx.quant_layers:
+        result.quantization = {
+            "quant_type": quant_type if quant_model else None, "enable_fp16": enable_fp16,
+            "min_sqnr_db": quant_min_sqnr,
+            "layers": [q.as_dict() for q in sorted(ctx.quant_layers, key=_sqnr_key)],
+            "end_to_end": agreement(float_version(graph, ctx.float_weights), graph) if ctx.float_weights else None,
+        }
     if report:
         write_report(report, result.report())
     return result
+
+
+def _sqnr_key(q) -> float:
+    """Worst (lowest SQNR) first; float32-kept layers last."""
+    return q.sqnr_db if q.sqnr_db is not None else float("inf")
 
 
 def write_report(path: str, data: dict) -> None:
@@ -162,6 +192,7 @@ class Opt:
         self._targets = "arm"
         self._type = "naive_buffer"
         self._input_shapes: dict[str, tuple[int, ...]] = {}
+        self._quant_model, self._quant_type, self._fp16 = False, "QUANT_INT16", False
         self.result: OptResult | None = None
 
     def set_model_dir(self, d: str): self._model_dir = d
@@ -171,10 +202,14 @@ class Opt:
     def set_valid_places(self, places: str): self._targets = places
     def set_model_type(self, t: str): self._type = t
     def set_input_shape(self, name: str, shape): self._input_shapes[name] = tuple(int(d) for d in shape)
+    def set_quant_model(self, on: bool): self._quant_model = bool(on)
+    def set_quant_type(self, t: str): self._quant_type = t
+    def enable_fp16(self): self._fp16 = True
 
     def run(self) -> OptResult:
         self.result = optimize(self._model_dir, self._model_file, self._param_file, self._out, self._targets,
-                               self._input_shapes or None, self._type)
+                               self._input_shapes or None, self._type, quant_model=self._quant_model,
+                               quant_type=self._quant_type, enable_fp16=self._fp16)
         return self.result
 
     def run_optimize(self, model_dir: str, model_file: str, param_file: str, model_type: str, valid_places: str,

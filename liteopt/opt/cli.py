@@ -70,10 +70,17 @@ optimized .nb file.
 @bool_option("--print_all_ops_in_md_format", "The same as a markdown table.")
 @bool_option("--print_supported_ops", "Print the ops supported on --valid_targets.")
 @bool_option("--print_model_ops", "Print the model's ops and whether each is supported.")
+@bool_option("--quant_model", "Weight-only quantization, no calibration data needed.")
+@click.option("--quant_type", default="QUANT_INT16", show_default=True, metavar="QUANT_INT8|QUANT_INT16",
+              help="Bits of the quantized weights (with --quant_model=true).")
+@click.option("--quant_min_sqnr", type=float, metavar="DB",
+              help="Keep layers whose quantized weights fall below this SQNR in more bits or float32.")
+@bool_option("--enable_fp16", "Store float weights as float16 (out-of-range tensors stay float32).")
 @bool_option("--explain", "List every near-miss of the passes (why a fusion did not apply).")
 @click.option("--version", "show_version", is_flag=True, help="Print the version and exit.")
 def main(model_dir, model_file, param_file, optimize_out, optimize_out_type, valid_targets, input_shape, report,
-         print_all_ops, print_all_ops_in_md_format, print_supported_ops, print_model_ops, explain, show_version):
+         print_all_ops, print_all_ops_in_md_format, print_supported_ops, print_model_ops, quant_model, quant_type,
+         quant_min_sqnr, enable_fp16, explain, show_version):
     try:
         if show_version:
             out.print(f"liteopt opt version: {__version__}")
@@ -91,9 +98,13 @@ def main(model_dir, model_file, param_file, optimize_out, optimize_out_type, val
             raise api.OptError("no model given: use --model_dir=<dir> or --model_file=<file> (see opt --help)")
         result = api.optimize(model_dir, model_file, param_file, optimize_out, valid_targets, shapes or None,
                               optimize_out_type, report,
-                              on_loaded=lambda src: out.print("1. Model is successfully loaded!"))
+                              on_loaded=lambda src: out.print("1. Model is successfully loaded!"),
+                              quant_model=quant_model, quant_type=quant_type, enable_fp16=enable_fp16,
+                              quant_min_sqnr=quant_min_sqnr)
         out.print(f"2. Model is optimized and saved into {result.path} successfully")
         _print_summary(result)
+        if result.quantization:
+            _print_quantization(result.quantization)
         if explain:
             _print_near_misses(result)
         return 0
@@ -156,6 +167,29 @@ def _print_summary(r: api.OptResult) -> None:
     misses = sum(len(p.near_misses) for p in r.passes)
     if misses:
         out.print(f"{misses} near-miss(es): see them with --explain", markup=False)
+
+
+def _print_quantization(q: dict, worst: int = 10) -> None:
+    layers = q["layers"]
+    t = Table(title=f"weight storage, worst {min(worst, len(layers))} of {len(layers)} layers first",
+              title_justify="left", header_style="bold")
+    for c, j in (("tensor", "left"), ("op", "left"), ("storage", "left"), ("SQNR dB", "right"), ("cosine", "right"),
+                 ("bytes", "right"), ("note", "left")):
+        t.add_column(c, justify=j)
+    for q_ in layers[:worst]:
+        s = q_["sqnr_db"]
+        t.add_row(q_["tensor"], q_["op"], q_["storage"], "" if s is None else (s if isinstance(s, str) else f"{s:.1f}"),
+                  "" if q_["cosine"] is None else f"{q_['cosine']:.6f}",
+                  f"{_size(q_['bytes_before'])} -> {_size(q_['bytes_after'])}", q_["note"])
+    out.print(t)
+    e = q.get("end_to_end")
+    if e and "cosine" in e:
+        out.print(f"end to end on {e['inputs']} synthetic inputs: cosine {e['cosine']:.6f}, "
+                  f"max|diff|/max|ref| {e['max_rel_err']:.2e} (quantized vs float model)", markup=False)
+    elif e:
+        out.print(f"end-to-end check skipped: {e['skipped']}", markup=False)
+    out.print("Weights are restored to float32 when the model loads: this saves file size and download time, "
+              "not inference time.", markup=False)
 
 
 def _print_near_misses(r: api.OptResult) -> None:

@@ -26,7 +26,13 @@ class PassContext:
     # kernel_variants(op, target) -> registered variant names ([] if unsupported); injected by opt
     kernel_variants: Callable[[str, str], list[str]] = lambda op, target: ["default"]
     verify: bool = True
+    # weight-only quantization (passes/quantize_weights.py): "QUANT_INT8" | "QUANT_INT16" | None
+    quant_type: str | None = None
+    enable_fp16: bool = False
+    quant_min_sqnr: float | None = None   # dB: layers below it get more bits, or stay float32
     records: list[PassRecord] = field(default_factory=list)
+    quant_layers: list = field(default_factory=list)  # one QuantLayer per weight considered
+    float_weights: dict = field(default_factory=dict)  # tensor name -> original float32 data
 
     def begin(self, name: str) -> PassRecord:
         self.records.append(PassRecord(name))

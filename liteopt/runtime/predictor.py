@@ -51,7 +51,8 @@ class Program:
     def __init__(self, nb: NbModel, target: str | None = None):
         self.nb = nb
         self.graph: Graph = nb.graph
-        self.consts = {k: t.data for k, t in self.graph.tensors.items() if t.data is not None}
+        # quantized or float16 weights are restored to float32 once, here (outside the arena)
+        self.consts = {k: t.value() for k, t in self.graph.tensors.items() if t.data is not None}
         self.steps: list[_Step] = []
         for node in self.graph.nodes:
             kid = f"{K.TARGET_ALIASES.get(target, target)}/{K.DEFAULT_VARIANT}" if target else (node.kernel or "cpu/default")

@@ -1,0 +1,156 @@
+"""Weight-only quantization without calibration data (Paddle Lite's post_quant_dynamic), and float16 storage.
+
+For every weight input of an op (`OpDef.weight_inputs`: input index -> output-channel axis) that is a
+float32 constant of at least MIN_ELEMENTS values:
+    scale[c] = max|W[c]| / (2^(bits-1) - 1)          (symmetric, per output channel; 1 for an all-zero channel)
+    q = clip(round(W / scale), -qmax, qmax)          stored as int8/int16 with its scales
+With `quant_min_sqnr`, a layer whose SQNR falls below it is tried with 16 bits, then kept in float32: a
+per-layer mixed-precision choice made from the weights alone. With `enable_fp16`, float32 weights that are
+not quantized are stored as float16 unless values fall outside its range or would be flushed to zero.
+The runtime restores float32 once at load: this saves file size and download time, not inference time.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from ..ir import OPS, DType, Graph, QuantInfo
+from .context import PassContext
+
+MIN_ELEMENTS = 1024          # smaller tensors (biases, tiny filters) gain nothing worth the precision
+FP16_MAX = 65504.0
+FP16_TINY = 6.1e-5           # below this (subnormal or zero in float16) a value loses its precision
+FP16_MAX_FLUSHED = 0.01      # keep float32 if more than this fraction of non-zero values would be flushed
+BITS = {"QUANT_INT8": 8, "QUANT_INT16": 16}
+
+
+@dataclass
+class QuantLayer:
+    tensor: str
+    node: str
+    op: str
+    elements: int
+    storage: str          # "int8", "int16", "float16" or "float32" (kept)
+    sqnr_db: float | None
+    cosine: float | None
+    bytes_before: int
+    bytes_after: int
+    note: str = ""
+
+    def as_dict(self) -> dict:
+        d = asdict(self)
+        if d["sqnr_db"] is not None and math.isinf(d["sqnr_db"]):
+            d["sqnr_db"] = "inf"
+        return d
+
+
+def quantize(w: np.ndarray, axis: int, bits: int) -> tuple[np.ndarray, np.ndarray]:
+    """Symmetric per-channel abs-max quantization of w along `axis`: (integers, scales)."""
+    qmax = 2 ** (bits - 1) - 1
+    axis = axis % w.ndim
+    amax = np.abs(np.moveaxis(w, axis, 0).reshape(w.shape[axis], -1)).max(axis=1).astype(np.float64)
+    scale = np.where(amax > 0, amax / qmax, 1.0)
+    shape = [1] * w.ndim
+    shape[axis] = -1
+    q = np.clip(np.round(w / scale.reshape(shape)), -qmax, qmax)
+    return q.astype(np.int8 if bits == 8 else np.int16), scale.astype(np.float32)
+
+
+def sqnr_db(w: np.ndarray, w_hat: np.ndarray) -> float:
+    """Signal-to-quantization-noise ratio in dB (inf when exact)."""
+    w64 = w.astype(np.float64)
+    noise = float(np.sum((w64 - w_hat) ** 2))
+    signal = float(np.sum(w64 ** 2))
+    return math.inf if noise == 0 else (10 * math.log10(signal / noise) if signal > 0 else -math.inf)
+
+
+def cosine(a: np.ndarray, b: np.ndarray) -> float:
+    a, b = a.astype(np.float64).ravel(), b.astype(np.float64).ravel()
+    na, nb = np.linalg.norm(a), np.linalg.norm(b)
+    return 1.0 if na == 0 and nb == 0 else float(a @ b / (na * nb)) if na and nb else 0.0
+
+
+def weight_axis(op: str, attrs: dict, index: int) -> int | None:
+    """The output-channel axis of weight input `index` of an op, or None if it is not a weight."""
+    spec = OPS[op].weight_inputs
+    axis = spec.get(index) if isinstance(spec, dict) else (0 if index in spec else None)
+    return axis(attrs) if callable(axis) else axis
+
+
+def _fp16_problem(w: np.ndarray) -> str | None:
+    a = np.abs(w)
+    if a.max(initial=0) > FP16_MAX:
+        return f"values up to {a.max():.3g} exceed the float16 range"
+    nonzero = a[a > 0]
+    flushed = float(np.mean(nonzero < FP16_TINY)) if nonzero.size else 0.0
+    if flushed > FP16_MAX_FLUSHED:
+        return f"{flushed:.0%} of the values would be flushed to zero in float16"
+    return None
+
+
+def quantize_weights(graph: Graph, ctx: PassContext) -> None:
+    if not ctx.quant_type and not ctx.enable_fp16:
+        return
+    if ctx.quant_type and ctx.quant_type not in BITS:
+        raise ValueError(f"unknown quant type {ctx.quant_type!r}")
+    done: set[str] = set()
+    for node in graph.nodes:
+        for index, name in enumerate(node.inputs):
+            axis = weight_axis(node.op, node.attrs, index) if name else None
+            t = graph.tensors.get(name) if name else None
+            if axis is None or t is None or t.data is None or t.quant is not None or name in done:
+                continue
+            done.add(name)
+            if t.dtype != DType.FLOAT32:
+                continue
+            layer = _choose(t.data, axis, ctx)
+            layer.tensor, layer.node, layer.op = name, node.name, node.op
+            ctx.quant_layers.append(layer)
+            if layer.storage != "float32":
+                ctx.float_weights[name] = t.data
+                ctx.record.hit()
+                _store(t, layer.storage, axis)
+            elif layer.note:
+                ctx.record.miss(f"{name} ({node.name}): kept float32: {layer.note}")
+
+
+def _store(t, storage: str, axis: int) -> None:
+    if storage == "float16":
+        t.data, t.dtype = t.data.astype(np.float16), DType.FLOAT16
+        t.quant = QuantInfo(np.zeros(0, np.float32), 0, 16)
+        return
+    bits = 8 if storage == "int8" else 16
+    q, scale = quantize(t.data, axis, bits)
+    t.data, t.dtype = q, DType.of(q)
+    t.quant = QuantInfo(scale, axis % q.ndim, bits)
+
+
+def _choose(w: np.ndarray, axis: int, ctx: PassContext) -> QuantLayer:
+    """Pick the storage of one weight: the requested bits, more bits if the SQNR floor asks, else float."""
+    n = w.size
+    layer = QuantLayer("", "", "", n, "float32", None, None, w.nbytes, w.nbytes)
+    if ctx.quant_type and n >= MIN_ELEMENTS:
+        tried = []
+        for bits in ([8, 16] if BITS[ctx.quant_type] == 8 else [16]):
+            q, scale = quantize(w, axis, bits)
+            shape = [1] * w.ndim
+            shape[axis % w.ndim] = -1
+            w_hat = q.astype(np.float64) * scale.reshape(shape)
+            s, c = sqnr_db(w, w_hat), cosine(w, w_hat)
+            tried.append(f"int{bits} {s:.1f} dB")
+            if ctx.quant_min_sqnr is None or s >= ctx.quant_min_sqnr:
+                return QuantLayer("", "", "", n, f"int{bits}", s, c, w.nbytes, q.nbytes,
+                                  "" if len(tried) == 1 else f"int8 gave {tried[0]}: raised to int16")
+        layer.note = f"below --quant_min_sqnr={ctx.quant_min_sqnr} ({', '.join(tried)})"
+    elif ctx.quant_type:
+        layer.note = f"{n} values: too small to be worth quantizing"
+    if ctx.enable_fp16 and n >= 1:
+        problem = _fp16_problem(w)
+        if problem is None:
+            w16 = w.astype(np.float16)
+            return QuantLayer("", "", "", n, "float16", sqnr_db(w, w16.astype(np.float64)), cosine(w, w16),
+                              w.nbytes, w16.nbytes, layer.note)
+        layer.note = problem if not layer.note else f"{layer.note}; {problem}"
+    return layer
