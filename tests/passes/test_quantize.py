@@ -1,0 +1,104 @@
+"""Weight-only quantization and float16 storage: error bounds, per-channel scales, guards, end to end."""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+from onnx import helper
+
+from helpers import make_model, run_ort
+
+from liteopt.opt import optimize
+from liteopt.passes import PassContext
+from liteopt.passes.quantize_weights import _choose, cosine, quantize, sqnr_db
+from liteopt.runtime import load
+
+RNG = np.random.default_rng(0)
+
+
+@pytest.mark.parametrize("bits,axis", [(8, 0), (16, 0), (8, 1)])
+def test_round_trip_error_is_at_most_half_a_step(bits, axis):
+    w = RNG.standard_normal((16, 8, 3, 3)).astype(np.float32)
+    q, scale = quantize(w, axis, bits)
+    assert q.dtype == (np.int8 if bits == 8 else np.int16)
+    shape = [1] * 4
+    shape[axis] = -1
+    step = np.abs(np.moveaxis(w, axis, 0).reshape(w.shape[axis], -1)).max(1) / (2 ** (bits - 1) - 1)
+    err = np.abs(q * scale.reshape(shape) - w)
+    assert np.all(err <= step.reshape(shape) / 2 + 1e-7)
+    assert np.abs(q).max() == 2 ** (bits - 1) - 1
+
+
+def test_per_channel_beats_per_tensor_with_one_large_channel():
+    w = RNG.standard_normal((8, 16, 3, 3)).astype(np.float32)
+    w[3] *= 100  # one channel with a much larger range
+    q, scale = quantize(w, 0, 8)
+    per_channel = q * scale.reshape(-1, 1, 1, 1)
+    t_scale = np.abs(w).max() / 127  # the per-tensor alternative, computed independently
+    per_tensor = np.clip(np.round(w / t_scale), -127, 127) * t_scale
+    small = [c for c in range(8) if c != 3]
+    assert sqnr_db(w[small], per_channel[small]) > sqnr_db(w[small], per_tensor[small]) + 20
+
+
+def test_zero_channel_is_guarded():
+    w = RNG.standard_normal((4, 2, 3, 3)).astype(np.float32)
+    w[1] = 0
+    q, scale = quantize(w, 0, 8)
+    assert np.all(np.isfinite(scale)) and np.all(q[1] == 0)
+    np.testing.assert_array_equal((q * scale.reshape(-1, 1, 1, 1))[1], 0)
+
+
+def test_sqnr_and_cosine_reference_values():
+    w = np.array([3.0, 4.0])
+    assert sqnr_db(w, w) == float("inf")
+    assert abs(sqnr_db(w, np.array([3.0, 4.5])) - 10 * np.log10(25 / 0.25)) < 1e-9
+    assert abs(cosine(np.array([1.0, 0.0]), np.array([1.0, 1.0])) - 1 / np.sqrt(2)) < 1e-12
+
+
+@pytest.mark.parametrize("values,reason", [(1e6, "range"), (1e-9, "flushed")])
+def test_fp16_guard_keeps_float32(values, reason):
+    w = (RNG.standard_normal((64, 32)) * values).astype(np.float32)
+    layer = _choose(w, 0, PassContext(enable_fp16=True))
+    assert layer.storage == "float32" and reason in layer.note
+
+
+def test_min_sqnr_raises_bits_then_keeps_float():
+    w = RNG.standard_normal((32, 64)).astype(np.float32)
+    assert _choose(w, 0, PassContext(quant_type="QUANT_INT8")).storage == "int8"
+    assert _choose(w, 0, PassContext(quant_type="QUANT_INT8", quant_min_sqnr=60)).storage == "int16"
+    layer = _choose(w, 0, PassContext(quant_type="QUANT_INT8", quant_min_sqnr=200))
+    assert layer.storage == "float32" and "quant_min_sqnr" in layer.note
+
+
+def _conv_net():
+    nodes, inits, x = [], {}, "x"
+    for i, (cin, cout) in enumerate([(3, 32), (32, 64), (64, 64)]):
+        inits[f"w{i}"] = (RNG.standard_normal((cout, cin, 3, 3)) * np.sqrt(2 / (cin * 9))).astype(np.float32)
+        inits[f"b{i}"] = (RNG.standard_normal(cout) * 0.1).astype(np.float32)
+        nodes += [helper.make_node("Conv", [x, f"w{i}", f"b{i}"], [f"c{i}"], pads=[1, 1, 1, 1]),
+                  helper.make_node("Relu", [f"c{i}"], [f"r{i}"])]
+        x = f"r{i}"
+    nodes.append(helper.make_node("GlobalAveragePool", [x], ["y"]))
+    return make_model(nodes, {"x": (np.float32, [1, 3, 16, 16])}, ["y"], inits)
+
+
+@pytest.mark.parametrize("quant_type,max_ratio,min_cos", [("QUANT_INT8", 0.30, 0.999), ("QUANT_INT16", 0.55, 0.99999)])
+def test_end_to_end_size_and_agreement(tmp_path, quant_type, max_ratio, min_cos):
+    import onnx
+    model = _conv_net()
+    src = str(tmp_path / "m.onnx")
+    onnx.save(model, src)
+    fp32 = optimize(model_file=src, optimize_out=str(tmp_path / "f"), valid_targets="cpu,ref")
+    q = optimize(model_file=src, optimize_out=str(tmp_path / "q"), valid_targets="cpu,ref", quant_model=True,
+                 quant_type=quant_type)
+    assert os.path.getsize(q.path) <= max_ratio * os.path.getsize(fp32.path)
+    e2e = q.quantization["end_to_end"]
+    assert e2e["cosine"] >= min_cos
+    x = RNG.standard_normal((1, 3, 16, 16)).astype(np.float32)
+    ref = run_ort(model, {"x": x})[0].ravel().astype(np.float64)
+    got = load(q.path)({"x": x})["y"].ravel().astype(np.float64)
+    assert ref @ got / np.linalg.norm(ref) / np.linalg.norm(got) >= min_cos
+    layers = q.quantization["layers"]
+    assert [l["storage"] for l in layers].count("int8" if quant_type == "QUANT_INT8" else "int16") == 2
+    assert any("too small" in l["note"] for l in layers)  # the 3->32 first conv: 864 values stay float32
