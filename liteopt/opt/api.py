@@ -118,7 +118,8 @@ def optimize(model_dir: str | None = None, model_file: str | None = None, param_
              optimize_out: str = "", valid_targets: str | list[str] = "arm",
              input_shapes: dict[str, tuple[int, ...]] | None = None, optimize_out_type: str = "naive_buffer",
              report: str | None = None, on_loaded=None, quant_model: bool = False, quant_type: str = "QUANT_INT16",
-             enable_fp16: bool = False, quant_min_sqnr: float | None = None) -> OptResult:
+             enable_fp16: bool = False, quant_min_sqnr: float | None = None,
+             kernel_override: dict[str, str] | None = None) -> OptResult:
     """Convert, optimize and write one .nb; raise a LiteoptError subclass on any problem (nothing written)."""
     t0 = time.perf_counter()
     if optimize_out_type != "naive_buffer":
@@ -134,7 +135,7 @@ def optimize(model_dir: str | None = None, model_file: str | None = None, param_
         on_loaded(src)
     ops_before = graph.op_counts()
     original = lifetimes(graph, inplace=False)
-    ctx = PassContext(targets=targets, kernel_variants=kernel_variants,
+    ctx = PassContext(targets=targets, choose_kernel=lambda n, t, tg: K.choose(n, t, tg, kernel_override),
                       quant_type=quant_type if quant_model else None, enable_fp16=enable_fp16,
                       quant_min_sqnr=quant_min_sqnr)
     run_pipeline(graph, ctx)

@@ -23,8 +23,8 @@ class PassRecord:
 class PassContext:
     # targets in priority order, e.g. ["cpu", "ref"]
     targets: list[str] = field(default_factory=lambda: ["cpu"])
-    # kernel_variants(op, target) -> registered variant names ([] if unsupported); injected by opt
-    kernel_variants: Callable[[str, str], list[str]] = lambda op, target: ["default"]
+    # choose_kernel(node, tensors, target) -> the variant to use, None if unsupported; injected by opt
+    choose_kernel: Callable = lambda node, tensors, target: "default"
     verify: bool = True
     # weight-only quantization (passes/quantize_weights.py): "QUANT_INT8" | "QUANT_INT16" | None
     quant_type: str | None = None

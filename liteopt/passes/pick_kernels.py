@@ -1,4 +1,5 @@
-"""Record on every node the kernel the runtime will use: the first valid target that has one."""
+"""Record on every node the kernel the runtime will use: for the first valid target that has one, the
+best variant for the node's shapes (as Paddle Lite records its kernel choice in the .nb)."""
 from __future__ import annotations
 
 from ..ir import Graph
@@ -10,9 +11,9 @@ def pick_kernels(graph: Graph, ctx: PassContext) -> None:
     missing: dict[str, list[str]] = {}
     for node in graph.nodes:
         for target in ctx.targets:
-            variants = ctx.kernel_variants(node.op, target)
-            if variants:
-                node.kernel = f"{target}/{'default' if 'default' in variants else variants[0]}"
+            variant = ctx.choose_kernel(node, graph.tensors, target)
+            if variant:
+                node.kernel = f"{target}/{variant}"
                 ctx.record.hit()
                 break
         else:

@@ -24,9 +24,13 @@ class PredictorError(LiteoptError):
 class _Step:
     __slots__ = ("fn", "inputs", "outputs", "attrs", "node", "takes_out")
 
-    def __init__(self, kernel, node):
+    def __init__(self, kernel, node, consts):
         self.fn, self.node, self.takes_out = kernel.fn, node, kernel.out
         self.inputs, self.outputs, self.attrs = node.inputs, node.outputs, node.attrs
+        if kernel.prepare is not None:  # once at load: e.g. transform a constant filter
+            prepared = kernel.prepare([consts.get(i) if i else None for i in node.inputs], node.attrs)
+            if prepared is not None:
+                self.fn = prepared
 
 
 class Arena:
@@ -59,7 +63,7 @@ class Program:
             k = K.find(node.op, kid) or K.find(node.op, kid.split("/")[0] + "/" + K.DEFAULT_VARIANT)
             if k is None:
                 raise PredictorError(f"op {node.name!r} ({node.op}): this runtime has no kernel {kid!r} for it")
-            self.steps.append(_Step(k, node))
+            self.steps.append(_Step(k, node, self.consts))
         self._arenas: dict[tuple, Arena | None] = {}
         if self.graph.memory_plan is not None:
             key = tuple(tuple(self.graph.tensors[i].shape) for i in self.graph.inputs)

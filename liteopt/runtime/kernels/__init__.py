@@ -30,6 +30,14 @@ class Kernel:
     variant: str
     fn: Callable
     out: bool = False  # fn accepts out=<preallocated array> (an arena view) and writes its result there
+    # applies(node, tensors) -> bool: whether this variant handles that node (shapes/attrs); None = always
+    applies: Callable | None = None
+    # the variant opt prefers among those that apply (higher first); "default" has 0
+    priority: int = 0
+    # prepare(consts, attrs) -> fn: work done once at load from the constant inputs (e.g. a Winograd filter
+    # transform); `consts` holds the constant input arrays (None for run-time inputs). The returned function
+    # replaces `fn` for that node. None when there is nothing to prepare.
+    prepare: Callable | None = None
 
     @property
     def id(self) -> str:
@@ -39,17 +47,30 @@ class Kernel:
 KERNELS: dict[tuple[str, str], dict[str, Kernel]] = {}
 
 
-def kernel(op: str, target: str = "cpu", variant: str = DEFAULT_VARIANT, out: bool = False):
-    """Register fn as the kernel of `op`; `out=True` if it accepts `out=` (an arena view) and writes there."""
+def kernel(op: str, target: str = "cpu", variant: str = DEFAULT_VARIANT, out: bool = False,
+           applies: Callable | None = None, priority: int = 0, prepare: Callable | None = None):
+    """Register fn as the kernel of `op` (see Kernel for the options)."""
     def deco(fn):
         if op not in OPS:
             raise RuntimeError(f"kernel for unknown op {op!r}")
         variants = KERNELS.setdefault((op, target), {})
         if variant in variants:
             raise RuntimeError(f"kernel {op} {target}/{variant} registered twice")
-        variants[variant] = Kernel(op, target, variant, fn, out)
+        variants[variant] = Kernel(op, target, variant, fn, out, applies, priority, prepare)
         return fn
     return deco
+
+
+def choose(node, tensors, target: str, override: dict[str, str] | None = None) -> str | None:
+    """The variant opt records for a node on a target: an override (benchmarking) if it applies, else
+    the highest-priority variant whose `applies` accepts the node; None if the target has no kernel."""
+    load_all()
+    variants = KERNELS.get((node.op, target), {})
+    wanted = (override or {}).get(node.op)
+    if wanted in variants and (variants[wanted].applies is None or variants[wanted].applies(node, tensors)):
+        return wanted
+    ok = [k for k in variants.values() if k.applies is None or k.applies(node, tensors)]
+    return max(ok, key=lambda k: (k.priority, k.variant == DEFAULT_VARIANT)).variant if ok else None
 
 
 def _register_ref():
@@ -57,7 +78,7 @@ def _register_ref():
         KERNELS.setdefault((name, "ref"), {})[DEFAULT_VARIANT] = Kernel(name, "ref", DEFAULT_VARIANT, d.reference)
 
 
-_FAMILIES = ("activation", "conv", "elementwise", "fused", "nn", "reduce", "tensor")
+_FAMILIES = ("activation", "conv", "conv_fast", "elementwise", "fused", "nn", "reduce", "tensor")
 _loaded = False
 
 

@@ -1,0 +1,365 @@
+"""Fast convolution variants, picked by opt from the node's shapes and recorded in the .nb:
+
+- `gemm`: im2col + BLAS sgemm per group (1x1 stride-1 convs skip im2col: a plain GEMM);
+- `winograd_f63` / `winograd_f23`: Winograd F(6x6, 3x3) / F(2x2, 3x3) for 3x3 stride-1 convs, the filter
+  transform done once at load (`prepare`), the 36/16 element-wise products as one batched BLAS matmul;
+- `direct` depthwise 3x3 / 5x5 (stride 1 or 2) numba kernels.
+Bias and the fused activation are applied in each kernel's epilogue; every variant writes into `out`
+(an arena view) when given one. Scratch buffers are kept per node, so a steady-state run allocates
+little beyond BLAS's own workspace.
+"""
+from __future__ import annotations
+
+import math
+from fractions import Fraction
+
+import numpy as np
+from numba import prange
+
+from ...ir.ops.activation import apply_act
+from . import kernel
+from ._util import JIT, njit
+
+PJIT = dict(JIT, parallel=True)
+ACT_CODES = {"": 0, "relu": 1, "relu6": 2, "leaky_relu": 3, "hard_swish": 4, "sigmoid": 5, "swish": 6,
+             "hard_sigmoid": 7, "tanh": 8}
+
+
+@njit(inline="always", **JIT)
+def _act(v, code, alpha):
+    if code == 0:
+        return v
+    if code == 1:
+        return v if v > 0 else 0.0
+    if code == 2:
+        return min(max(v, 0.0), alpha)
+    if code == 3:
+        return v if v >= 0 else v * alpha
+    if code == 4:
+        return v * min(max(v + 3.0, 0.0), 6.0) / 6.0
+    if code == 5:
+        return 1.0 / (1.0 + math.exp(-v)) if v >= -80.0 else 0.0
+    if code == 6:
+        return v / (1.0 + math.exp(-alpha * v)) if alpha * v >= -80.0 else 0.0
+    if code == 7:
+        return min(max(v * 0.2 + 0.5, 0.0), 1.0)
+    return math.tanh(v)
+
+
+@njit(**PJIT)
+def _epilogue(y, bias, has_bias, code, alpha):
+    """y: (N, O, L) in place: y = act(y + bias[o])."""
+    n, o, length = y.shape
+    for k in prange(n * o):
+        b, c = k // o, k % o
+        add = bias[c] if has_bias else 0.0
+        for i in range(length):
+            y[b, c, i] = _act(y[b, c, i] + add, code, alpha)
+
+
+def _finish(y4, b, act_type, act_alpha):
+    """Bias + activation on an (N, O, H, W) result, in place when the activation is one we compile."""
+    code = ACT_CODES.get(act_type)
+    n, o = y4.shape[:2]
+    bias = b.astype(np.float32, copy=False) if b is not None else np.zeros(1, np.float32)
+    if code is None:
+        _epilogue(y4.reshape(n, o, -1), bias, b is not None, 0, 0.0)
+        y4[...] = apply_act(y4, act_type, act_alpha)
+    else:
+        _epilogue(y4.reshape(n, o, -1), bias, b is not None, code, float(act_alpha))
+    return y4
+
+
+def _out_size(size, k, s, p0, p1, d):
+    return (size + p0 + p1 - d * (k - 1) - 1) // s + 1
+
+
+def _result(out, shape):
+    return out if out is not None else np.empty(shape, np.float32)
+
+
+# --- im2col + GEMM -----------------------------------------------------------------------------
+
+@njit(**PJIT)
+def _im2col(x, cols, kh, kw, sh, sw, dh, dw, pt, pl, oh, ow):
+    """x: (C, H, W) -> cols: (C*kh*kw, oh*ow), zero where the window reads padding."""
+    c_in, h, w = x.shape
+    for row in prange(c_in * kh * kw):
+        c = row // (kh * kw)
+        i = (row // kw) % kh
+        j = row % kw
+        for y in range(oh):
+            iy = y * sh - pt + i * dh
+            base = y * ow
+            if iy < 0 or iy >= h:
+                for xo in range(ow):
+                    cols[row, base + xo] = 0.0
+                continue
+            for xo in range(ow):
+                ix = xo * sw - pl + j * dw
+                cols[row, base + xo] = x[c, iy, ix] if 0 <= ix < w else 0.0
+
+
+def _gemm_conv(x, w2d, b, w_shape, strides, paddings, dilations, groups, act_type, act_alpha, out, scratch):
+    n, c, h, wd = x.shape
+    o, cg, kh, kw = w_shape
+    (sh, sw), (pt, pb, pl, pr), (dh, dw) = strides, paddings, dilations
+    oh, ow = _out_size(h, kh, sh, pt, pb, dh), _out_size(wd, kw, sw, pl, pr, dw)
+    y = _result(out, (n, o, oh, ow))
+    og = o // groups
+    pointwise = kh == kw == 1 and sh == sw == 1 and not any(paddings)
+    x = np.ascontiguousarray(x, dtype=np.float32)
+    if not pointwise:
+        key = (cg * kh * kw, oh * ow)
+        cols = scratch.get(key)
+        if cols is None:
+            cols = scratch[key] = np.empty(key, np.float32)
+    for b_ in range(n):
+        yb = y[b_].reshape(o, oh * ow)
+        for g in range(groups):
+            xg = x[b_, g * cg:(g + 1) * cg]
+            if pointwise:
+                rhs = xg.reshape(cg, h * wd)
+            else:
+                _im2col(xg, cols, kh, kw, sh, sw, dh, dw, pt, pl, oh, ow)
+                rhs = cols
+            np.dot(w2d[g * og:(g + 1) * og], rhs, out=yb[g * og:(g + 1) * og])
+    return _finish(y, b, act_type, act_alpha)
+
+
+def _conv_applies(node, tensors):
+    x, w = tensors[node.inputs[0]].shape, tensors[node.inputs[1]].shape
+    return x is not None and len(x) == 4 and w is not None and len(w) == 4 and tensors[node.inputs[0]].dtype.value == "float32"
+
+
+def _gemm_prepare(consts, attrs):
+    w = consts[1]
+    if w is None:
+        return None
+    w2d = np.ascontiguousarray(w, dtype=np.float32).reshape(w.shape[0], -1)
+    scratch: dict = {}
+
+    def run(x, w_, b, *, out=None, strides, paddings, dilations, groups, act_type, act_alpha):
+        return _gemm_conv(x, w2d, b, w.shape, strides, paddings, dilations, groups, act_type, act_alpha, out, scratch)
+    return run
+
+
+@kernel("conv2d", variant="gemm", out=True, applies=_conv_applies, priority=10, prepare=_gemm_prepare)
+def conv2d_gemm(x, w, b, *, out=None, strides, paddings, dilations, groups, act_type, act_alpha):
+    """im2col + BLAS GEMM (the filter may be a run-time tensor here)."""
+    w2d = np.ascontiguousarray(w, dtype=np.float32).reshape(w.shape[0], -1)
+    return _gemm_conv(x, w2d, b, w.shape, strides, paddings, dilations, groups, act_type, act_alpha, out, {})
+
+
+# --- depthwise ---------------------------------------------------------------------------------
+
+@njit(**PJIT)
+def _depthwise(x, w, y, bias, has_bias, sh, sw, dh, dw, pt, pl, code, alpha):
+    n, c, h, wd = x.shape
+    _, _, oh, ow = y.shape
+    kh, kw = w.shape[2], w.shape[3]
+    for k in prange(n * c):
+        b, ch = k // c, k % c
+        add = bias[ch] if has_bias else 0.0
+        for oy in range(oh):
+            iy0 = oy * sh - pt
+            for ox in range(ow):
+                ix0 = ox * sw - pl
+                acc = 0.0
+                for i in range(kh):
+                    iy = iy0 + i * dh
+                    if iy < 0 or iy >= h:
+                        continue
+                    for j in range(kw):
+                        ix = ix0 + j * dw
+                        if 0 <= ix < wd:
+                            acc += x[b, ch, iy, ix] * w[ch, 0, i, j]
+                y[b, ch, oy, ox] = _act(acc + add, code, alpha)
+
+
+def _dw_applies(node, tensors):
+    w = tensors[node.inputs[1]].shape
+    x = tensors[node.inputs[0]].shape
+    return (_conv_applies(node, tensors) and w[1] == 1 and w[2] == w[3] and w[2] in (3, 5)
+            and tuple(node.attrs["strides"]) in ((1, 1), (2, 2)) and isinstance(x[1], int) and w[0] == x[1])
+
+
+@kernel("depthwise_conv2d", variant="direct", out=True, applies=_dw_applies, priority=10)
+def depthwise_direct(x, w, b, *, out=None, strides, paddings, dilations, groups, act_type, act_alpha):
+    n, c, h, wd = x.shape
+    kh, kw = w.shape[2:]
+    (sh, sw), (pt, pb, pl, pr), (dh, dw) = strides, paddings, dilations
+    y = _result(out, (n, c, _out_size(h, kh, sh, pt, pb, dh), _out_size(wd, kw, sw, pl, pr, dw)))
+    code = ACT_CODES.get(act_type, 0)
+    bias = b.astype(np.float32, copy=False) if b is not None else np.zeros(1, np.float32)
+    _depthwise(np.ascontiguousarray(x, dtype=np.float32), np.ascontiguousarray(w, dtype=np.float32), y, bias,
+               b is not None, sh, sw, dh, dw, pt, pl, code, float(act_alpha))
+    if act_type not in ACT_CODES:
+        y[...] = apply_act(y, act_type, act_alpha)
+    return y
+
+
+# --- Winograd ----------------------------------------------------------------------------------
+
+def winograd_matrices(m: int, r: int = 3):
+    """A^T (m x n), G (n x r), B^T (n x n) of F(m, r) by the Cook-Toom construction (n = m + r - 1),
+    interpolation points 0, +-1, +-2, +-1/2, ... and infinity, computed exactly with fractions."""
+    n = m + r - 1
+    pts = [Fraction(0)]
+    k = 1
+    while len(pts) < n - 1:
+        for v in (Fraction(k), Fraction(-k), Fraction(1, k + 1), Fraction(-1, k + 1)):
+            if len(pts) < n - 1 and v not in pts:
+                pts.append(v)
+        k += 1
+
+    def mul(a, b):
+        out = [Fraction(0)] * (len(a) + len(b) - 1)
+        for i, x in enumerate(a):
+            for j, y in enumerate(b):
+                out[i + j] += x * y
+        return out
+
+    at = [[p ** i for p in pts] + [Fraction(int(i == m - 1))] for i in range(m)]
+    g, bt = [], []
+    full = [Fraction(1)]
+    for p in pts:
+        full = mul(full, [-p, Fraction(1)])
+    for i, p in enumerate(pts):
+        f, poly = Fraction(1), [Fraction(1)]
+        for q in pts[:i] + pts[i + 1:]:
+            f *= p - q
+            poly = mul(poly, [-q, Fraction(1)])
+        g.append([p ** j / f for j in range(r)])
+        bt.append(poly + [Fraction(0)] * (n - len(poly)))
+    g.append([Fraction(int(j == r - 1)) for j in range(r)])
+    bt.append(full)
+    as_np = lambda rows: np.array([[float(v) for v in row] for row in rows], np.float64)  # noqa: E731
+    return as_np(at), as_np(g), as_np(bt)
+
+
+@njit(**PJIT)
+def _wino_input(xp, v, bt, m, th, tw):
+    """xp: (C, th*m+2, tw*m+2) padded input -> v: (n*n, C, th*tw) = B^T d B per tile."""
+    c_in = xp.shape[0]
+    n = bt.shape[0]
+    for c in prange(c_in):
+        d = np.empty((n, n))
+        tmp = np.empty((n, n))
+        for ty in range(th):
+            for tx in range(tw):
+                for i in range(n):
+                    for j in range(n):
+                        d[i, j] = xp[c, ty * m + i, tx * m + j]
+                for i in range(n):
+                    for j in range(n):
+                        acc = 0.0
+                        for k in range(n):
+                            acc += bt[i, k] * d[k, j]
+                        tmp[i, j] = acc
+                t = ty * tw + tx
+                for i in range(n):
+                    for j in range(n):
+                        acc = 0.0
+                        for k in range(n):
+                            acc += tmp[i, k] * bt[j, k]
+                        v[i * n + j, c, t] = acc
+
+
+@njit(**PJIT)
+def _wino_output(mm, y, at, m, th, tw, bias, has_bias, code, alpha):
+    """mm: (n*n, O, T) -> y: (O, oh, ow) = A^T M A per tile, cropped, + bias, activation."""
+    o_n = mm.shape[1]
+    n = at.shape[1]
+    oh, ow = y.shape[1], y.shape[2]
+    for o in prange(o_n):
+        tmp = np.empty((m, n))
+        add = bias[o] if has_bias else 0.0
+        for ty in range(th):
+            for tx in range(tw):
+                t = ty * tw + tx
+                for i in range(m):
+                    for j in range(n):
+                        acc = 0.0
+                        for k in range(n):
+                            acc += at[i, k] * mm[k * n + j, o, t]
+                        tmp[i, j] = acc
+                for i in range(m):
+                    yy = ty * m + i
+                    if yy >= oh:
+                        break
+                    for j in range(m):
+                        xx = tx * m + j
+                        if xx >= ow:
+                            break
+                        acc = 0.0
+                        for k in range(n):
+                            acc += tmp[i, k] * at[j, k]
+                        y[o, yy, xx] = _act(acc + add, code, alpha)
+
+
+def _wino_applies(node, tensors):
+    w = tensors[node.inputs[1]].shape
+    a = node.attrs
+    return (_conv_applies(node, tensors) and tuple(w[2:]) == (3, 3) and a["groups"] == 1
+            and tuple(a["strides"]) == (1, 1) and tuple(a["dilations"]) == (1, 1) and w[0] >= 8 and w[1] >= 8)
+
+
+def _wino_out_large(node, tensors):
+    """F(6,3) pays when the output has many 6x6 tiles (Paddle Lite's rule of thumb: >= 36 units of 8)."""
+    y = tensors[node.outputs[0]].shape
+    return _wino_applies(node, tensors) and all(isinstance(d, int) for d in y[2:]) and y[2] * y[3] >= 36 * 8
+
+
+def _wino_prepare(m):
+    at, g, bt = winograd_matrices(m)
+    n = m + 2
+
+    def prepare(consts, attrs):
+        w = consts[1]
+        if w is None:
+            return None
+        o, c = w.shape[:2]
+        u = np.einsum("ik,ockl,jl->ijoc", g, w.astype(np.float64), g).reshape(n * n, o, c)
+        u = np.ascontiguousarray(u, dtype=np.float32)
+        scratch: dict = {}
+
+        def run(x, w_, b, *, out=None, strides, paddings, dilations, groups, act_type, act_alpha):
+            nb, _, h, wd = x.shape
+            pt, pb, pl, pr = paddings
+            oh, ow = h + pt + pb - 2, wd + pl + pr - 2
+            th, tw = -(-oh // m), -(-ow // m)
+            y = _result(out, (nb, o, oh, ow))
+            key = (c, th, tw)
+            if key not in scratch:
+                scratch[key] = (np.zeros((c, th * m + 2, tw * m + 2), np.float32),
+                                np.empty((n * n, c, th * tw), np.float32), np.empty((n * n, o, th * tw), np.float32))
+            xp, v, mm = scratch[key]
+            code = ACT_CODES.get(act_type, 0)
+            bias = b.astype(np.float32, copy=False) if b is not None else np.zeros(1, np.float32)
+            for k in range(nb):
+                xp[:] = 0
+                xp[:, pt:pt + h, pl:pl + wd] = x[k]
+                _wino_input(xp, v, bt, m, th, tw)
+                np.matmul(u, v, out=mm)
+                _wino_output(mm, y[k], at, m, th, tw, bias, b is not None, code, float(act_alpha))
+            if act_type not in ACT_CODES:
+                y[...] = apply_act(y, act_type, act_alpha)
+            return y
+        return run
+    return prepare
+
+
+def _wino_fallback(x, w, b, **attrs):
+    out = attrs.pop("out", None)
+    y = conv2d_gemm(x, w, b, **attrs)
+    if out is not None:
+        out[...] = y
+        return out
+    return y
+
+
+kernel("conv2d", variant="winograd_f63", out=True, applies=_wino_out_large, priority=30,
+       prepare=_wino_prepare(6))(_wino_fallback)
+kernel("conv2d", variant="winograd_f23", out=True, applies=_wino_applies, priority=20,
+       prepare=_wino_prepare(2))(_wino_fallback)

@@ -1,0 +1,87 @@
+"""Every fast conv variant against the numpy reference (the op's own definition), fused epilogues included."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from liteopt.ir import OPS
+from liteopt.runtime import kernels as K
+from liteopt.runtime.kernels.conv_fast import winograd_matrices
+
+K.load_all()
+RNG = np.random.default_rng(0)
+ACTS = [("", 0.0), ("relu", 0.0), ("relu6", 6.0), ("leaky_relu", 0.1), ("hard_swish", 0.0), ("sigmoid", 0.0),
+        ("swish", 1.0), ("hard_sigmoid", 0.0), ("tanh", 0.0)]
+
+
+def attrs(op, **kw):
+    a = {k: v.default for k, v in OPS[op].attrs.items()}
+    a.update(kw)
+    return a
+
+
+def run_variant(op, variant, x, w, b, at, out=False):
+    k = K.KERNELS[(op, "cpu")][variant]
+    fn = (k.prepare([None, w, b], at) if k.prepare else None) or k.fn
+    if out:
+        ref_shape = OPS[op].run(x, w, b, **at)[0].shape
+        buf = np.full(ref_shape, np.nan, np.float32)
+        y = fn(x, w, b, out=buf, **at)
+        assert y is buf
+        return y
+    return fn(x, w, b, **at)
+
+
+def close(y, ref, tol):
+    assert y.shape == ref.shape and y.dtype == np.float32
+    assert np.abs(y - ref).max() <= tol * max(np.abs(ref).max(), 1e-6)
+
+
+def test_winograd_matrices_compute_a_correlation():
+    for m in (2, 4, 6):
+        at, g, bt = winograd_matrices(m)
+        d, f = RNG.standard_normal(m + 2), RNG.standard_normal(3)
+        np.testing.assert_allclose(at @ ((g @ f) * (bt @ d)), [d[k:k + 3] @ f for k in range(m)], atol=1e-10)
+
+
+@settings(max_examples=25, deadline=None)
+@given(c=st.integers(1, 12), o=st.integers(1, 12), h=st.integers(3, 14), w=st.integers(3, 14),
+       k=st.sampled_from([1, 3, 5]), s=st.sampled_from([1, 2]), d=st.sampled_from([1, 2]),
+       pads=st.tuples(*[st.integers(0, 2)] * 4), g=st.sampled_from([1, 2]), act=st.sampled_from(ACTS),
+       bias=st.booleans(), out=st.booleans())
+def test_gemm(c, o, h, w, k, s, d, pads, g, act, bias, out):
+    c, o = c * g, o * g
+    if h + pads[0] + pads[1] < d * (k - 1) + 1 or w + pads[2] + pads[3] < d * (k - 1) + 1:
+        return
+    x = RNG.standard_normal((2, c, h, w)).astype(np.float32)
+    wt = RNG.standard_normal((o, c // g, k, k)).astype(np.float32)
+    b = RNG.standard_normal(o).astype(np.float32) if bias else None
+    at = attrs("conv2d", strides=(s, s), paddings=pads, dilations=(d, d), groups=g, act_type=act[0], act_alpha=act[1])
+    close(run_variant("conv2d", "gemm", x, wt, b, at, out), OPS["conv2d"].run(x, wt, b, **at)[0], 1e-5)
+
+
+@pytest.mark.parametrize("variant,tol", [("winograd_f23", 1e-5), ("winograd_f63", 1e-4)])
+@pytest.mark.parametrize("shape,pads,act", [((1, 8, 9, 11, 16), (1, 1, 1, 1), ("relu", 0.0)),
+                                            ((2, 16, 20, 20, 8), (0, 1, 2, 1), ("relu6", 6.0)),
+                                            ((1, 32, 14, 14, 32), (1, 1, 1, 1), ("", 0.0)),
+                                            ((1, 64, 56, 56, 64), (1, 1, 1, 1), ("hard_swish", 0.0))])
+def test_winograd(variant, tol, shape, pads, act):
+    n, c, h, w, o = shape
+    x = RNG.standard_normal((n, c, h, w)).astype(np.float32)
+    wt = (RNG.standard_normal((o, c, 3, 3)) / np.sqrt(9 * c)).astype(np.float32)
+    b = RNG.standard_normal(o).astype(np.float32)
+    at = attrs("conv2d", paddings=pads, act_type=act[0], act_alpha=act[1])
+    close(run_variant("conv2d", variant, x, wt, b, at, out=True), OPS["conv2d"].run(x, wt, b, **at)[0], tol)
+
+
+@pytest.mark.parametrize("k,s,pads", [(3, 1, (1, 1, 1, 1)), (3, 2, (0, 1, 0, 1)), (5, 1, (2, 2, 2, 2)),
+                                      (5, 2, (1, 2, 2, 1)), (3, 1, (0, 0, 0, 0))])
+@pytest.mark.parametrize("act", [("", 0.0), ("relu6", 6.0), ("hard_swish", 0.0)])
+def test_depthwise_direct(k, s, pads, act):
+    x = RNG.standard_normal((2, 8, 13, 12)).astype(np.float32)
+    wt = RNG.standard_normal((8, 1, k, k)).astype(np.float32)
+    b = RNG.standard_normal(8).astype(np.float32)
+    at = attrs("depthwise_conv2d", strides=(s, s), paddings=pads, groups=8, act_type=act[0], act_alpha=act[1])
+    close(run_variant("depthwise_conv2d", "direct", x, wt, b, at, out=True),
+          OPS["depthwise_conv2d"].run(x, wt, b, **at)[0], 1e-5)
