@@ -359,7 +359,9 @@ def _wino_fallback(x, w, b, **attrs):
     return y
 
 
-kernel("conv2d", variant="winograd_f63", out=True, applies=_wino_out_large, priority=30,
+# Measured on this machine (benchmarks/bench.py --profile), the numba Winograd transforms do not yet beat
+# im2col + BLAS: the Winograd variants rank below `gemm` and are used when forced (kernel_override).
+kernel("conv2d", variant="winograd_f63", out=True, applies=_wino_out_large, priority=5,
        prepare=_wino_prepare(6))(_wino_fallback)
-kernel("conv2d", variant="winograd_f23", out=True, applies=_wino_applies, priority=20,
+kernel("conv2d", variant="winograd_f23", out=True, applies=_wino_applies, priority=4,
        prepare=_wino_prepare(2))(_wino_fallback)
