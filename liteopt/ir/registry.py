@@ -137,7 +137,8 @@ class OpDef:
     reference: Callable[..., Any]
     doc: str = ""
     view_of_input: int | None = None       # output 0 may share memory with this input (reshape family)
-    weight_inputs: tuple[int, ...] = ()    # inputs that are weights (quantization)
+    # weight inputs (quantization): input index -> output-channel axis (or attrs -> axis); a tuple means axis 0
+    weight_inputs: dict | tuple = ()
     shape_only_inputs: tuple[int, ...] = ()  # inputs whose values the op never reads (e.g. `shape`)
     inplace: bool = False                  # output 0 may overwrite input 0 when that input dies here
     family: str = ""
@@ -160,7 +161,8 @@ class OpDef:
         for i, s in enumerate(self.inputs):
             if not s.endswith(("?", "*")) and not node.inputs[i]:
                 raise ShapeError(f"node {node.name!r} ({self.name}): required input {s} is missing")
-        if not 1 <= len(node.outputs) <= len(self.outputs):
+        many = bool(self.outputs) and self.outputs[-1].endswith("*")
+        if not (1 <= len(node.outputs) and (many or len(node.outputs) <= len(self.outputs))):
             raise ShapeError(f"node {node.name!r} ({self.name}): {len(node.outputs)} outputs, expected "
                              f"{', '.join(self.outputs)}")
 
@@ -179,8 +181,14 @@ class OpDef:
                 out[k] = a.default
         return out
 
+    def pad_inputs(self, inputs: list) -> list:
+        """Inputs padded with "" (absent) up to the declared optional slots (variadic ops: as given)."""
+        return list(inputs) if self.variadic else list(inputs) + [""] * (len(self.inputs) - len(inputs))
+
     def run(self, *inputs, **attrs) -> list[np.ndarray]:
         """The numpy reference, always returning a list of outputs."""
+        if not self.variadic and len(inputs) < len(self.inputs):
+            inputs = inputs + (None,) * (len(self.inputs) - len(inputs))
         r = self.reference(*inputs, **attrs)
         return list(r) if isinstance(r, (tuple, list)) else [r]
 
@@ -205,7 +213,8 @@ def op(name: str, *, inputs: str | tuple = "X", outputs: str | tuple = "Out", at
             raise RuntimeError(f"op {name} registered twice")
         OPS[name] = OpDef(name=name, inputs=split(inputs), outputs=split(outputs), attrs=norm, infer=infer,
                           reference=fn, doc=(fn.__doc__ or "").strip().split("\n")[0],
-                          view_of_input=view_of_input, weight_inputs=tuple(weight_inputs),
+                          view_of_input=view_of_input,
+                          weight_inputs=dict(weight_inputs) if isinstance(weight_inputs, dict) else tuple(weight_inputs),
                           shape_only_inputs=tuple(shape_only_inputs), inplace=inplace,
                           family=fn.__module__.rsplit(".", 1)[-1])
         return fn

@@ -16,7 +16,7 @@ def _same(x, out_name, g):
     return x.name if t[out_name].shape == x.shape and t[out_name].dtype == x.dtype else None
 
 
-def _drop(x, op, g):
+def _drop(g, x, op):
     return _same(x, op.outputs[0], g)
 
 

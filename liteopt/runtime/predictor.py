@@ -9,7 +9,7 @@ import math
 import numpy as np
 
 from ..format import NbModel, read
-from ..ir import Graph, infer_shapes
+from ..ir import OPS, Graph, infer_shapes
 from ..ir.errors import LiteoptError, ShapeError
 from ..ir.memory import ALIGN, plan
 from . import kernels as K
@@ -26,7 +26,9 @@ class _Step:
 
     def __init__(self, kernel, node, consts):
         self.fn, self.node, self.takes_out = kernel.fn, node, kernel.out
-        self.inputs, self.outputs, self.attrs = node.inputs, node.outputs, node.attrs
+        # absent trailing optional inputs are passed as None, as the signature expects
+        self.inputs = OPS[node.op].pad_inputs(node.inputs)
+        self.outputs, self.attrs = node.outputs, node.attrs
         if kernel.prepare is not None:  # once at load: e.g. transform a constant filter
             prepared = kernel.prepare([consts.get(i) if i else None for i in node.inputs], node.attrs)
             if prepared is not None:
@@ -59,15 +61,25 @@ class Program:
         self.consts = {k: t.value() for k, t in self.graph.tensors.items() if t.data is not None}
         self.steps: list[_Step] = []
         for node in self.graph.nodes:
-            kid = f"{K.TARGET_ALIASES.get(target, target)}/{K.DEFAULT_VARIANT}" if target else (node.kernel or "cpu/default")
-            k = K.find(node.op, kid) or K.find(node.op, kid.split("/")[0] + "/" + K.DEFAULT_VARIANT)
-            if k is None:
-                raise PredictorError(f"op {node.name!r} ({node.op}): this runtime has no kernel {kid!r} for it")
+            k = self._kernel_for(node, target)
             self.steps.append(_Step(k, node, self.consts))
         self._arenas: dict[tuple, Arena | None] = {}
         if self.graph.memory_plan is not None:
             key = tuple(tuple(self.graph.tensors[i].shape) for i in self.graph.inputs)
             self._arenas[key] = Arena(self.graph, self.graph.memory_plan)
+
+    def _kernel_for(self, node, target: str | None):
+        """The kernel recorded by opt; with a target override, the best variant on that target instead."""
+        recorded = node.kernel or "cpu/default"
+        want = target or recorded.split("/")[0]
+        k = K.find(node.op, recorded) if recorded.startswith(want + "/") else None
+        if k is None:
+            variant = K.choose(node, self.graph.tensors, want)
+            k = K.find(node.op, f"{want}/{variant}") if variant else None
+        if k is None:
+            raise PredictorError(f"op {node.name!r} ({node.op}): this runtime has no {want!r} kernel for it "
+                                 f"(the file asks for {recorded!r})")
+        return k
 
     def arena_for(self, feeds: dict[str, np.ndarray]) -> Arena | None:
         """The arena for these input shapes: the plan in the file, or one planned once per new shape."""
@@ -149,7 +161,7 @@ class Program:
             if a.ndim != len(t.shape) or any(isinstance(d, int) and d != s for d, s in zip(t.shape, a.shape)):
                 want = "x".join(str(d) if isinstance(d, int) else "?" for d in t.shape)
                 raise PredictorError(f"input {name!r} expects shape {want}, got {'x'.join(map(str, a.shape)) or 'a scalar'}")
-        return np.ascontiguousarray(a)
+        return a if a.flags.c_contiguous else np.array(a, order="C")  # (ascontiguousarray makes 0-d 1-d)
 
 
 def _target_of(target: str | None) -> str | None:

@@ -161,11 +161,13 @@ def load_onnx(path: str, input_shapes: dict[str, tuple[int, ...]] | None = None)
             raise ConversionError(f"{path}: node {name!r} ({n.op_type}) cannot be converted: "
                                   f"{type(e).__name__}: {e}") from None
 
+    output_names = {vi.name for vi in g.output}
     for vi in g.output:
         ours = alias.get(vi.name, vi.name)
         if ours not in graph.tensors:
             raise ConversionError(f"{path}: graph output {vi.name!r} is never produced")
-        if ours in graph.inputs or graph.tensors[ours].is_const or ours in graph.outputs:
+        if ours in graph.inputs or graph.tensors[ours].is_const or ours in graph.outputs or \
+                (ours != vi.name and ours in output_names):
             ctx.node_name, ctx.node_op, ctx._emitted_here = f"output/{vi.name}", "Identity", 0
             ours = ctx.emit("assign", [ours])
         if ours != vi.name and vi.name not in graph.tensors:

@@ -129,7 +129,7 @@ def conv2d_transpose_reference(x, w, b, *, strides, paddings, dilations, groups,
 
 
 @op("conv2d_transpose", inputs="Input Filter Bias?", outputs="Output",
-    attrs={**CONV_ATTRS, "output_padding": (0, 0)}, infer=_conv_t_infer, weight_inputs=(1,))
+    attrs={**CONV_ATTRS, "output_padding": (0, 0)}, infer=_conv_t_infer, weight_inputs={1: 1})
 def conv2d_transpose(x, w, b, **attrs):
     """2-D transposed convolution (filter IOHW)"""
     return conv2d_transpose_reference(x, w, b, **attrs)

@@ -1,1 +1,266 @@
-"""(filled in)"""
+"""Neural-network ops (Paddle Lite names): batch_norm, softmax, log_softmax, matmul_v2, fc, layer_norm,
+nearest_interp_v2 / bilinear_interp_v2 (resize), pad."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ..registry import Attr, InferCtx, TensorType, broadcast_shapes, dim_op, normalize_axis, op, same_as
+from .activation import FUSED_ACT_ATTRS, apply_act
+
+
+@op("batch_norm", inputs="X Scale Bias Mean Variance", outputs="Y", attrs={"epsilon": 1e-5}, infer=same_as(0))
+def batch_norm(x, scale, bias, mean, var, *, epsilon):
+    """inference batch norm over channel axis 1: (x - mean) / sqrt(var + eps) * scale + bias"""
+    shape = (1, -1) + (1,) * (x.ndim - 2)
+    inv = (scale / np.sqrt(var.astype(np.float64) + epsilon)).astype(np.float32)
+    return ((x - mean.reshape(shape)) * inv.reshape(shape) + bias.reshape(shape)).astype(x.dtype)
+
+
+def _softmax_infer(ctx: InferCtx):
+    if ctx.shape(0) is not None:
+        normalize_axis(ctx, ctx.attrs["axis"], len(ctx.shape(0)))
+    return [TensorType(ctx.dtype(0), ctx.shape(0))]
+
+
+@op("softmax", attrs={"axis": -1}, infer=_softmax_infer)
+def softmax(x, *, axis):
+    """exp(x - max) / sum over one axis"""
+    e = np.exp(x - x.max(axis=axis, keepdims=True))
+    return (e / e.sum(axis=axis, keepdims=True)).astype(x.dtype)
+
+
+@op("log_softmax", attrs={"axis": -1}, infer=_softmax_infer)
+def log_softmax(x, *, axis):
+    """x - max - log(sum(exp(x - max))) over one axis"""
+    m = x - x.max(axis=axis, keepdims=True)
+    return (m - np.log(np.exp(m).sum(axis=axis, keepdims=True))).astype(x.dtype)
+
+
+def _matmul_infer(ctx: InferCtx):
+    a, b = ctx.shape(0), ctx.shape(1)
+    if a is None or b is None:
+        return [TensorType(ctx.dtype(0), None)]
+    a, b = list(a), list(b)
+    if ctx.attrs["trans_x"] and len(a) >= 2:
+        a[-1], a[-2] = a[-2], a[-1]
+    if ctx.attrs["trans_y"] and len(b) >= 2:
+        b[-1], b[-2] = b[-2], b[-1]
+    a1, b1 = len(a) == 1, len(b) == 1
+    a2 = [1] + a if a1 else a
+    b2 = b + [1] if b1 else b
+    k1, k2 = a2[-1], b2[-2]
+    if isinstance(k1, int) and isinstance(k2, int) and k1 != k2:
+        raise ctx.error(f"matmul of shapes {ctx.shape(0)} and {ctx.shape(1)}: inner dims {k1} != {k2}")
+    batch = broadcast_shapes(ctx, [tuple(a2[:-2]), tuple(b2[:-2])])
+    out = list(batch) + ([] if a1 else [a2[-2]]) + ([] if b1 else [b2[-1]])
+    return [TensorType(ctx.dtype(0), tuple(out))]
+
+
+@op("matmul_v2", inputs="X Y", attrs={"trans_x": False, "trans_y": False}, infer=_matmul_infer,
+    weight_inputs={1: lambda attrs: -2 if attrs["trans_y"] else -1})
+def matmul_v2(x, y, *, trans_x, trans_y):
+    """numpy matmul (batch broadcasting, 1-D operands), optionally transposing the last two dims"""
+    if trans_x and x.ndim >= 2:
+        x = np.swapaxes(x, -1, -2)
+    if trans_y and y.ndim >= 2:
+        y = np.swapaxes(y, -1, -2)
+    return np.matmul(x, y).astype(x.dtype)
+
+
+def _fc_infer(ctx: InferCtx):
+    x, w = ctx.shape(0), ctx.shape(1)
+    k = ctx.attrs["in_num_col_dims"]
+    if w is None or len(w) != 2:
+        raise ctx.error(f"the fc weight must be 2-D, got {w}")
+    if x is None:
+        return [TensorType(ctx.dtype(0), None)]
+    if not 1 <= k < max(len(x), 2):
+        raise ctx.error(f"in_num_col_dims {k} out of range for an input of rank {len(x)}")
+    inner = dim_op(ctx, 9, lambda *d: math.prod(d), *x[k:])
+    if isinstance(inner, int) and isinstance(w[0], int) and inner != w[0]:
+        raise ctx.error(f"input {x} flattens to {inner} features but the weight {w} expects {w[0]}")
+    return [TensorType(ctx.dtype(0), tuple(x[:k]) + (w[1],))]
+
+
+@op("fc", inputs="Input W Bias?", attrs={"in_num_col_dims": 1, **FUSED_ACT_ATTRS}, infer=_fc_infer,
+    weight_inputs={1: 1})
+def fc(x, w, b, *, in_num_col_dims, act_type, act_alpha):
+    """fully connected: x flattened to (prod(dims[:k]), prod(dims[k:])) @ W[K, N] + bias, dims[:k] + (N,)"""
+    k = in_num_col_dims
+    y = x.reshape(math.prod(x.shape[:k]), -1) @ w
+    if b is not None:
+        y = y + b.reshape(1, -1)
+    return apply_act(y.reshape(x.shape[:k] + (w.shape[1],)).astype(x.dtype), act_type, act_alpha)
+
+
+@op("layer_norm", inputs="X Scale? Bias?", outputs="Y", attrs={"epsilon": 1e-5, "begin_norm_axis": 1},
+    infer=same_as(0))
+def layer_norm(x, scale, bias, *, epsilon, begin_norm_axis):
+    """normalize over dims[begin_norm_axis:], then * scale + bias (flattened over those dims)"""
+    a = begin_norm_axis % x.ndim
+    axes = tuple(range(a, x.ndim))
+    x64 = x.astype(np.float64)
+    mu = x64.mean(axis=axes, keepdims=True)
+    var = ((x64 - mu) ** 2).mean(axis=axes, keepdims=True)
+    y = (x64 - mu) / np.sqrt(var + epsilon)
+    if scale is not None:
+        y = y * scale.reshape(x.shape[a:])
+    if bias is not None:
+        y = y + bias.reshape(x.shape[a:])
+    return y.astype(x.dtype)
+
+
+# --- resize ------------------------------------------------------------------------------------
+
+INTERP_ATTRS = {
+    "out_h": -1, "out_w": -1,                          # fixed output size, or -1
+    "scale": Attr("floats", ()),                       # (scale_h, scale_w) when no size is given
+    "coordinate_transformation_mode": "half_pixel",    # ONNX's names
+    "nearest_mode": "round_prefer_floor",
+    "cubic_coeff_a": -0.75,
+}
+
+
+def _interp_infer(ctx: InferCtx):
+    x = ctx.shape(0)
+    a = ctx.attrs
+    if x is None or len(x) != 4:
+        raise ctx.error(f"resize needs a 4-D NCHW input, got {x}")
+    if ctx.has(1):  # SizeTensor: the full output shape (or just H, W)
+        v = ctx.value(1)
+        if v is not None:
+            v = [int(d) for d in np.asarray(v).reshape(-1)]
+            return [TensorType(ctx.dtype(0), (x[0], x[1], v[-2], v[-1]))]
+        return [TensorType(ctx.dtype(0), (x[0], x[1], ctx.fresh(2), ctx.fresh(3)))]
+    if ctx.has(2):  # Scale tensor
+        v = ctx.value(2)
+        if v is None:
+            return [TensorType(ctx.dtype(0), (x[0], x[1], ctx.fresh(2), ctx.fresh(3)))]
+        sh, sw = [float(s) for s in np.asarray(v).reshape(-1)][-2:]
+    elif a["out_h"] > 0:
+        return [TensorType(ctx.dtype(0), (x[0], x[1], a["out_h"], a["out_w"]))]
+    else:
+        if len(a["scale"]) != 2:
+            raise ctx.error("resize needs an output size or two scales")
+        sh, sw = a["scale"]
+    return [TensorType(ctx.dtype(0), (x[0], x[1], dim_op(ctx, 2, lambda h: int(math.floor(h * sh)), x[2]),
+                                      dim_op(ctx, 3, lambda w: int(math.floor(w * sw)), x[3])))]
+
+
+def interp_size_and_scale(x_shape, size_t, scale_t, out_h, out_w, scale):
+    """Output (oh, ow) and the scales (sh, sw) the coordinate transform uses (ONNX: given or out/in)."""
+    h, w = x_shape[2], x_shape[3]
+    if size_t is not None:
+        v = [int(d) for d in np.asarray(size_t).reshape(-1)]
+        oh, ow = v[-2], v[-1]
+        return oh, ow, oh / h, ow / w
+    if scale_t is not None:
+        sh, sw = [float(s) for s in np.asarray(scale_t).reshape(-1)][-2:]
+    elif out_h > 0:
+        return out_h, out_w, out_h / h, out_w / w
+    else:
+        sh, sw = scale
+    return int(math.floor(h * sh)), int(math.floor(w * sw)), sh, sw
+
+
+def source_coords(out_size: int, in_size: int, scale: float, mode: str) -> np.ndarray:
+    """ONNX Resize coordinate_transformation_mode: the input coordinate of each output index."""
+    i = np.arange(out_size, dtype=np.float64)
+    if mode == "half_pixel":
+        return (i + 0.5) / scale - 0.5
+    if mode == "pytorch_half_pixel":
+        return (i + 0.5) / scale - 0.5 if out_size > 1 else np.zeros(out_size)
+    if mode == "align_corners":
+        return i * (in_size - 1) / (out_size - 1) if out_size > 1 else np.zeros(out_size)
+    if mode == "asymmetric":
+        return i / scale
+    if mode == "tf_half_pixel_for_nn":
+        return (i + 0.5) / scale
+    if mode == "half_pixel_symmetric":
+        adj = out_size / (in_size * scale)
+        center = in_size / 2
+        offset = center * (1 - adj)
+        return offset + (i + 0.5) / scale - 0.5
+    raise ValueError(f"coordinate_transformation_mode {mode!r} is not supported")
+
+
+def nearest_index(coord: np.ndarray, in_size: int, mode: str) -> np.ndarray:
+    if mode == "round_prefer_floor":
+        idx = np.where(coord - np.floor(coord) == 0.5, np.floor(coord), np.round(coord))
+    elif mode == "round_prefer_ceil":
+        idx = np.where(coord - np.floor(coord) == 0.5, np.ceil(coord), np.round(coord))
+    elif mode == "floor":
+        idx = np.floor(coord)
+    elif mode == "ceil":
+        idx = np.ceil(coord)
+    else:
+        raise ValueError(f"nearest_mode {mode!r} is not supported")
+    return np.clip(idx, 0, in_size - 1).astype(np.int64)
+
+
+def linear_weights(coord: np.ndarray, in_size: int):
+    """(lo, hi, frac) for 1-D linear interpolation, clamped to the input like onnxruntime."""
+    c = np.clip(coord, 0, in_size - 1)
+    lo = np.floor(c).astype(np.int64)
+    hi = np.minimum(lo + 1, in_size - 1)
+    return lo, hi, (c - lo)
+
+
+@op("nearest_interp_v2", inputs="X SizeTensor? Scale?", attrs=INTERP_ATTRS, infer=_interp_infer)
+def nearest_interp_v2(x, size_t, scale_t, *, out_h, out_w, scale, coordinate_transformation_mode, nearest_mode,
+                      cubic_coeff_a):
+    """nearest-neighbour resize of H and W (ONNX Resize semantics)"""
+    oh, ow, sh, sw = interp_size_and_scale(x.shape, size_t, scale_t, out_h, out_w, scale)
+    m = coordinate_transformation_mode
+    iy = nearest_index(source_coords(oh, x.shape[2], sh, m), x.shape[2], nearest_mode)
+    ix = nearest_index(source_coords(ow, x.shape[3], sw, m), x.shape[3], nearest_mode)
+    return np.ascontiguousarray(x[:, :, iy][:, :, :, ix])
+
+
+@op("bilinear_interp_v2", inputs="X SizeTensor? Scale?", attrs=INTERP_ATTRS, infer=_interp_infer)
+def bilinear_interp_v2(x, size_t, scale_t, *, out_h, out_w, scale, coordinate_transformation_mode, nearest_mode,
+                       cubic_coeff_a):
+    """bilinear resize of H and W (ONNX Resize linear semantics)"""
+    oh, ow, sh, sw = interp_size_and_scale(x.shape, size_t, scale_t, out_h, out_w, scale)
+    m = coordinate_transformation_mode
+    y0, y1, fy = linear_weights(source_coords(oh, x.shape[2], sh, m), x.shape[2])
+    x0, x1, fx = linear_weights(source_coords(ow, x.shape[3], sw, m), x.shape[3])
+    xd = x.astype(np.float64)
+    top = xd[:, :, y0][:, :, :, x0] * (1 - fx) + xd[:, :, y0][:, :, :, x1] * fx
+    bot = xd[:, :, y1][:, :, :, x0] * (1 - fx) + xd[:, :, y1][:, :, :, x1] * fx
+    fy = fy.reshape(-1, 1)
+    return (top * (1 - fy) + bot * fy).astype(x.dtype)
+
+
+# --- pad ---------------------------------------------------------------------------------------
+
+def _pad_infer(ctx: InferCtx):
+    x = ctx.shape(0)
+    if x is None:
+        return [TensorType(ctx.dtype(0), None)]
+    p = ctx.value(1) if ctx.has(1) else ctx.attrs["paddings"]
+    if p is None:
+        return [TensorType(ctx.dtype(0), tuple(ctx.fresh(i) for i in range(len(x))))]
+    p = [int(v) for v in np.asarray(p).reshape(-1)]
+    if len(p) != 2 * len(x):
+        raise ctx.error(f"{len(p)} paddings for rank {len(x)} (need before/after per dim)")
+    return [TensorType(ctx.dtype(0), tuple(dim_op(ctx, i, lambda d: d + p[2 * i] + p[2 * i + 1], d)
+                                           for i, d in enumerate(x)))]
+
+
+@op("pad", inputs="X Paddings?", attrs={"paddings": Attr("ints", ()), "mode": "constant", "pad_value": 0.0},
+    infer=_pad_infer)
+def pad(x, paddings_t, *, paddings, mode, pad_value):
+    """pad every dim by (before, after) = paddings[2i], paddings[2i+1] (negative crops); modes constant,
+    reflect, edge"""
+    p = [int(v) for v in np.asarray(paddings_t).reshape(-1)] if paddings_t is not None else list(paddings)
+    crop = tuple(slice(max(0, -p[2 * i]), x.shape[i] - max(0, -p[2 * i + 1])) for i in range(x.ndim))
+    x = x[crop]
+    widths = [(max(0, p[2 * i]), max(0, p[2 * i + 1])) for i in range(x.ndim)]
+    if mode == "constant":
+        return np.pad(x, widths, mode="constant", constant_values=np.asarray(pad_value).astype(x.dtype))
+    if mode in ("reflect", "edge"):
+        return np.pad(x, widths, mode=mode)
+    raise ValueError(f"pad mode {mode!r} is not supported")

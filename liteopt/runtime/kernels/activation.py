@@ -22,14 +22,14 @@ def _map(op_name, **jit_kw):
 
         names = list(OPS[op_name].attrs)
 
-        def run(x, **attrs):
+        def run(x, out=None, **attrs):
             params = [float(attrs[k]) for k in names] + [0.0] * (3 - len(names))
-            out = np.empty(x.shape, x.dtype)
+            y = out if out is not None else np.empty(x.shape, x.dtype)
             if x.size:
-                loop(np.ascontiguousarray(x).reshape(-1), out.reshape(-1), *params)
-            return out
+                loop(np.ascontiguousarray(x).reshape(-1), y.reshape(-1), *params)
+            return y
         run.__name__ = op_name
-        kernel(op_name)(run)
+        kernel(op_name, out=True)(run)
         return f
     return deco
 
@@ -137,3 +137,86 @@ def _erf(v, a, b, c):
 @_map("sign")
 def _sign(v, a, b, c):
     return (v > 0) - (v < 0)
+
+
+@njit(**JIT)
+def _clip(x, out, lo, hi):
+    for i in range(x.size):
+        v = x[i]
+        out[i] = lo if v < lo else (hi if v > hi else v)
+
+
+@kernel("clip", out=True)
+def clip(x, lo_t, hi_t, *, min, max, out=None):
+    lo = float(np.asarray(lo_t).reshape(-1)[0]) if lo_t is not None else min
+    hi = float(np.asarray(hi_t).reshape(-1)[0]) if hi_t is not None else max
+    y = out if out is not None else np.empty(x.shape, x.dtype)
+    if x.size:
+        _clip(np.ascontiguousarray(x).reshape(-1), y.reshape(-1), x.dtype.type(lo) if np.isfinite(lo) else -np.inf,
+              x.dtype.type(hi) if np.isfinite(hi) else np.inf)
+    return y
+
+
+@njit(**JIT)
+def _prelu(x, alpha, out):
+    for i in range(x.size):
+        v = x[i]
+        out[i] = v if v >= 0 else v * alpha[i]
+
+
+@kernel("prelu", out=True)
+def prelu(x, alpha, *, mode, out=None):
+    a = np.ascontiguousarray(np.broadcast_to(alpha.astype(x.dtype, copy=False), x.shape)).reshape(-1)
+    y = out if out is not None else np.empty(x.shape, x.dtype)
+    if x.size:
+        _prelu(np.ascontiguousarray(x).reshape(-1), a, y.reshape(-1))
+    return y
+
+
+@njit(**JIT)
+def _scale(x, out, s, b, after):
+    for i in range(x.size):
+        out[i] = x[i] * s + b if after else (x[i] + b) * s
+
+
+@kernel("scale", out=True)
+def scale(x, *, scale, bias, bias_after_scale, out=None):
+    if x.dtype.kind not in "f":
+        return OPS["scale"].reference(x, scale=scale, bias=bias, bias_after_scale=bias_after_scale)
+    y = out if out is not None else np.empty(x.shape, x.dtype)
+    if x.size:
+        _scale(np.ascontiguousarray(x).reshape(-1), y.reshape(-1), x.dtype.type(scale), x.dtype.type(bias),
+               bias_after_scale)
+    return y
+
+
+@njit(**JIT)
+def _gelu(x, out, approximate):
+    for i in range(x.size):
+        v = x[i]
+        if approximate:
+            out[i] = 0.5 * v * (1.0 + math.tanh(0.7978845608028654 * (v + 0.044715 * v * v * v)))
+        else:
+            out[i] = 0.5 * v * (1.0 + math.erf(v * 0.7071067811865476))
+
+
+@kernel("gelu", out=True)
+def gelu(x, *, approximate, out=None):
+    y = out if out is not None else np.empty(x.shape, x.dtype)
+    if x.size:
+        _gelu(np.ascontiguousarray(x).reshape(-1), y.reshape(-1), approximate)
+    return y
+
+
+@njit(**JIT)
+def _not(x, out):
+    for i in range(x.size):
+        out[i] = not x[i]
+
+
+@kernel("logical_not", out=True)
+def logical_not(x, out=None):
+    y = out if out is not None else np.empty(x.shape, np.bool_)
+    if x.size:
+        _not(np.ascontiguousarray(x).reshape(-1), y.reshape(-1))
+    return y

@@ -1,1 +1,208 @@
-"""(filled in)"""
+"""cpu kernels of the nn family: numba loops, BLAS for matmul/fc."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import prange
+
+from ...ir import OPS
+from ...ir.ops.activation import apply_act
+from ...ir.ops.nn import interp_size_and_scale, linear_weights, nearest_index, source_coords
+from . import kernel
+from ._util import JIT, njit
+from .conv_fast import ACT_CODES, _act
+
+PJIT = dict(JIT, parallel=True)
+
+
+def _result(out, shape, dtype=np.float32):
+    return out if out is not None else np.empty(shape, dtype)
+
+
+@njit(**PJIT)
+def _bn(x, y, mul, add):
+    n, c, length = x.shape
+    for k in prange(n * c):
+        b, ch = k // c, k % c
+        m, a = mul[ch], add[ch]
+        for i in range(length):
+            y[b, ch, i] = x[b, ch, i] * m + a
+
+
+@kernel("batch_norm", out=True)
+def batch_norm(x, scale, bias, mean, var, *, epsilon, out=None):
+    inv = scale.astype(np.float64) / np.sqrt(var.astype(np.float64) + epsilon)
+    add = (bias - mean * inv).astype(np.float32)
+    y = _result(out, x.shape)
+    n, c = x.shape[0], x.shape[1]
+    _bn(np.ascontiguousarray(x).reshape(n, c, -1), y.reshape(n, c, -1), inv.astype(np.float32), add)
+    return y
+
+
+@njit(**PJIT)
+def _softmax_rows(x, y, log):
+    rows, length = x.shape
+    for r in prange(rows):
+        m = x[r, 0]
+        for i in range(1, length):
+            m = max(m, x[r, i])
+        s = 0.0
+        for i in range(length):
+            s += math.exp(x[r, i] - m)
+        if log:
+            ls = math.log(s)
+            for i in range(length):
+                y[r, i] = x[r, i] - m - ls
+        else:
+            inv = 1.0 / s
+            for i in range(length):
+                y[r, i] = math.exp(x[r, i] - m) * inv
+
+
+def _softmax(x, axis, log, out):
+    a = axis % x.ndim
+    moved = np.ascontiguousarray(np.moveaxis(x, a, -1))
+    y = np.empty_like(moved)
+    if moved.size:
+        _softmax_rows(moved.reshape(-1, moved.shape[-1]), y.reshape(-1, moved.shape[-1]), log)
+    y = np.moveaxis(y, -1, a)
+    if out is not None:
+        out[...] = y
+        return out
+    return np.ascontiguousarray(y)
+
+
+@kernel("softmax", out=True)
+def softmax(x, *, axis, out=None):
+    return _softmax(x, axis, False, out)
+
+
+@kernel("log_softmax", out=True)
+def log_softmax(x, *, axis, out=None):
+    return _softmax(x, axis, True, out)
+
+
+@kernel("matmul_v2", out=True)
+def matmul_v2(x, y, *, trans_x, trans_y, out=None):
+    if trans_x and x.ndim >= 2:
+        x = np.swapaxes(x, -1, -2)
+    if trans_y and y.ndim >= 2:
+        y = np.swapaxes(y, -1, -2)
+    if out is not None and x.dtype == y.dtype == out.dtype and x.ndim >= 2 and y.ndim >= 2:
+        return np.matmul(x, y, out=out)
+    r = np.matmul(x, y).astype(x.dtype, copy=False)
+    if out is not None:
+        out[...] = r
+        return out
+    return r
+
+
+@njit(**PJIT)
+def _bias_act(y, bias, has_bias, code, alpha):
+    rows, n = y.shape
+    for r in prange(rows):
+        for j in range(n):
+            y[r, j] = _act(y[r, j] + (bias[j] if has_bias else 0.0), code, alpha)
+
+
+@kernel("fc", out=True)
+def fc(x, w, b, *, in_num_col_dims, act_type, act_alpha, out=None):
+    k = in_num_col_dims
+    rows = math.prod(x.shape[:k])
+    y = _result(out, x.shape[:k] + (w.shape[1],))
+    y2 = y.reshape(rows, w.shape[1])
+    np.dot(np.ascontiguousarray(x, dtype=np.float32).reshape(rows, -1), w, out=y2)
+    code = ACT_CODES.get(act_type, 0)
+    bias = b.astype(np.float32, copy=False) if b is not None else np.zeros(1, np.float32)
+    _bias_act(y2, bias, b is not None, code, float(act_alpha))
+    if act_type not in ACT_CODES:
+        y[...] = apply_act(y, act_type, act_alpha)
+    return y
+
+
+@njit(**PJIT)
+def _layer_norm(x, y, scale, bias, has_scale, has_bias, eps):
+    rows, n = x.shape
+    for r in prange(rows):
+        s = 0.0
+        for i in range(n):
+            s += x[r, i]
+        mu = s / n
+        v = 0.0
+        for i in range(n):
+            d = x[r, i] - mu
+            v += d * d
+        inv = 1.0 / math.sqrt(v / n + eps)
+        for i in range(n):
+            t = (x[r, i] - mu) * inv
+            if has_scale:
+                t *= scale[i]
+            if has_bias:
+                t += bias[i]
+            y[r, i] = t
+
+
+@kernel("layer_norm", out=True)
+def layer_norm(x, scale, bias, *, epsilon, begin_norm_axis, out=None):
+    a = begin_norm_axis % x.ndim
+    n = math.prod(x.shape[a:])
+    y = _result(out, x.shape)
+    one = np.zeros(1, np.float32)
+    _layer_norm(np.ascontiguousarray(x).reshape(-1, n), y.reshape(-1, n),
+                scale.reshape(-1) if scale is not None else one, bias.reshape(-1) if bias is not None else one,
+                scale is not None, bias is not None, epsilon)
+    return y
+
+
+@njit(**PJIT)
+def _bilinear(x, y, y0, y1, fy, x0, x1, fx):
+    n, c, _, _ = x.shape
+    oh, ow = y.shape[2], y.shape[3]
+    for k in prange(n * c):
+        b, ch = k // c, k % c
+        for i in range(oh):
+            a0, a1, wy = y0[i], y1[i], fy[i]
+            for j in range(ow):
+                c0, c1, wx = x0[j], x1[j], fx[j]
+                top = x[b, ch, a0, c0] * (1 - wx) + x[b, ch, a0, c1] * wx
+                bot = x[b, ch, a1, c0] * (1 - wx) + x[b, ch, a1, c1] * wx
+                y[b, ch, i, j] = top * (1 - wy) + bot * wy
+
+
+@njit(**PJIT)
+def _nearest(x, y, iy, ix):
+    n, c, _, _ = x.shape
+    oh, ow = y.shape[2], y.shape[3]
+    for k in prange(n * c):
+        b, ch = k // c, k % c
+        for i in range(oh):
+            for j in range(ow):
+                y[b, ch, i, j] = x[b, ch, iy[i], ix[j]]
+
+
+@kernel("bilinear_interp_v2", out=True)
+def bilinear_interp_v2(x, size_t, scale_t, *, out_h, out_w, scale, coordinate_transformation_mode, nearest_mode,
+                       cubic_coeff_a, out=None):
+    oh, ow, sh, sw = interp_size_and_scale(x.shape, size_t, scale_t, out_h, out_w, scale)
+    m = coordinate_transformation_mode
+    y0, y1, fy = linear_weights(source_coords(oh, x.shape[2], sh, m), x.shape[2])
+    x0, x1, fx = linear_weights(source_coords(ow, x.shape[3], sw, m), x.shape[3])
+    y = _result(out, x.shape[:2] + (oh, ow), x.dtype)
+    _bilinear(np.ascontiguousarray(x), y, y0, y1, fy, x0, x1, fx)
+    return y
+
+
+@kernel("nearest_interp_v2", out=True)
+def nearest_interp_v2(x, size_t, scale_t, *, out_h, out_w, scale, coordinate_transformation_mode, nearest_mode,
+                      cubic_coeff_a, out=None):
+    oh, ow, sh, sw = interp_size_and_scale(x.shape, size_t, scale_t, out_h, out_w, scale)
+    m = coordinate_transformation_mode
+    iy = nearest_index(source_coords(oh, x.shape[2], sh, m), x.shape[2], nearest_mode)
+    ix = nearest_index(source_coords(ow, x.shape[3], sw, m), x.shape[3], nearest_mode)
+    y = _result(out, x.shape[:2] + (oh, ow), x.dtype)
+    _nearest(np.ascontiguousarray(x), y, iy, ix)
+    return y
+
+
+kernel("pad")(OPS["pad"].reference)  # a copy into a larger buffer: numpy's np.pad is that loop
