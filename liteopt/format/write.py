@@ -109,7 +109,7 @@ def to_bytes(graph: Graph, manifest: Manifest | None = None) -> bytes:
                 dim.value = int(d)
             v.dims.append(dim)
         if t.data is not None:
-            data = np.ascontiguousarray(t.data, dtype=t.dtype.np)
+            data = np.asarray(t.data, dtype=t.dtype.np, order="C")
             if tuple(data.shape) != tuple(t.shape):
                 raise ValueError(f"tensor {name!r}: data shape {data.shape} != declared {t.shape}")
             key = id(t.data)

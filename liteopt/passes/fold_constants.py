@@ -55,7 +55,7 @@ def fold_constants(graph: Graph, ctx: PassContext) -> None:
                 kept.append(node)
                 continue
             for name, v in zip(node.outputs, outs):
-                arr = np.ascontiguousarray(v)
+                arr = np.asarray(v, order="C")
                 t = graph.tensors[name]
                 graph.tensors[name] = Tensor(name, t.dtype, tuple(arr.shape), arr.astype(t.dtype.np, copy=False))
             ctx.record.hit()

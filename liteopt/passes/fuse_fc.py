@@ -20,7 +20,7 @@ def _matmul(g, x, w, mm):
         return Miss("matmul transposes its input")
     if x.shape is None or len(x.shape) < 2 or w.data.ndim != 2:
         return Miss(f"fc needs an input of rank >= 2 and a 2-D weight (got {x.shape} and {w.shape})")
-    wt = np.ascontiguousarray(w.data.T) if mm.attrs["trans_y"] else w.data
+    wt = np.asarray(w.data.T, order="C") if mm.attrs["trans_y"] else w.data
     wname = g.const(wt, "weight") if mm.attrs["trans_y"] else w.name
     return g.emit("fc", [x.name, wname], name=mm.name, in_num_col_dims=len(x.shape) - 1)
 
@@ -31,7 +31,7 @@ def _bias(g, x, w, b, fc, add):
     n = w.shape[1]
     if b.data.size != n or (b.data.ndim > 1 and b.data.shape[-1] != n):
         return Miss(f"the added constant of shape {b.shape} is not a bias of {n} values")
-    return g.emit("fc", [x.name, w.name, g.const(np.ascontiguousarray(b.data.reshape(n)), "bias")], name=fc.name,
+    return g.emit("fc", [x.name, w.name, g.const(np.asarray(b.data.reshape(n), order="C"), "bias")], name=fc.name,
                   **fc.attrs)
 
 

@@ -1,6 +1,6 @@
-"""An explicit zero `pad` of the spatial dims feeding a conv (or an average pool that counts padding)
-=> the conv with larger, possibly asymmetric, explicit paddings: one op instead of two (TF's SAME
-padding and explicit Pad ops end this way)."""
+"""An explicit zero `pad` of the spatial dims feeding a conv or an average pool => that op with larger,
+possibly asymmetric, explicit paddings: one op instead of two (TF's SAME padding and explicit Pad ops end
+this way). The pool then counts the padded zeros (exclusive=false), as it did when they were data."""
 from __future__ import annotations
 
 from ..ir import Graph
@@ -32,8 +32,10 @@ def _merge(g, x, pad, op):
     if op.op == "pool2d":
         if op.attrs["global_pooling"]:
             return Miss("global pooling")
-        if op.attrs["pooling_type"] != "avg" or op.attrs["exclusive"] and any(s):
-            return Miss("only an average pool that counts the padding (exclusive=false) absorbs a zero pad")
+        if op.attrs["pooling_type"] != "avg":
+            return Miss("a max pool would take the padded zeros for data: only average pools absorb a zero pad")
+        if op.attrs["exclusive"] and any(op.attrs["paddings"]):
+            return Miss("the pool has its own padding, which it does not count (exclusive)")
     paddings = tuple(a + b for a, b in zip(op.attrs["paddings"], s))
     extra = {"exclusive": False} if op.op == "pool2d" else {}
     return g.emit(op.op, [x.name, *op.inputs[1:]], name=op.name, **dict(op.attrs, paddings=paddings, **extra))

@@ -170,7 +170,7 @@ class Rewriter:
                 return name
 
     def const(self, value, hint: str = "const") -> str:
-        arr = np.ascontiguousarray(value)
+        arr = np.asarray(value, order="C")
         name = self._fresh(hint)
         self.graph.tensors[name] = Tensor(name, DType.of(arr), tuple(arr.shape), arr)
         return name

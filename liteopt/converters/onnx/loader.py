@@ -38,7 +38,7 @@ def _array(init: onnx.TensorProto, path: str) -> np.ndarray:
         DType.of(arr)
     except ValueError as e:
         raise ConversionError(f"{path}: initializer {init.name!r}: {e}") from None
-    return np.ascontiguousarray(arr)
+    return np.asarray(arr, order="C")
 
 
 def read_model(path: str) -> onnx.ModelProto:

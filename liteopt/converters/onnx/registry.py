@@ -116,7 +116,7 @@ class ConvertCtx:
         arr = np.asarray(value, dtype=(dtype.np if dtype else None))
         if dtype is None and arr.dtype == np.float64:
             arr = arr.astype(np.float32)
-        arr = np.ascontiguousarray(arr)
+        arr = np.asarray(arr, order="C")
         name = self.fresh(hint)
         self.graph.tensors[name] = Tensor(name, DType.of(arr), tuple(arr.shape), arr)
         return name

@@ -216,7 +216,7 @@ def nearest_interp_v2(x, size_t, scale_t, *, out_h, out_w, scale, coordinate_tra
     m = coordinate_transformation_mode
     iy = nearest_index(source_coords(oh, x.shape[2], sh, m), x.shape[2], nearest_mode)
     ix = nearest_index(source_coords(ow, x.shape[3], sw, m), x.shape[3], nearest_mode)
-    return np.ascontiguousarray(x[:, :, iy][:, :, :, ix])
+    return np.asarray(x[:, :, iy][:, :, :, ix], order="C")
 
 
 @op("bilinear_interp_v2", inputs="X SizeTensor? Scale?", attrs=INTERP_ATTRS, infer=_interp_infer)
