@@ -60,7 +60,6 @@ def _compare(name, fn, doc):
 
 
 _compare("equal", np.equal, "x == y")
-_compare("not_equal", np.not_equal, "x != y")
 _compare("greater_than", np.greater, "x > y")
 _compare("greater_equal", np.greater_equal, "x >= y")
 _compare("less_than", np.less, "x < y")

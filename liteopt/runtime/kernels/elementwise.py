@@ -12,7 +12,7 @@ from .conv_fast import ACT_CODES, _act
 RANK = 6
 ARITH = {"elementwise_add": 0, "elementwise_sub": 1, "elementwise_mul": 2, "elementwise_div": 3,
          "elementwise_max": 4, "elementwise_min": 5, "elementwise_pow": 6, "elementwise_mod": 7}
-COMPARE = {"equal": 0, "not_equal": 1, "greater_than": 2, "greater_equal": 3, "less_than": 4, "less_equal": 5,
+COMPARE = {"equal": 0, "greater_than": 2, "greater_equal": 3, "less_than": 4, "less_equal": 5,
            "logical_and": 6, "logical_or": 7}
 
 

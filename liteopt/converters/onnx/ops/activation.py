@@ -47,9 +47,16 @@ def Neg(ctx, x):
     return ctx.emit("scale", [x], scale=-1.0, bias=0.0)
 
 
+def _clip(ctx, x, lo, hi):
+    """Clip(0, t) is Paddle's relu6 with threshold t (as x2paddle maps it); other bounds stay a clip."""
+    if lo == 0 and math.isfinite(hi) and hi > 0:
+        return ctx.emit("relu6", [x], threshold=hi)
+    return ctx.emit("clip", [x], min=lo, max=hi)
+
+
 @onnx_op("Clip")
 def Clip_6(ctx, x, *, min=-math.inf, max=math.inf):
-    return ctx.emit("clip", [x], min=min, max=max)
+    return _clip(ctx, x, min, max)
 
 
 @onnx_op("Clip", since=11)
@@ -61,6 +68,8 @@ def Clip_11(ctx, x, lo="", hi=""):
         attrs["min"], lo = float(np.asarray(lo_v).reshape(())), ""
     if hi and hi_v is not None:
         attrs["max"], hi = float(np.asarray(hi_v).reshape(())), ""
+    if not lo and not hi:
+        return _clip(ctx, x, attrs.get("min", -math.inf), attrs.get("max", math.inf))
     inputs = [x, lo, hi]
     while inputs[-1] == "":
         inputs.pop()
@@ -75,3 +84,10 @@ def Elu(ctx, x, *, alpha=1.0):
 @onnx_op("Softplus")
 def Softplus(ctx, x):
     return ctx.emit("softplus", [x])
+
+
+@onnx_op("Gelu", since=20)
+def Gelu(ctx, x, *, approximate="none"):
+    if approximate not in ("none", "tanh"):
+        raise ctx.error(f"approximate={approximate!r} is not supported (none, tanh)")
+    return ctx.emit("gelu", [x], approximate=approximate == "tanh")
