@@ -127,6 +127,11 @@ class Program:
             if check:
                 for name in s.outputs:
                     self._check_inferred(s.node, name, env[name], symbols)
+                    d = OPS[s.node.op]
+                    if d.view_of_input is None and not d.inplace and any(
+                            a is not None and np.may_share_memory(env[name], a) for a in args):
+                        raise AssertionError(f"op {s.node.name!r} ({s.node.op}) returned a view of its input, but "
+                                             f"it is not declared view_of_input: the memory plan would reuse it")
         # outputs may live in the arena, which the next run overwrites: hand out copies
         return [np.array(env[o]) if o in views else np.asarray(env[o]) for o in self.graph.outputs]
 

@@ -62,7 +62,7 @@ def _transpose_infer(ctx: InferCtx):
 @op("transpose2", attrs={"axis": Attr("ints")}, infer=_transpose_infer)
 def transpose2(x, *, axis):
     """permute the dims: out.shape[i] = x.shape[axis[i]]"""
-    return np.asarray(np.transpose(x, axis), order="C")
+    return np.array(np.transpose(x, axis), order="C")
 
 
 def _squeeze_infer(ctx: InferCtx):
@@ -237,7 +237,7 @@ def strided_slice(x, starts_t, ends_t, strides_t, *, axes, starts, ends, strides
         a %= x.ndim
         b0, b1, step = slice_bounds(x.shape[a], s, e, st)
         index[a] = slice(b0, b1 if b1 >= 0 else None, step)
-    return np.asarray(x[tuple(index)], order="C")
+    return np.array(x[tuple(index)], order="C")
 
 
 def _gather_infer(ctx: InferCtx):
@@ -280,7 +280,7 @@ def expand_v2(x, shape_t, *, shape):
     """ONNX Expand: broadcast x and the target shape against each other (numpy rules, both ways)"""
     target = tuple(int(d) for d in np.asarray(shape_t).reshape(-1)) if shape_t is not None else shape
     out = np.broadcast_shapes(x.shape, target)
-    return np.asarray(np.broadcast_to(x, out), order="C")
+    return np.array(np.broadcast_to(x, out), order="C")
 
 
 def _tile_infer(ctx: InferCtx):

@@ -14,7 +14,7 @@ from . import kernel
 
 def _into(out, value):
     if out is None:
-        return np.asarray(value, order="C")
+        return np.array(value, order="C")
     out[...] = value
     return out
 
