@@ -1,0 +1,289 @@
+"""Dev-only model zoo (needs torch, never a dependency of liteopt): the torchvision architectures written
+out in plain torch, layer for layer (torchvision itself does not install beside the local torch wheel),
+with seeded random weights and randomized BatchNorm statistics so that BN folding is really exercised;
+plus the PP-OCRv4 models from the rapidocr-onnxruntime wheel.
+
+    from zoo import export_onnx, fetch_ppocr
+    export_onnx("resnet50", "resnet50.onnx")            # opset 13, input 1x3x224x224
+"""
+from __future__ import annotations
+
+import glob
+import os
+import subprocess
+import sys
+import tempfile
+import zipfile
+
+
+def _torch():
+    import torch
+    from torch import nn
+    return torch, nn
+
+
+def conv_bn(cin, cout, k, s=1, groups=1, act="relu"):
+    torch, nn = _torch()
+    layers = [nn.Conv2d(cin, cout, k, s, (k - 1) // 2, groups=groups, bias=False), nn.BatchNorm2d(cout)]
+    if act:
+        layers.append(nn.ReLU6(inplace=True) if act == "relu6" else nn.ReLU(inplace=True))
+    return nn.Sequential(*layers)
+
+
+def resnet(block: str, layers: list[int], num_classes=1000):
+    torch, nn = _torch()
+
+    class Basic(nn.Module):
+        expansion = 1
+
+        def __init__(self, cin, planes, stride):
+            super().__init__()
+            self.body = nn.Sequential(conv_bn(cin, planes, 3, stride), conv_bn(planes, planes, 3, act=None))
+            self.down = conv_bn(cin, planes, 1, stride, act=None) if stride != 1 or cin != planes else None
+
+        def forward(self, x):
+            return torch.relu(self.body(x) + (self.down(x) if self.down is not None else x))
+
+    class Bottleneck(nn.Module):
+        expansion = 4
+
+        def __init__(self, cin, planes, stride):
+            super().__init__()
+            self.body = nn.Sequential(conv_bn(cin, planes, 1), conv_bn(planes, planes, 3, stride),
+                                      conv_bn(planes, planes * 4, 1, act=None))
+            self.down = conv_bn(cin, planes * 4, 1, stride, act=None) if stride != 1 or cin != planes * 4 else None
+
+        def forward(self, x):
+            return torch.relu(self.body(x) + (self.down(x) if self.down is not None else x))
+
+    B = Basic if block == "basic" else Bottleneck
+
+    class ResNet(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.stem = nn.Sequential(nn.Conv2d(3, 64, 7, 2, 3, bias=False), nn.BatchNorm2d(64), nn.ReLU(inplace=True),
+                                      nn.MaxPool2d(3, 2, 1))
+            blocks, cin = [], 64
+            for i, n in enumerate(layers):
+                planes = 64 * 2 ** i
+                for j in range(n):
+                    blocks.append(B(cin, planes, 2 if j == 0 and i > 0 else 1))
+                    cin = planes * B.expansion
+            self.blocks = nn.Sequential(*blocks)
+            self.pool = nn.AdaptiveAvgPool2d(1)
+            self.fc = nn.Linear(cin, num_classes)
+
+        def forward(self, x):
+            return self.fc(torch.flatten(self.pool(self.blocks(self.stem(x))), 1))
+    return ResNet()
+
+
+def mobilenet_v2(num_classes=1000):
+    torch, nn = _torch()
+
+    class IR(nn.Module):
+        def __init__(self, cin, cout, stride, t):
+            super().__init__()
+            hidden = cin * t
+            layers = [conv_bn(cin, hidden, 1, act="relu6")] if t != 1 else []
+            layers += [conv_bn(hidden, hidden, 3, stride, groups=hidden, act="relu6"), conv_bn(hidden, cout, 1, act=None)]
+            self.conv = nn.Sequential(*layers)
+            self.res = stride == 1 and cin == cout
+
+        def forward(self, x):
+            return x + self.conv(x) if self.res else self.conv(x)
+
+    class MobileNetV2(nn.Module):
+        def __init__(self):
+            super().__init__()
+            cfg = [(1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1), (6, 160, 3, 2), (6, 320, 1, 1)]
+            layers, cin = [conv_bn(3, 32, 3, 2, act="relu6")], 32
+            for t, c, n, s in cfg:
+                for i in range(n):
+                    layers.append(IR(cin, c, s if i == 0 else 1, t))
+                    cin = c
+            layers.append(conv_bn(cin, 1280, 1, act="relu6"))
+            self.features = nn.Sequential(*layers)
+            self.classifier = nn.Sequential(nn.Dropout(0.2), nn.Linear(1280, num_classes))
+
+        def forward(self, x):
+            x = nn.functional.adaptive_avg_pool2d(self.features(x), (1, 1))
+            return self.classifier(torch.flatten(x, 1))
+    return MobileNetV2()
+
+
+def mobilenet_v1(num_classes=1000):
+    torch, nn = _torch()
+    cfg = [(32, 64, 1), (64, 128, 2), (128, 128, 1), (128, 256, 2), (256, 256, 1), (256, 512, 2)] + \
+        [(512, 512, 1)] * 5 + [(512, 1024, 2), (1024, 1024, 1)]
+    layers = [conv_bn(3, 32, 3, 2)]
+    for cin, cout, s in cfg:
+        layers += [conv_bn(cin, cin, 3, s, groups=cin), conv_bn(cin, cout, 1)]
+
+    class MobileNetV1(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.features = nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1))
+            self.fc = nn.Linear(1024, num_classes)
+
+        def forward(self, x):
+            return self.fc(torch.flatten(self.features(x), 1))
+    return MobileNetV1()
+
+
+def squeezenet1_1(num_classes=1000):
+    torch, nn = _torch()
+
+    class Fire(nn.Module):
+        def __init__(self, cin, sq, e1, e3):
+            super().__init__()
+            self.squeeze = nn.Sequential(nn.Conv2d(cin, sq, 1), nn.ReLU(inplace=True))
+            self.e1 = nn.Sequential(nn.Conv2d(sq, e1, 1), nn.ReLU(inplace=True))
+            self.e3 = nn.Sequential(nn.Conv2d(sq, e3, 3, padding=1), nn.ReLU(inplace=True))
+
+        def forward(self, x):
+            x = self.squeeze(x)
+            return torch.cat([self.e1(x), self.e3(x)], 1)
+
+    class SqueezeNet(nn.Module):
+        def __init__(self):
+            super().__init__()
+            mp = lambda: nn.MaxPool2d(3, 2, ceil_mode=True)  # noqa: E731
+            self.features = nn.Sequential(
+                nn.Conv2d(3, 64, 3, 2), nn.ReLU(inplace=True), mp(), Fire(64, 16, 64, 64), Fire(128, 16, 64, 64), mp(),
+                Fire(128, 32, 128, 128), Fire(256, 32, 128, 128), mp(), Fire(256, 48, 192, 192),
+                Fire(384, 48, 192, 192), Fire(384, 64, 256, 256), Fire(512, 64, 256, 256))
+            self.classifier = nn.Sequential(nn.Dropout(0.5), nn.Conv2d(512, num_classes, 1), nn.ReLU(inplace=True),
+                                            nn.AdaptiveAvgPool2d(1))
+
+        def forward(self, x):
+            return torch.flatten(self.classifier(self.features(x)), 1)
+    return SqueezeNet()
+
+
+def shufflenet_v2_x1_0(num_classes=1000):
+    torch, nn = _torch()
+
+    def shuffle(x, groups=2):
+        n, c, h, w = x.size()
+        return x.view(n, groups, c // groups, h, w).transpose(1, 2).contiguous().view(n, c, h, w)
+
+    class Block(nn.Module):
+        def __init__(self, cin, cout, stride):
+            super().__init__()
+            self.stride = stride
+            branch = cout // 2
+            if stride > 1:
+                self.b1 = nn.Sequential(conv_bn(cin, cin, 3, stride, groups=cin, act=None), conv_bn(cin, branch, 1))
+            self.b2 = nn.Sequential(conv_bn(cin if stride > 1 else branch, branch, 1),
+                                    conv_bn(branch, branch, 3, stride, groups=branch, act=None), conv_bn(branch, branch, 1))
+
+        def forward(self, x):
+            if self.stride == 1:
+                x1, x2 = x.chunk(2, dim=1)
+                out = torch.cat((x1, self.b2(x2)), 1)
+            else:
+                out = torch.cat((self.b1(x), self.b2(x)), 1)
+            return shuffle(out, 2)
+
+    class ShuffleNetV2(nn.Module):
+        def __init__(self):
+            super().__init__()
+            ch = [24, 116, 232, 464, 1024]
+            self.stem = nn.Sequential(conv_bn(3, ch[0], 3, 2), nn.MaxPool2d(3, 2, 1))
+            blocks, cin = [], ch[0]
+            for reps, cout in zip([4, 8, 4], ch[1:4]):
+                for i in range(reps):
+                    blocks.append(Block(cin, cout, 2 if i == 0 else 1))
+                    cin = cout
+            self.stages = nn.Sequential(*blocks)
+            self.conv5 = conv_bn(cin, ch[4], 1)
+            self.fc = nn.Linear(ch[4], num_classes)
+
+        def forward(self, x):
+            return self.fc(self.conv5(self.stages(self.stem(x))).mean([2, 3]))
+    return ShuffleNetV2()
+
+
+def mnasnet1_0(num_classes=1000):
+    torch, nn = _torch()
+
+    class IR(nn.Module):
+        def __init__(self, cin, cout, k, stride, t):
+            super().__init__()
+            mid = cin * t
+            self.res = cin == cout and stride == 1
+            self.layers = nn.Sequential(conv_bn(cin, mid, 1), conv_bn(mid, mid, k, stride, groups=mid),
+                                        conv_bn(mid, cout, 1, act=None))
+
+        def forward(self, x):
+            return self.layers(x) + x if self.res else self.layers(x)
+
+    def stack(cin, cout, k, s, t, n):
+        return [IR(cin, cout, k, s, t)] + [IR(cout, cout, k, 1, t) for _ in range(n - 1)]
+
+    class MNASNet(nn.Module):
+        def __init__(self):
+            super().__init__()
+            layers = [conv_bn(3, 32, 3, 2), conv_bn(32, 32, 3, groups=32), conv_bn(32, 16, 1, act=None),
+                      *stack(16, 24, 3, 2, 3, 3), *stack(24, 40, 5, 2, 3, 3), *stack(40, 80, 5, 2, 6, 3),
+                      *stack(80, 96, 3, 1, 6, 2), *stack(96, 192, 5, 2, 6, 4), *stack(192, 320, 3, 1, 6, 1),
+                      conv_bn(320, 1280, 1)]
+            self.layers = nn.Sequential(*layers)
+            self.classifier = nn.Sequential(nn.Dropout(0.2), nn.Linear(1280, num_classes))
+
+        def forward(self, x):
+            return self.classifier(self.layers(x).mean([2, 3]))
+    return MNASNet()
+
+
+MODELS = {
+    "resnet18": lambda: resnet("basic", [2, 2, 2, 2]),
+    "resnet50": lambda: resnet("bottleneck", [3, 4, 6, 3]),
+    "mobilenet_v2": mobilenet_v2,
+    "mobilenet_v1": mobilenet_v1,
+    "squeezenet1_1": squeezenet1_1,
+    "shufflenet_v2_x1_0": shufflenet_v2_x1_0,
+    "mnasnet1_0": mnasnet1_0,
+}
+
+
+def build(name: str, seed: int = 0):
+    torch, nn = _torch()
+    torch.manual_seed(seed)
+    model = MODELS[name]()
+    for m in model.modules():
+        if isinstance(m, nn.BatchNorm2d):  # trained-looking statistics, so that folding BN matters
+            m.running_mean.uniform_(-0.2, 0.2)
+            m.running_var.uniform_(0.5, 1.5)
+            m.weight.data.uniform_(0.5, 1.5)
+            m.bias.data.uniform_(-0.2, 0.2)
+    return model.eval()
+
+
+def export_onnx(name: str, path: str, opset: int = 13, input_shape=(1, 3, 224, 224), dynamic_batch: bool = False):
+    torch, _ = _torch()
+    model = build(name)
+    x = torch.randn(*input_shape)
+    kw = dict(dynamic_axes={"input": {0: "N"}, "output": {0: "N"}}) if dynamic_batch else {}
+    with torch.no_grad():
+        torch.onnx.export(model, (x,), path, opset_version=opset, input_names=["input"], output_names=["output"],
+                          dynamo=False, **kw)
+    return path
+
+
+def fetch_ppocr(cache: str) -> dict[str, str]:
+    """det/rec/cls ONNX files from the rapidocr-onnxruntime==1.4.4 wheel (pip download, once)."""
+    names = {"det": "ch_PP-OCRv4_det_infer.onnx", "rec": "ch_PP-OCRv4_rec_infer.onnx",
+             "cls": "ch_ppocr_mobile_v2.0_cls_infer.onnx"}
+    paths = {k: os.path.join(cache, v) for k, v in names.items()}
+    if not all(os.path.exists(p) for p in paths.values()):
+        os.makedirs(cache, exist_ok=True)
+        with tempfile.TemporaryDirectory() as d:
+            subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "-q", "-d", d,
+                            "rapidocr-onnxruntime==1.4.4"], check=True)
+            with zipfile.ZipFile(glob.glob(os.path.join(d, "*.whl"))[0]) as z:
+                for k, v in names.items():
+                    with z.open(f"rapidocr_onnxruntime/models/{v}") as src, open(paths[k], "wb") as dst:
+                        dst.write(src.read())
+    return paths
