@@ -215,10 +215,11 @@ def load(path: str | None = None, *, buffer: bytes | None = None, target: str | 
 
 
 def set_threads(n: int) -> None:
-    import numba
-    if not isinstance(n, int) or n < 1:
+    """Threads of numba's kernels and of BLAS (GEMM convolutions, fc, matmul)."""
+    if not isinstance(n, int) or isinstance(n, bool) or n < 1:
         raise PredictorError(f"threads must be a positive integer, got {n!r}")
-    numba.set_num_threads(min(n, numba.config.NUMBA_NUM_THREADS))
+    from .threads import set_threads as _set
+    _set(n)
 
 
 # --- Paddle Lite's light API ---------------------------------------------------------------------

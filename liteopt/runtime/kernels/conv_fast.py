@@ -153,28 +153,47 @@ def conv2d_gemm(x, w, b, *, out=None, strides, paddings, dilations, groups, act_
 
 # --- depthwise ---------------------------------------------------------------------------------
 
-@njit(**PJIT)
-def _depthwise(x, w, y, bias, has_bias, sh, sw, dh, dw, pt, pl, code, alpha):
+@njit(**dict(PJIT, fastmath=True))
+def _depthwise(x, w, y, bias, has_bias, sh, sw, dh, dw, pt, pb, pl, pr, code, alpha):
+    """Per channel: copy the plane into a zero-padded buffer, then each kernel tap adds a shifted copy of it
+    to the output. Stride 1: one long loop over the flattened padded rows (vectorizes); stride s: per
+    output row with strided reads. fastmath only lets LLVM vectorize these independent multiply-adds."""
     n, c, h, wd = x.shape
     _, _, oh, ow = y.shape
     kh, kw = w.shape[2], w.shape[3]
+    hp, wp = h + pt + pb, wd + pl + pr
     for k in prange(n * c):
         b, ch = k // c, k % c
         add = bias[ch] if has_bias else 0.0
-        for oy in range(oh):
-            iy0 = oy * sh - pt
-            for ox in range(ow):
-                ix0 = ox * sw - pl
-                acc = 0.0
+        pad = np.zeros(hp * wp + kw * dw, np.float32)
+        for iy in range(h):
+            base = (iy + pt) * wp + pl
+            for ix in range(wd):
+                pad[base + ix] = x[b, ch, iy, ix]
+        if sh == 1 and sw == 1:
+            acc = np.zeros(oh * wp, np.float32)
+            for i in range(kh):
+                for j in range(kw):
+                    wv = w[ch, 0, i, j]
+                    off = i * dh * wp + j * dw
+                    for p in range(oh * wp):
+                        acc[p] += wv * pad[p + off]
+            for oy in range(oh):
+                for ox in range(ow):
+                    y[b, ch, oy, ox] = _act(acc[oy * wp + ox] + add, code, alpha)
+        else:
+            acc = np.zeros(ow, np.float32)
+            for oy in range(oh):
+                acc[:] = 0.0
                 for i in range(kh):
-                    iy = iy0 + i * dh
-                    if iy < 0 or iy >= h:
-                        continue
+                    row = (oy * sh + i * dh) * wp
                     for j in range(kw):
-                        ix = ix0 + j * dw
-                        if 0 <= ix < wd:
-                            acc += x[b, ch, iy, ix] * w[ch, 0, i, j]
-                y[b, ch, oy, ox] = _act(acc + add, code, alpha)
+                        wv = w[ch, 0, i, j]
+                        off = row + j * dw
+                        for ox in range(ow):
+                            acc[ox] += wv * pad[off + ox * sw]
+                for ox in range(ow):
+                    y[b, ch, oy, ox] = _act(acc[ox] + add, code, alpha)
 
 
 def _dw_applies(node, tensors):
@@ -193,7 +212,7 @@ def depthwise_direct(x, w, b, *, out=None, strides, paddings, dilations, groups,
     code = ACT_CODES.get(act_type, 0)
     bias = b.astype(np.float32, copy=False) if b is not None else np.zeros(1, np.float32)
     _depthwise(np.ascontiguousarray(x, dtype=np.float32), np.ascontiguousarray(w, dtype=np.float32), y, bias,
-               b is not None, sh, sw, dh, dw, pt, pl, code, float(act_alpha))
+               b is not None, sh, sw, dh, dw, pt, pb, pl, pr, code, float(act_alpha))
     if act_type not in ACT_CODES:
         y[...] = apply_act(y, act_type, act_alpha)
     return y

@@ -1,0 +1,47 @@
+"""One knob for the runtime's threads: numba's pool and the BLAS numpy was built with (OpenBLAS, as
+threadpoolctl would do it: find the loaded library and call its set_num_threads)."""
+from __future__ import annotations
+
+import ctypes
+import glob
+import os
+import re
+
+_SYMBOLS = ("scipy_openblas_set_num_threads64_", "scipy_openblas_set_num_threads", "openblas_set_num_threads64_",
+            "openblas_set_num_threads", "MKL_Set_Num_Threads")
+
+
+def _blas_libraries() -> list[str]:
+    try:
+        with open("/proc/self/maps") as f:
+            found = set(re.findall(r"(/\S*(?:openblas|mkl_rt)\S*\.(?:so|dylib)\S*)", f.read()))
+    except OSError:
+        found = set()
+    if not found:
+        import numpy
+        libs = os.path.join(os.path.dirname(os.path.dirname(numpy.__file__)), "numpy.libs")
+        found = set(glob.glob(os.path.join(libs, "*openblas*")))
+    return sorted(found)
+
+
+def set_blas_threads(n: int) -> bool:
+    """Set the BLAS thread count; False when no known BLAS library was found (then nothing changes)."""
+    done = False
+    for path in _blas_libraries():
+        try:
+            lib = ctypes.CDLL(path)
+        except OSError:
+            continue
+        for sym in _SYMBOLS:
+            fn = getattr(lib, sym, None)
+            if fn is not None:
+                fn(ctypes.c_int(n))
+                done = True
+                break
+    return done
+
+
+def set_threads(n: int) -> None:
+    import numba
+    numba.set_num_threads(max(1, min(n, numba.config.NUMBA_NUM_THREADS)))
+    set_blas_threads(n)
