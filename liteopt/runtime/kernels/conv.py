@@ -12,42 +12,53 @@ from .conv_fast import _conv_applies, _finish, conv2d_gemm
 PJIT = dict(JIT, parallel=True)
 
 
-@njit(**PJIT)
+@njit(**dict(PJIT, fastmath=True))
 def _pool(x, y, kh, kw, sh, sw, pt, pl, is_max, exclusive, ph, pw):
-    """ph/pw: the padded extent (H + pt + pb, W + pl + pr) that count-include-pad averages divide by."""
+    """Per channel: the plane in a buffer padded with -inf (max) or 0 (avg) to cover every window, then
+    plain window loops. ph/pw: the declared padded extent (H + pt + pb, W + pl + pr) that count-include-pad
+    averages divide by (the ceil-mode overhang is never counted)."""
     n, c, h, w = x.shape
     oh, ow = y.shape[2], y.shape[3]
+    hp = max((oh - 1) * sh + kh, h + pt)
+    wp = max((ow - 1) * sw + kw, w + pl)
+    fill = -np.inf if is_max else 0.0
     for k in prange(n * c):
         b, ch = k // c, k % c
+        pad = np.full((hp, wp), fill, np.float32)
+        for iy in range(h):
+            for ix in range(w):
+                pad[iy + pt, ix + pl] = x[b, ch, iy, ix]
+        acc = np.empty(ow, np.float32)
         for oy in range(oh):
+            acc[:] = fill
+            for i in range(kh):
+                row = pad[oy * sh + i]
+                for j in range(kw):
+                    if is_max:
+                        for ox in range(ow):
+                            v = row[ox * sw + j]
+                            if v > acc[ox]:
+                                acc[ox] = v
+                    else:
+                        for ox in range(ow):
+                            acc[ox] += row[ox * sw + j]
+            if is_max:
+                for ox in range(ow):
+                    y[b, ch, oy, ox] = acc[ox]
+                continue
             y0 = oy * sh - pt
+            if exclusive:
+                rows = min(y0 + kh, h) - max(y0, 0)
+            else:
+                rows = min(y0 + kh, ph - pt) - max(y0, -pt)
             for ox in range(ow):
                 x0 = ox * sw - pl
-                acc = -np.inf if is_max else 0.0
-                cnt = 0
-                for i in range(kh):
-                    iy = y0 + i
-                    if iy < 0 or iy >= h:
-                        continue
-                    for j in range(kw):
-                        ix = x0 + j
-                        if ix < 0 or ix >= w:
-                            continue
-                        v = x[b, ch, iy, ix]
-                        if is_max:
-                            if v > acc or v != v:
-                                acc = v
-                        else:
-                            acc += v
-                        cnt += 1
-                if is_max:
-                    y[b, ch, oy, ox] = acc
+                if exclusive:
+                    cols = min(x0 + kw, w) - max(x0, 0)
                 else:
-                    if exclusive:
-                        div = cnt
-                    else:  # windows count the declared padding, not the ceil-mode overhang
-                        div = (min(y0 + kh, ph - pt) - max(y0, -pt)) * (min(x0 + kw, pw - pl) - max(x0, -pl))
-                    y[b, ch, oy, ox] = acc / div if div > 0 else 0.0
+                    cols = min(x0 + kw, pw - pl) - max(x0, -pl)
+                div = rows * cols
+                y[b, ch, oy, ox] = acc[ox] / div if div > 0 else 0.0
 
 
 @kernel("pool2d", out=True)

@@ -4,6 +4,23 @@ from __future__ import annotations
 from ..registry import onnx_op
 
 
+def _split(total: int, auto_pad: str) -> tuple[int, int]:
+    """Split a total padding: SAME_UPPER puts the extra odd pixel at the end, anything else at the start."""
+    small, big = total // 2, total - total // 2
+    return (small, big) if auto_pad == "SAME_UPPER" else (big, small)
+
+
+def _same_total(size, kernel: int, stride: int, dilation: int) -> int | None:
+    """Total SAME padding so that out = ceil(size / stride); None when it needs an unknown size
+    (with stride 1 it is dilation * (kernel - 1) whatever the size, so dynamic H/W work)."""
+    if stride == 1:
+        return dilation * (kernel - 1)
+    if not isinstance(size, int):
+        return None
+    out = -(-size // stride)
+    return max(0, (out - 1) * stride + dilation * (kernel - 1) + 1 - size)
+
+
 def _explicit_pads(ctx, x, kernel, strides, dilations, pads, auto_pad):
     """ONNX pads/auto_pad -> (top, bottom, left, right)."""
     if auto_pad in ("NOTSET", ""):
@@ -18,14 +35,12 @@ def _explicit_pads(ctx, x, kernel, strides, dilations, pads, auto_pad):
     shape = ctx.shape(x)
     out = []
     for ax in range(2):
-        size = shape[2 + ax] if shape is not None else None
-        if not isinstance(size, int):
-            raise ctx.error(f"auto_pad={auto_pad} needs the input's spatial size; pin it with --input_shape")
-        o = -(-size // strides[ax])
-        total = max(0, (o - 1) * strides[ax] + dilations[ax] * (kernel[ax] - 1) + 1 - size)
-        small, big = total // 2, total - total // 2
-        out.append((small, big) if auto_pad == "SAME_UPPER" else (big, small))
-    return (out[0][0], out[0][1], out[1][0], out[1][1])
+        total = _same_total(shape[2 + ax] if shape is not None else None, kernel[ax], strides[ax], dilations[ax])
+        if total is None:
+            raise ctx.error(f"auto_pad={auto_pad} with stride {strides[ax]} needs the input's spatial size; "
+                            "pin it with --input_shape")
+        out += _split(total, auto_pad)
+    return tuple(out)
 
 
 def _check_2d(ctx, x, what="input"):
@@ -49,6 +64,31 @@ def Conv(ctx, x, w, b="", *, auto_pad="NOTSET", dilations=(1, 1), group=1, kerne
                     strides=strides, paddings=paddings, dilations=dilations, groups=group)
 
 
+def _transpose_pads(ctx, x, kernel, strides, dilations, output_padding, output_shape, auto_pad):
+    """ConvTranspose pads from output_shape or SAME auto_pad, as onnxruntime computes them.
+
+    The full (unpadded) output is (in - 1) * stride + output_padding + (kernel - 1) * dilation + 1; the
+    target size is output_shape, or in * stride for SAME. The difference is cropped, the odd pixel at the
+    start except with SAME_UPPER. With SAME a negative difference is clipped to 0 (the output is then the
+    full size); a target larger than the full size (output_shape) is reached by extra output padding.
+    SAME without output_shape needs no input size: the difference is then independent of it.
+    """
+    xs = ctx.shape(x)
+    paddings, extra = [], []
+    for ax in range(2):
+        size = xs[2 + ax] if xs is not None else None
+        rest = output_padding[ax] + (kernel[ax] - 1) * dilations[ax] + 1
+        if output_shape:
+            if not isinstance(size, int):
+                raise ctx.error("output_shape needs the input's spatial size; pin it with --input_shape")
+            total = (size - 1) * strides[ax] + rest - output_shape[-2 + ax]
+        else:
+            total = max(0, rest - strides[ax])
+        paddings += _split(max(total, 0), auto_pad)
+        extra.append(output_padding[ax] + max(-total, 0))
+    return tuple(paddings), tuple(extra)
+
+
 @onnx_op("ConvTranspose")
 def ConvTranspose(ctx, x, w, b="", *, auto_pad="NOTSET", dilations=(1, 1), group=1, kernel_shape=None,
                   output_padding=(0, 0), output_shape=None, pads=None, strides=(1, 1)):
@@ -58,28 +98,9 @@ def ConvTranspose(ctx, x, w, b="", *, auto_pad="NOTSET", dilations=(1, 1), group
         raise ctx.error(f"the filter must be 4-D with a known shape, got {ws}")
     kernel = tuple(kernel_shape or ws[2:])
     output_padding = tuple(output_padding) if output_padding else (0, 0)
-    if output_shape:
-        xs = ctx.shape(x)
-        if xs is None or not all(isinstance(d, int) for d in xs[2:]):
-            raise ctx.error("output_shape needs the input's spatial size; pin it with --input_shape")
-        paddings = []
-        for ax in range(2):
-            total = (strides[ax] * (xs[2 + ax] - 1) + output_padding[ax] + (kernel[ax] - 1) * dilations[ax] + 1
-                     - output_shape[-2 + ax])
-            lo, hi = (total // 2, total - total // 2) if auto_pad != "SAME_LOWER" else (total - total // 2, total // 2)
-            paddings += [lo, hi]
-        paddings = tuple(paddings)
-    elif auto_pad in ("SAME_UPPER", "SAME_LOWER"):
-        xs = ctx.shape(x)
-        if xs is None or not all(isinstance(d, int) for d in xs[2:]):
-            raise ctx.error(f"auto_pad={auto_pad} needs the input's spatial size; pin it with --input_shape")
-        paddings = []
-        for ax in range(2):
-            total = max(0, (xs[2 + ax] - 1) * strides[ax] + output_padding[ax] + (kernel[ax] - 1) * dilations[ax] + 1
-                        - xs[2 + ax] * strides[ax])
-            lo, hi = (total // 2, total - total // 2) if auto_pad == "SAME_UPPER" else (total - total // 2, total // 2)
-            paddings += [lo, hi]
-        paddings = tuple(paddings)
+    if output_shape or auto_pad in ("SAME_UPPER", "SAME_LOWER"):
+        paddings, output_padding = _transpose_pads(ctx, x, kernel, strides, dilations, output_padding,
+                                                   output_shape, auto_pad)
     else:
         paddings = _explicit_pads(ctx, x, kernel, strides, dilations, pads, "VALID" if auto_pad == "VALID" else "NOTSET")
     return ctx.emit("conv2d_transpose", [x, w, b] if b else [x, w], strides=strides, paddings=paddings,
