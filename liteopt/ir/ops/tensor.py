@@ -178,7 +178,7 @@ def split(x, *, axis, sections, num):
     """split along `axis` into `sections` (or `num` equal parts, the last one smaller)"""
     n = len(sections) if sections else num
     secs = split_sections(x.shape[axis], sections, n)
-    return tuple(np.split(x, np.cumsum(secs)[:-1], axis=axis))
+    return tuple(np.array(p) for p in np.split(x, np.cumsum(secs)[:-1], axis=axis))
 
 
 INT_MAX = 2 ** 63 - 1
