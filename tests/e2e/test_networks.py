@@ -1,0 +1,130 @@
+"""Whole networks built with onnx.helper, converted and run end to end, checked against onnxruntime,
+with the op counts the fusions should reach."""
+from __future__ import annotations
+
+import importlib.util
+import os
+
+import numpy as np
+from onnx import helper
+
+from helpers import check_model, convert, make_model
+
+from liteopt.format import read
+
+RNG = np.random.default_rng(0)
+F, I64 = np.float32, np.int64
+EXAMPLE = os.path.join(os.path.dirname(__file__), "..", "..", "examples", "make_example_model.py")
+
+
+def w(*shape, scale=0.3):
+    return (RNG.standard_normal(shape) * scale).astype(F)
+
+
+def ops_of(path):
+    return read(path).graph.op_counts()
+
+
+def test_mobilenet_like(tmp_path):
+    spec = importlib.util.spec_from_file_location("make_example_model", EXAMPLE)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    model = mod.build()
+    x = RNG.standard_normal((2, 3, 32, 32)).astype(F)
+    check_model(model, {"input": x}, tmpdir=str(tmp_path))
+    ops = ops_of(convert(model, str(tmp_path), valid_targets="cpu"))
+    # every Conv+BN(+Clip) is one conv op; BatchNormalization/Clip leave nothing of their own
+    assert "batch_norm" not in ops and "relu6" not in ops and "clip" not in ops, ops
+    assert ops.get("conv2d", 0) + ops.get("depthwise_conv2d", 0) == 11 and ops["fc"] == 1, ops
+
+
+def _resnet_like():
+    nodes, inits = [], {}
+
+    def cbr(x, out, cin, cout, k, s, relu=True):
+        p = out
+        inits.update({f"{p}_w": w(cout, cin, k, k, scale=np.sqrt(2 / (cin * k * k))),
+                      f"{p}_s": RNG.uniform(0.5, 1.5, cout).astype(F), f"{p}_b": w(cout, scale=0.1),
+                      f"{p}_m": w(cout, scale=0.1), f"{p}_v": RNG.uniform(0.5, 1.5, cout).astype(F)})
+        nodes.append(helper.make_node("Conv", [x, f"{p}_w"], [f"{p}_c"], pads=[k // 2] * 4, strides=[s, s]))
+        nodes.append(helper.make_node("BatchNormalization", [f"{p}_c", f"{p}_s", f"{p}_b", f"{p}_m", f"{p}_v"],
+                                      [f"{p}_bn" if relu else out]))
+        if relu:
+            nodes.append(helper.make_node("Relu", [f"{p}_bn"], [out]))
+        return out
+
+    h = cbr("x", "stem", 3, 16, 3, 2)
+    nodes.append(helper.make_node("MaxPool", [h], ["pool"], kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1]))
+    h = "pool"
+    for i, (cin, cout, s) in enumerate([(16, 16, 1), (16, 32, 2)]):
+        a = cbr(h, f"b{i}a", cin, cout, 3, s)
+        b = cbr(a, f"b{i}b", cout, cout, 3, 1, relu=False)
+        sc = cbr(h, f"b{i}d", cin, cout, 1, s, relu=False) if s != 1 or cin != cout else h
+        nodes += [helper.make_node("Add", [b, sc], [f"b{i}s"]), helper.make_node("Relu", [f"b{i}s"], [f"b{i}o"])]
+        h = f"b{i}o"
+    inits.update(fw=w(10, 32), fb=w(10))
+    nodes += [helper.make_node("GlobalAveragePool", [h], ["gap"]), helper.make_node("Flatten", ["gap"], ["flat"]),
+              helper.make_node("Gemm", ["flat", "fw", "fb"], ["logits"], transB=1)]
+    return make_model(nodes, {"x": (F, ["N", 3, 32, 32])}, ["logits"], inits)
+
+
+def test_resnet_like(tmp_path):
+    model = _resnet_like()
+    check_model(model, {"x": RNG.standard_normal((2, 3, 32, 32)).astype(F)}, tmpdir=str(tmp_path))
+    ops = ops_of(convert(model, str(tmp_path), valid_targets="cpu"))
+    # 6 convs, 2 residual adds with their relu fused, 2 pools, one fc: nothing else
+    assert ops == {"conv2d": 6, "elementwise_add": 2, "pool2d": 2, "fc": 1}, ops
+
+
+def _transformer_block(d=16, heads=2, seq="T"):
+    """LayerNorm spelled out (as Paddle exports it), multi-head attention with shape arithmetic, GELU (Erf)."""
+    dh = d // heads
+    nodes, inits = [], {}
+    inits.update(two=np.array(2, F), eps=np.array(1e-5, F), g1=w(d) + 1, b1=w(d), wqkv=w(d, 3 * d), bqkv=w(3 * d),
+                 wo=w(d, d), bo=w(d), w1=w(d, 2 * d), w2=w(2 * d, d), sq=np.array(np.sqrt(2), F),
+                 half=np.array(0.5, F), one=np.array(1, F), scale=np.array(1 / np.sqrt(dh), F),
+                 i1=np.array(1, I64), ax=np.array([0], I64), heads3=np.array([3, heads, dh], I64),
+                 zero=np.array([0], I64), minus1=np.array([-1], I64), dd=np.array([d], I64))
+    nodes += [helper.make_node("ReduceMean", ["x"], ["mu"], axes=[-1]), helper.make_node("Sub", ["x", "mu"], ["dv"]),
+              helper.make_node("Pow", ["dv", "two"], ["sqd"]), helper.make_node("ReduceMean", ["sqd"], ["var"], axes=[-1]),
+              helper.make_node("Add", ["var", "eps"], ["ve"]), helper.make_node("Sqrt", ["ve"], ["sd"]),
+              helper.make_node("Div", ["dv", "sd"], ["nrm"]), helper.make_node("Mul", ["nrm", "g1"], ["ln_g"]),
+              helper.make_node("Add", ["ln_g", "b1"], ["ln"])]
+    nodes += [helper.make_node("MatMul", ["ln", "wqkv"], ["qkv0"]), helper.make_node("Add", ["qkv0", "bqkv"], ["qkv"]),
+              helper.make_node("Shape", ["x"], ["xs"]), helper.make_node("Gather", ["xs", "i1"], ["t"], axis=0),
+              helper.make_node("Unsqueeze", ["t", "ax"], ["tu"]),
+              helper.make_node("Concat", ["zero", "tu", "heads3"], ["shp"], axis=0),
+              helper.make_node("Reshape", ["qkv", "shp"], ["qkv5"]),
+              helper.make_node("Transpose", ["qkv5"], ["qkvt"], perm=[2, 0, 3, 1, 4]),
+              helper.make_node("Split", ["qkvt"], ["q5", "k5", "v5"], axis=0),
+              helper.make_node("Squeeze", ["q5", "ax"], ["q"]), helper.make_node("Squeeze", ["k5", "ax"], ["k"]),
+              helper.make_node("Squeeze", ["v5", "ax"], ["v"]),
+              helper.make_node("Transpose", ["k"], ["kt"], perm=[0, 1, 3, 2]),
+              helper.make_node("MatMul", ["q", "kt"], ["att0"]), helper.make_node("Mul", ["att0", "scale"], ["att1"]),
+              helper.make_node("Softmax", ["att1"], ["att"], axis=-1), helper.make_node("MatMul", ["att", "v"], ["ctx"]),
+              helper.make_node("Transpose", ["ctx"], ["ctxt"], perm=[0, 2, 1, 3]),
+              helper.make_node("Concat", ["zero", "tu", "dd"], ["shp2"], axis=0),
+              helper.make_node("Reshape", ["ctxt", "shp2"], ["ctxr"]),
+              helper.make_node("MatMul", ["ctxr", "wo"], ["o0"]), helper.make_node("Add", ["o0", "bo"], ["o"]),
+              helper.make_node("Add", ["x", "o"], ["res1"])]
+    nodes += [helper.make_node("MatMul", ["res1", "w1"], ["h1"]), helper.make_node("Div", ["h1", "sq"], ["h2"]),
+              helper.make_node("Erf", ["h2"], ["h3"]), helper.make_node("Add", ["h3", "one"], ["h4"]),
+              helper.make_node("Mul", ["h1", "h4"], ["h5"]), helper.make_node("Mul", ["h5", "half"], ["gelu"]),
+              helper.make_node("MatMul", ["gelu", "w2"], ["h6"]), helper.make_node("Add", ["res1", "h6"], ["y"])]
+    return make_model(nodes, {"x": (F, ["N", seq, d])}, ["y"], inits, opset=13)
+
+
+def test_transformer_block(tmp_path):
+    model = _transformer_block()
+    for t in (7, 12):  # dynamic sequence length: one file, two lengths
+        check_model(model, {"x": RNG.standard_normal((2, t, 16)).astype(F)}, tmpdir=str(tmp_path))
+    ops = ops_of(convert(model, str(tmp_path), valid_targets="cpu"))
+    assert ops.get("layer_norm") == 1 and "reduce_mean" not in ops and ops.get("fc", 0) >= 3, ops
+
+
+def test_transformer_block_pinned_folds_shape_arithmetic(tmp_path):
+    model = _transformer_block()
+    x = RNG.standard_normal((1, 9, 16)).astype(F)
+    check_model(model, {"x": x}, input_shapes={"x": (1, 9, 16)}, tmpdir=str(tmp_path))
+    ops = ops_of(convert(model, str(tmp_path), input_shapes={"x": (1, 9, 16)}, valid_targets="cpu"))
+    assert not {"shape", "gather", "concat", "unsqueeze2"} & set(ops), ops
