@@ -75,7 +75,8 @@ def prelu(x, alpha, *, mode):
 @op("clip", inputs="X Min? Max?", attrs={"min": Attr("float", -math.inf), "max": Attr("float", math.inf)},
     infer=same_as(0))
 def clip(x, lo, hi, *, min, max):
-    """clip(x, min, max); the Min/Max inputs, when given, override the attributes."""
+    """min(max(x, min), max) (so all values are max when min > max, as onnxruntime); the Min/Max inputs,
+    when given, override the attributes. Always a new array, even when there is nothing to clip."""
     lo = np.asarray(min if lo is None else lo).astype(x.dtype) if not (lo is None and math.isinf(min)) else None
     hi = np.asarray(max if hi is None else hi).astype(x.dtype) if not (hi is None and math.isinf(max)) else None
     out = x
@@ -83,7 +84,7 @@ def clip(x, lo, hi, *, min, max):
         out = np.maximum(out, lo)
     if hi is not None:
         out = np.minimum(out, hi)
-    return _f(x, out)
+    return _f(x, out) if out is not x else x.copy()
 
 
 @op("exp", infer=same_as(0))

@@ -143,17 +143,29 @@ def _sign(v, a, b, c):
 def _clip(x, out, lo, hi):
     for i in range(x.size):
         v = x[i]
-        out[i] = lo if v < lo else (hi if v > hi else v)
+        if v < lo:
+            v = lo
+        if v > hi:  # after the lower bound: min > max gives max, as onnxruntime
+            v = hi
+        out[i] = v
+
+
+def _bound(t, attr, dtype):
+    """The clip bound in x's dtype: the Min/Max input if given, else the attribute; an infinite bound of an
+    integer clip becomes the dtype's limit (so the loop stays in integers)."""
+    v = np.asarray(t).reshape(-1)[0] if t is not None else attr
+    if dtype.kind in "iu" and not np.isfinite(v):
+        v = np.iinfo(dtype).min if v < 0 else np.iinfo(dtype).max
+    return dtype.type(v)
 
 
 @kernel("clip", out=True)
 def clip(x, lo_t, hi_t, *, min, max, out=None):
-    lo = float(np.asarray(lo_t).reshape(-1)[0]) if lo_t is not None else min
-    hi = float(np.asarray(hi_t).reshape(-1)[0]) if hi_t is not None else max
+    """min(max(x, lo), hi); NaN stays NaN."""
     y = out if out is not None else np.empty(x.shape, x.dtype)
     if x.size:
-        _clip(np.ascontiguousarray(x).reshape(-1), y.reshape(-1), x.dtype.type(lo) if np.isfinite(lo) else -np.inf,
-              x.dtype.type(hi) if np.isfinite(hi) else np.inf)
+        _clip(np.ascontiguousarray(x).reshape(-1), y.reshape(-1), _bound(lo_t, min, x.dtype),
+              _bound(hi_t, max, x.dtype))
     return y
 
 
