@@ -21,7 +21,6 @@ def rand(*shape, scale=1.0):
 
 
 X = rand(2, 4, 9, 11)
-DYN = {"x": ["N", 4, "H", "W"]}
 
 
 def conv(x, w, b=None, *, op="Conv", tmp=None, **kw):
@@ -78,11 +77,12 @@ def test_conv_opsets(opset, tmp_path):
 @settings(max_examples=20, deadline=None)
 @given(c=st.integers(1, 3), o=st.integers(1, 3), groups=st.sampled_from([1, 2, 3]), depthwise=st.booleans(),
        kh=st.integers(1, 4), kw=st.integers(1, 4), h=st.integers(1, 9), w=st.integers(1, 9),
-       strides=st.tuples(st.integers(1, 3), st.integers(1, 3)), dilations=st.tuples(st.integers(1, 2), st.integers(1, 2)),
+       strides=st.tuples(st.integers(1, 3), st.integers(1, 3)),
+       dilations=st.tuples(st.integers(1, 2), st.integers(1, 2)),
        pads=st.tuples(*[st.integers(0, 2)] * 4), bias=st.booleans(), n=st.integers(1, 2))
 def test_conv_hypothesis(c, o, groups, depthwise, kh, kw, h, w, strides, dilations, pads, bias, n, tmp_path_factory):
     if depthwise:
-        c, o = 1, o
+        c = 1
     c_in, c_out = c * groups, o * groups
     ext_h, ext_w = dilations[0] * (kh - 1) + 1, dilations[1] * (kw - 1) + 1
     if h + pads[0] + pads[2] < ext_h or w + pads[1] + pads[3] < ext_w:
@@ -144,7 +144,8 @@ def test_conv_transpose_auto_pad(auto_pad, strides, k, output_padding, tmp_path)
 
 @settings(max_examples=15, deadline=None)
 @given(c=st.integers(1, 3), o=st.integers(1, 3), groups=st.sampled_from([1, 2]), kh=st.integers(1, 4),
-       kw=st.integers(1, 4), h=st.integers(1, 6), w=st.integers(1, 6), strides=st.tuples(st.integers(1, 3), st.integers(1, 3)),
+       kw=st.integers(1, 4), h=st.integers(1, 6), w=st.integers(1, 6),
+       strides=st.tuples(st.integers(1, 3), st.integers(1, 3)),
        dilations=st.tuples(st.integers(1, 2), st.integers(1, 2)), pads=st.tuples(*[st.integers(0, 2)] * 4),
        output_padding=st.tuples(st.integers(0, 2), st.integers(0, 2)), bias=st.booleans())
 def test_conv_transpose_hypothesis(c, o, groups, kh, kw, h, w, strides, dilations, pads, output_padding, bias,
@@ -187,7 +188,8 @@ def test_average_pool(attrs, count_include_pad, tmp_path):
 @pytest.mark.parametrize("auto_pad", ["SAME_UPPER", "SAME_LOWER", "VALID"])
 @pytest.mark.parametrize("strides", [[1, 1], [2, 2], [3, 2]])
 def test_pool_auto_pad(op, extra, auto_pad, strides, tmp_path):
-    check_op(op, {"x": XP}, dict(kernel_shape=[3, 2], strides=strides, auto_pad=auto_pad, **extra), tmpdir=str(tmp_path))
+    check_op(op, {"x": XP}, dict(kernel_shape=[3, 2], strides=strides, auto_pad=auto_pad, **extra),
+             tmpdir=str(tmp_path))
 
 
 @pytest.mark.parametrize("op", ["MaxPool", "AveragePool"])
@@ -214,6 +216,15 @@ def test_max_pool_integers(dtype, tmp_path):
 @pytest.mark.parametrize("shape", [(2, 3, 7, 8), (1, 5, 1, 1), (1, 2, 1, 9)])
 def test_global_pool(op, shape, tmp_path):
     check_op(op, {"x": rand(*shape)}, tmpdir=str(tmp_path))
+
+
+@pytest.mark.parametrize("op_type,w_shape,attrs", [("Conv", (6, 4, 3, 3), {"pads": [1, 1, 1, 1]}),
+                                                    ("Conv", (4, 1, 3, 3), {"group": 4}),
+                                                    ("ConvTranspose", (4, 3, 3, 3), {"strides": [2, 2]})])
+def test_conv_runtime_weights(op_type, w_shape, attrs, tmp_path):
+    """Filter and bias fed at run time (no load-time filter transform)."""
+    n_out = w_shape[1] * attrs.get("group", 1) if op_type == "ConvTranspose" else w_shape[0]
+    check_op(op_type, {"x": rand(1, 4, 7, 8), "w": rand(*w_shape), "b": rand(n_out)}, attrs, tmpdir=str(tmp_path))
 
 
 # --- unsupported attributes name the node --------------------------------------------------------
