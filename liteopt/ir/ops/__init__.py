@@ -1,2 +1,2 @@
 """One module per op family; importing this package registers every op in `OPS`."""
-from . import activation, conv, elementwise, fused, nn, reduce, tensor  # noqa: F401
+from . import activation, caffe_extra, conv, elementwise, fused, nn, reduce, tensor  # noqa: F401

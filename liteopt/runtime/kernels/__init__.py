@@ -78,7 +78,7 @@ def _register_ref():
         KERNELS.setdefault((name, "ref"), {})[DEFAULT_VARIANT] = Kernel(name, "ref", DEFAULT_VARIANT, d.reference)
 
 
-_FAMILIES = ("activation", "conv", "conv_fast", "elementwise", "fused", "nn", "reduce", "tensor")
+_FAMILIES = ("activation", "caffe_extra", "conv", "conv_fast", "elementwise", "fused", "nn", "reduce", "tensor")
 _loaded = False
 
 
