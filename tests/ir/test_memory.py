@@ -19,7 +19,7 @@ def chain(sizes, extra_edges=()):
         tensors[name] = Tensor(name, DType.FLOAT32, (n,))
         nodes.append(Node("relu", [prev], [name], {}, f"n{i}"))
         prev = name
-    for i, j in extra_edges:
+    for i, j in sorted(set(extra_edges)):
         a, b = nodes[j].outputs[0], f"t{i}"
         if tensors[a].shape == tensors[b].shape:
             out = f"s{i}_{j}"
