@@ -1,5 +1,5 @@
 """Neural-network ops (Paddle Lite names): batch_norm, softmax, log_softmax, matmul_v2, fc, layer_norm,
-nearest_interp_v2 / bilinear_interp_v2 (resize), pad."""
+instance_norm, nearest_interp_v2 / bilinear_interp_v2 (resize), pad."""
 from __future__ import annotations
 
 import math
@@ -112,13 +112,29 @@ def layer_norm(x, scale, bias, *, epsilon, begin_norm_axis):
     return y.astype(x.dtype)
 
 
+@op("instance_norm", inputs="X Scale? Bias?", outputs="Y", attrs={"epsilon": 1e-5}, infer=same_as(0))
+def instance_norm(x, scale, bias, *, epsilon):
+    """normalize each (n, c) plane over dims[2:], then * scale[c] + bias[c]"""
+    axes = tuple(range(2, x.ndim))
+    x64 = x.astype(np.float64)
+    mu = x64.mean(axis=axes, keepdims=True)
+    var = ((x64 - mu) ** 2).mean(axis=axes, keepdims=True)
+    y = (x64 - mu) / np.sqrt(var + epsilon)
+    shape = (1, -1) + (1,) * (x.ndim - 2)
+    if scale is not None:
+        y = y * scale.reshape(shape)
+    if bias is not None:
+        y = y + bias.reshape(shape)
+    return y.astype(x.dtype)
+
+
 # --- resize ------------------------------------------------------------------------------------
 
 INTERP_ATTRS = {
     "out_h": -1, "out_w": -1,                          # fixed output size, or -1
     "scale": Attr("floats", ()),                       # (scale_h, scale_w) when no size is given
     "coordinate_transformation_mode": "half_pixel",    # ONNX's names
-    "nearest_mode": "round_prefer_floor",
+    "nearest_mode": "round_prefer_floor",             # ONNX's names, or "simple" (see nearest_index)
     "cubic_coeff_a": -0.75,
 }
 
@@ -145,59 +161,81 @@ def _interp_infer(ctx: InferCtx):
         if len(a["scale"]) != 2:
             raise ctx.error("resize needs an output size or two scales")
         sh, sw = a["scale"]
-    return [TensorType(ctx.dtype(0), (x[0], x[1], dim_op(ctx, 2, lambda h: int(math.floor(h * sh)), x[2]),
-                                      dim_op(ctx, 3, lambda w: int(math.floor(w * sw)), x[3])))]
+    return [TensorType(ctx.dtype(0), (x[0], x[1], dim_op(ctx, 2, lambda h: scaled_size(h, sh), x[2]),
+                                      dim_op(ctx, 3, lambda w: scaled_size(w, sw), x[3])))]
+
+
+# onnxruntime computes sizes, scales and coordinates in float32; so do we, or ties (x.5 under
+# round_prefer_floor, integers under floor/ceil) and truncated sizes come out differently.
+_f32 = np.float32
+
+
+def scaled_size(n: int, scale: float) -> int:
+    """Output length of a resize by `scale`: floor(n * scale), the product taken in float32."""
+    return int(np.floor(_f32(n) * _f32(scale)))
 
 
 def interp_size_and_scale(x_shape, size_t, scale_t, out_h, out_w, scale):
-    """Output (oh, ow) and the scales (sh, sw) the coordinate transform uses (ONNX: given or out/in)."""
+    """Output (oh, ow) and the float32 scales (sh, sw) the coordinate transform uses (given, or out/in)."""
     h, w = x_shape[2], x_shape[3]
     if size_t is not None:
-        v = [int(d) for d in np.asarray(size_t).reshape(-1)]
-        oh, ow = v[-2], v[-1]
-        return oh, ow, oh / h, ow / w
-    if scale_t is not None:
-        sh, sw = [float(s) for s in np.asarray(scale_t).reshape(-1)][-2:]
-    elif out_h > 0:
-        return out_h, out_w, out_h / h, out_w / w
+        oh, ow = [int(d) for d in np.asarray(size_t).reshape(-1)][-2:]
+    elif scale_t is None and out_h > 0:
+        oh, ow = out_h, out_w
     else:
-        sh, sw = scale
-    return int(math.floor(h * sh)), int(math.floor(w * sw)), sh, sw
+        sh, sw = [_f32(s) for s in np.asarray(scale_t).reshape(-1)][-2:] if scale_t is not None else map(_f32, scale)
+        return scaled_size(h, sh), scaled_size(w, sw), sh, sw
+    return oh, ow, _f32(oh) / _f32(h), _f32(ow) / _f32(w)
+
+
+def _half_pixel_symmetric(i, s, out, n):
+    adjustment = _f32(out) / (s * _f32(n))
+    offset = _f32(n) / _f32(2) * (_f32(1) - adjustment)
+    return offset + (i + _f32(0.5)) / s - _f32(0.5)
+
+
+# coordinate_transformation_mode -> (output index i, scale s, output length, input length) -> input coordinate
+COORDINATE_TRANSFORMS = {
+    "half_pixel": lambda i, s, out, n: (i + _f32(0.5)) / s - _f32(0.5),
+    "pytorch_half_pixel": lambda i, s, out, n: (i + _f32(0.5)) / s - _f32(0.5) if out > 1 else i * _f32(0),
+    "align_corners": lambda i, s, out, n: i * _f32(n - 1) / _f32(out - 1) if out > 1 else i * _f32(0),
+    "asymmetric": lambda i, s, out, n: i / s,
+    "tf_half_pixel_for_nn": lambda i, s, out, n: (i + _f32(0.5)) / s,
+    "half_pixel_symmetric": _half_pixel_symmetric,
+}
 
 
 def source_coords(out_size: int, in_size: int, scale: float, mode: str) -> np.ndarray:
-    """ONNX Resize coordinate_transformation_mode: the input coordinate of each output index."""
-    i = np.arange(out_size, dtype=np.float64)
-    if mode == "half_pixel":
-        return (i + 0.5) / scale - 0.5
-    if mode == "pytorch_half_pixel":
-        return (i + 0.5) / scale - 0.5 if out_size > 1 else np.zeros(out_size)
-    if mode == "align_corners":
-        return i * (in_size - 1) / (out_size - 1) if out_size > 1 else np.zeros(out_size)
-    if mode == "asymmetric":
-        return i / scale
-    if mode == "tf_half_pixel_for_nn":
-        return (i + 0.5) / scale
-    if mode == "half_pixel_symmetric":
-        adj = out_size / (in_size * scale)
-        center = in_size / 2
-        offset = center * (1 - adj)
-        return offset + (i + 0.5) / scale - 0.5
-    raise ValueError(f"coordinate_transformation_mode {mode!r} is not supported")
+    """ONNX Resize coordinate_transformation_mode: the (float32) input coordinate of each output index."""
+    if mode not in COORDINATE_TRANSFORMS:
+        raise ValueError(f"coordinate_transformation_mode {mode!r} is not supported")
+    return COORDINATE_TRANSFORMS[mode](np.arange(out_size, dtype=_f32), _f32(scale), out_size, in_size)
 
 
-def nearest_index(coord: np.ndarray, in_size: int, mode: str) -> np.ndarray:
-    if mode == "round_prefer_floor":
-        idx = np.where(coord - np.floor(coord) == 0.5, np.floor(coord), np.round(coord))
-    elif mode == "round_prefer_ceil":
-        idx = np.where(coord - np.floor(coord) == 0.5, np.ceil(coord), np.round(coord))
-    elif mode == "floor":
-        idx = np.floor(coord)
-    elif mode == "ceil":
-        idx = np.ceil(coord)
-    else:
+def _round_prefer(tie):
+    return lambda c: np.where(c - np.floor(c) == 0.5, tie(c), np.round(c))
+
+
+# nearest_mode -> input coordinate -> index before clamping (np.round alone would round ties to even)
+NEAREST_MODES = {
+    "round_prefer_floor": _round_prefer(np.floor),
+    "round_prefer_ceil": _round_prefer(np.ceil),
+    "floor": np.floor,
+    "ceil": np.ceil,
+}
+
+
+def nearest_index(coord: np.ndarray, in_size: int, mode: str, scale: float) -> np.ndarray:
+    """Nearest input index of each coordinate, clamped to the input. Mode "simple" is onnxruntime's rule
+    for Resize-10 and Upsample: ceil along an axis that is downsampled (scale < 1), else floor.
+    An axis of scale 1 maps to itself, as in onnxruntime (which only tf_half_pixel_for_nn would change)."""
+    if scale == 1:
+        return np.arange(len(coord), dtype=np.int64)
+    if mode == "simple":
+        mode = "ceil" if scale < 1 else "floor"
+    if mode not in NEAREST_MODES:
         raise ValueError(f"nearest_mode {mode!r} is not supported")
-    return np.clip(idx, 0, in_size - 1).astype(np.int64)
+    return np.clip(NEAREST_MODES[mode](coord), 0, in_size - 1).astype(np.int64)
 
 
 def linear_weights(coord: np.ndarray, in_size: int):
@@ -205,25 +243,31 @@ def linear_weights(coord: np.ndarray, in_size: int):
     c = np.clip(coord, 0, in_size - 1)
     lo = np.floor(c).astype(np.int64)
     hi = np.minimum(lo + 1, in_size - 1)
-    return lo, hi, (c - lo)
+    return lo, hi, (c - lo).astype(_f32)
 
 
 @op("nearest_interp_v2", inputs="X SizeTensor? Scale?", attrs=INTERP_ATTRS, infer=_interp_infer)
 def nearest_interp_v2(x, size_t, scale_t, *, out_h, out_w, scale, coordinate_transformation_mode, nearest_mode,
                       cubic_coeff_a):
-    """nearest-neighbour resize of H and W (ONNX Resize semantics)"""
+    """nearest-neighbour resize of H and W (ONNX Resize semantics); the identity when the size does not
+    change, whatever the scales (onnxruntime and Paddle do that)"""
     oh, ow, sh, sw = interp_size_and_scale(x.shape, size_t, scale_t, out_h, out_w, scale)
+    if (oh, ow) == x.shape[2:]:
+        return x.copy()
     m = coordinate_transformation_mode
-    iy = nearest_index(source_coords(oh, x.shape[2], sh, m), x.shape[2], nearest_mode)
-    ix = nearest_index(source_coords(ow, x.shape[3], sw, m), x.shape[3], nearest_mode)
+    iy = nearest_index(source_coords(oh, x.shape[2], sh, m), x.shape[2], nearest_mode, sh)
+    ix = nearest_index(source_coords(ow, x.shape[3], sw, m), x.shape[3], nearest_mode, sw)
     return np.asarray(x[:, :, iy][:, :, :, ix], order="C")
 
 
 @op("bilinear_interp_v2", inputs="X SizeTensor? Scale?", attrs=INTERP_ATTRS, infer=_interp_infer)
 def bilinear_interp_v2(x, size_t, scale_t, *, out_h, out_w, scale, coordinate_transformation_mode, nearest_mode,
                        cubic_coeff_a):
-    """bilinear resize of H and W (ONNX Resize linear semantics)"""
+    """bilinear resize of H and W (ONNX Resize linear semantics); the identity when the size does not
+    change, whatever the scales (onnxruntime and Paddle do that)"""
     oh, ow, sh, sw = interp_size_and_scale(x.shape, size_t, scale_t, out_h, out_w, scale)
+    if (oh, ow) == x.shape[2:]:
+        return x.copy()
     m = coordinate_transformation_mode
     y0, y1, fy = linear_weights(source_coords(oh, x.shape[2], sh, m), x.shape[2])
     x0, x1, fx = linear_weights(source_coords(ow, x.shape[3], sw, m), x.shape[3])
@@ -264,3 +308,4 @@ def pad(x, paddings_t, *, paddings, mode, pad_value):
     if mode in ("reflect", "edge"):
         return np.pad(x, widths, mode=mode)
     raise ValueError(f"pad mode {mode!r} is not supported")
+

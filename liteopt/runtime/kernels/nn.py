@@ -20,6 +20,13 @@ def _result(out, shape, dtype=np.float32):
     return out if out is not None else np.empty(shape, dtype)
 
 
+def _copy(x, out):
+    if out is None:
+        return x.copy()
+    out[...] = x
+    return out
+
+
 @njit(**PJIT)
 def _bn(x, y, mul, add):
     n, c, length = x.shape
@@ -185,6 +192,8 @@ def _nearest(x, y, iy, ix):
 def bilinear_interp_v2(x, size_t, scale_t, *, out_h, out_w, scale, coordinate_transformation_mode, nearest_mode,
                        cubic_coeff_a, out=None):
     oh, ow, sh, sw = interp_size_and_scale(x.shape, size_t, scale_t, out_h, out_w, scale)
+    if (oh, ow) == x.shape[2:]:  # the identity, whatever the scales (as the reference)
+        return _copy(x, out)
     m = coordinate_transformation_mode
     y0, y1, fy = linear_weights(source_coords(oh, x.shape[2], sh, m), x.shape[2])
     x0, x1, fx = linear_weights(source_coords(ow, x.shape[3], sw, m), x.shape[3])
@@ -197,12 +206,95 @@ def bilinear_interp_v2(x, size_t, scale_t, *, out_h, out_w, scale, coordinate_tr
 def nearest_interp_v2(x, size_t, scale_t, *, out_h, out_w, scale, coordinate_transformation_mode, nearest_mode,
                       cubic_coeff_a, out=None):
     oh, ow, sh, sw = interp_size_and_scale(x.shape, size_t, scale_t, out_h, out_w, scale)
+    if (oh, ow) == x.shape[2:]:  # the identity, whatever the scales (as the reference)
+        return _copy(x, out)
     m = coordinate_transformation_mode
-    iy = nearest_index(source_coords(oh, x.shape[2], sh, m), x.shape[2], nearest_mode)
-    ix = nearest_index(source_coords(ow, x.shape[3], sw, m), x.shape[3], nearest_mode)
+    iy = nearest_index(source_coords(oh, x.shape[2], sh, m), x.shape[2], nearest_mode, sh)
+    ix = nearest_index(source_coords(ow, x.shape[3], sw, m), x.shape[3], nearest_mode, sw)
     y = _result(out, x.shape[:2] + (oh, ow), x.dtype)
     _nearest(np.ascontiguousarray(x), y, iy, ix)
     return y
 
 
-kernel("pad")(OPS["pad"].reference)  # a copy into a larger buffer: numpy's np.pad is that loop
+@kernel("instance_norm", out=True)
+def instance_norm(x, scale, bias, *, epsilon, out=None):
+    """layer norm of each (n, c) plane, then the per-channel affine (the same loop as layer_norm)."""
+    n, c = x.shape[0], x.shape[1]
+    y = _result(out, x.shape)
+    plane = math.prod(x.shape[2:])
+    one = np.ones(1, np.float32)
+    _layer_norm(np.ascontiguousarray(x).reshape(n * c, plane), y.reshape(n * c, plane), one, one, False, False,
+                epsilon)
+    if scale is not None or bias is not None:
+        mul = np.tile(scale.astype(np.float32), n) if scale is not None else np.ones(n * c, np.float32)
+        add = np.tile(bias.astype(np.float32), n) if bias is not None else np.zeros(n * c, np.float32)
+        _bn(y.reshape(1, n * c, plane), y.reshape(1, n * c, plane), mul, add)
+    return y
+
+
+# --- pad ---------------------------------------------------------------------------------------------
+
+PAD_RANK = 6  # inputs of lower rank get leading 1-dims; higher ranks fall back to the reference
+
+
+def _pad_source_index(n: int, before: int, after: int, mode: str) -> np.ndarray:
+    """For each output index along one dim, the input index it copies (-1: the constant).
+
+    Negative pads crop first; reflect (mirror without the edge, numpy/ONNX) and edge then pad the
+    cropped range, as the reference does."""
+    lo, hi = max(0, -before), n - max(0, -after)
+    m = hi - lo
+    i = np.arange(m + max(0, before) + max(0, after), dtype=np.int64) - max(0, before)
+    if mode == "constant":
+        return np.where((i >= 0) & (i < m), i + lo, -1)
+    if mode == "edge" or m == 1:
+        return np.clip(i, 0, m - 1) + lo
+    period = 2 * (m - 1)
+    j = np.abs(i) % period
+    return np.where(j >= m, period - j, j) + lo
+
+
+@njit(**PJIT)
+def _pad6(x, y, maps, value):
+    o = y.shape
+    for a in prange(o[0]):
+        ia = maps[0, a]
+        for b in range(o[1]):
+            ib = maps[1, b]
+            for c in range(o[2]):
+                ic = maps[2, c]
+                for d in range(o[3]):
+                    id_ = maps[3, d]
+                    for e in range(o[4]):
+                        ie = maps[4, e]
+                        outer = ia < 0 or ib < 0 or ic < 0 or id_ < 0 or ie < 0
+                        for f in range(o[5]):
+                            jf = maps[5, f]
+                            if outer or jf < 0:
+                                y[a, b, c, d, e, f] = value
+                            else:
+                                y[a, b, c, d, e, f] = x[ia, ib, ic, id_, ie, jf]
+
+
+@kernel("pad", out=True)
+def pad(x, paddings_t, *, paddings, mode, pad_value, out=None):
+    if x.ndim > PAD_RANK or x.dtype == np.bool_:
+        r = OPS["pad"].reference(x, paddings_t, paddings=paddings, mode=mode, pad_value=pad_value)
+        if out is None:
+            return r
+        out[...] = r
+        return out
+    p = [int(v) for v in np.asarray(paddings_t).reshape(-1)] if paddings_t is not None else list(paddings)
+    lead = PAD_RANK - x.ndim
+    idx = [np.zeros(1, np.int64)] * lead + [_pad_source_index(x.shape[i], p[2 * i], p[2 * i + 1], mode)
+                                            for i in range(x.ndim)]
+    maps = np.full((PAD_RANK, max(len(m) for m in idx)), -1, np.int64)
+    for k, m in enumerate(idx):
+        maps[k, :len(m)] = m
+    shape = tuple(len(m) for m in idx[lead:])
+    y = _result(out, shape, x.dtype)
+    if y.size:
+        x6 = np.ascontiguousarray(x).reshape((1,) * lead + x.shape)
+        _pad6(x6, y.reshape((1,) * lead + shape), maps, x.dtype.type(pad_value))
+    return y
+

@@ -82,6 +82,11 @@ def LayerNormalization(ctx, x, scale, b="", *, axis=-1, epsilon=1e-5, stash_type
                     begin_norm_axis=axis % ctx.rank(x))
 
 
+@onnx_op("InstanceNormalization")
+def InstanceNormalization(ctx, x, scale, b, *, epsilon=1e-5):
+    return ctx.emit("instance_norm", [x, scale, b], epsilon=epsilon)
+
+
 # --- resize --------------------------------------------------------------------------------------
 
 _MODES = {"nearest": "nearest_interp_v2", "linear": "bilinear_interp_v2", "bilinear": "bilinear_interp_v2"}
@@ -98,6 +103,8 @@ def _resize(ctx, x, scales, sizes, mode, coord, nearest_mode):
         v = ctx.value(sizes)
         if v is not None:
             v = [int(d) for d in np.asarray(v).reshape(-1)]
+            if len(v) == 4 and any(isinstance(d, int) and d != s for d, s in zip((ctx.shape(x) or ())[:2], v[:2])):
+                raise ctx.error(f"sizes {v}: only H and W of an NCHW input may be resized")
             attrs.update(out_h=v[-2], out_w=v[-1])
         else:
             inputs.append(sizes)
@@ -117,12 +124,14 @@ def _resize(ctx, x, scales, sizes, mode, coord, nearest_mode):
 
 @onnx_op("Upsample")
 def Upsample(ctx, x, scales, *, mode="nearest"):
-    return _resize(ctx, x, scales, "", mode, "asymmetric", "floor")
+    """asymmetric coordinates; nearest: onnxruntime's "simple" rounding (floor, ceil when downsampling)"""
+    return _resize(ctx, x, scales, "", mode, "asymmetric", "simple")
 
 
 @onnx_op("Resize", since=10)
 def Resize_10(ctx, x, scales, *, mode="nearest"):
-    return _resize(ctx, x, scales, "", mode, "asymmetric", "floor")
+    """asymmetric coordinates; nearest: onnxruntime's "simple" rounding (floor, ceil when downsampling)"""
+    return _resize(ctx, x, scales, "", mode, "asymmetric", "simple")
 
 
 @onnx_op("Resize", since=11)
@@ -142,8 +151,14 @@ def Resize_11(ctx, x, roi="", scales="", sizes="", *, coordinate_transformation_
 
 # --- pad ---------------------------------------------------------------------------------------
 
+_PAD_MODES = ("constant", "reflect", "edge")
+
+
 def _pad(ctx, x, onnx_pads, mode, value, axes=None):
+    """ONNX pads [b_axis0, b_axis1, ..., e_axis0, e_axis1, ...] -> ours [b0, e0, b1, e1, ...] over every dim."""
     rank = ctx.rank(x)
+    if mode not in _PAD_MODES:
+        raise ctx.error(f"pad mode {mode!r} is not supported ({', '.join(_PAD_MODES)})")
     pads = [int(p) for p in np.asarray(onnx_pads).reshape(-1)]
     axes = [a % rank for a in axes] if axes is not None else list(range(rank))
     if len(pads) != 2 * len(axes):
@@ -151,9 +166,18 @@ def _pad(ctx, x, onnx_pads, mode, value, axes=None):
     ours = [0] * (2 * rank)
     for k, a in enumerate(axes):
         ours[2 * a], ours[2 * a + 1] = pads[k], pads[k + len(axes)]
-    if mode not in ("constant", "reflect", "edge"):
-        raise ctx.error(f"pad mode {mode!r} is not supported (constant, reflect, edge)")
     return ctx.emit("pad", [x], paddings=ours, mode=mode, pad_value=float(value))
+
+
+def _pad_runtime(ctx, x, pads, mode, value):
+    """Pads computed at run time: interleave them with reshape [2, rank] -> transpose -> flatten."""
+    if mode not in _PAD_MODES:
+        raise ctx.error(f"pad mode {mode!r} is not supported ({', '.join(_PAD_MODES)})")
+    rank = ctx.rank(x)
+    p = ctx.emit("reshape2", [pads], shape=[2, rank])
+    p = ctx.emit("transpose2", [p], axis=[1, 0])
+    p = ctx.emit("reshape2", [p], shape=[2 * rank])
+    return ctx.emit("pad", [x, p], mode=mode, pad_value=float(value))
 
 
 @onnx_op("Pad")
@@ -163,6 +187,10 @@ def Pad_2(ctx, x, *, mode="constant", pads=(), value=0.0, paddings=None):
 
 @onnx_op("Pad", since=11)
 def Pad_11(ctx, x, pads, constant_value="", axes="", *, mode="constant"):
-    value = ctx.const_value(constant_value, "constant_value") if constant_value else 0.0
+    """pads may be computed at run time (without axes); constant_value and axes must be constants"""
+    value = np.asarray(ctx.const_value(constant_value, "constant_value")).reshape(-1) if constant_value else ()
+    value = float(value[0]) if len(value) else 0.0
     ax = [int(a) for a in np.asarray(ctx.const_value(axes, "axes")).reshape(-1)] if axes else None
-    return _pad(ctx, x, ctx.const_value(pads, "pads"), mode, np.asarray(value).reshape(-1)[0] if np.size(value) else 0.0, ax)
+    if ctx.value(pads) is None and ax is None:
+        return _pad_runtime(ctx, x, pads, mode, value)
+    return _pad(ctx, x, ctx.const_value(pads, "pads"), mode, value, ax)
