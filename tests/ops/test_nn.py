@@ -135,6 +135,13 @@ def test_gemm_runtime_operands(attrs, tmp_path):
     assert ops_in(tmp_path).get("matmul_v2") == 1
 
 
+def test_gemm_constant_weight_is_one_fc(tmp_path):
+    check_op("Gemm", {"a": r(3, 4)}, {"transB": 1, "alpha": 0.5, "beta": 2.0}, consts={"b": r(5, 4), "c": r(5)},
+             tmpdir=str(tmp_path))
+    assert ops_in(tmp_path) == {"fc": 1}
+    check_op("Gemm", {"a": r(3, 4)}, {"beta": 0.0}, consts={"b": r(4, 5), "c": r(3, 5)}, tmpdir=str(tmp_path))
+
+
 def test_gemm_relu_fuses_into_fc(tmp_path):
     nodes = [helper.make_node("Gemm", ["x", "w", "c"], ["g"], transB=1), helper.make_node("Relu", ["g"], ["y"])]
     model = make_model(nodes, {"x": r(3, 4)}, ["y"], {"w": r(5, 4), "c": r(5)})

@@ -62,15 +62,14 @@ def MatMul(ctx, a, b):
 
 @onnx_op("Gemm")
 def Gemm(ctx, a, b, c="", *, alpha=1.0, beta=1.0, transA=0, transB=0, broadcast=0):
-    """alpha * A' @ B' + beta * C"""
-    y = ctx.emit("matmul_v2", [a, b], trans_x=bool(transA), trans_y=bool(transB))
+    """alpha * A' @ B' + beta * C (C broadcast): matmul_v2(A, scale(B, alpha)) + scale(C, beta).
+    alpha scales B, so that with a constant B constant folding and the fc fusion leave one fc."""
     if alpha != 1.0:
-        y = ctx.emit("scale", [y], scale=alpha)
-    if c:
-        cv = ctx.value(c)
+        b = ctx.emit("scale", [b], scale=alpha)
+    y = ctx.emit("matmul_v2", [a, b], trans_x=bool(transA), trans_y=bool(transB))
+    if c and beta != 0.0:
         if beta != 1.0:
-            c = ctx.const((cv * np.float32(beta)).astype(cv.dtype), "gemm_c") if cv is not None else \
-                ctx.emit("scale", [c], scale=beta)
+            c = ctx.emit("scale", [c], scale=beta)
         y = ctx.emit("elementwise_add", [y, c])
     return y
 
