@@ -181,6 +181,8 @@ def test_resize_axes(opset, mode, tmp_path):
              opset=opset, tmpdir=str(tmp_path))
     check_op("Resize", {"x": X}, {"mode": mode, "axes": [-2, -1]},
              consts={"roi": EMPTY, "sc": EMPTY, "sz": np.array([7, 4], I64)}, opset=opset, tmpdir=str(tmp_path))
+    check_op("Resize", {"x": X}, {"mode": mode, "axes": [0, 1, 2, 3]},
+             consts={"roi": EMPTY, "sc": np.array([1, 1, 0.5, 2], F)}, opset=opset, tmpdir=str(tmp_path))
 
 
 def test_resize_half_pixel_symmetric(tmp_path):

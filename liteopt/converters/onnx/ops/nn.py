@@ -21,14 +21,20 @@ def BatchNormalization(ctx, x, scale, b, mean, var, *, epsilon=1e-5, momentum=0.
     return ctx.emit("batch_norm", [x, scale, b, mean, var], epsilon=epsilon)
 
 
+def _axis(ctx, x, axis):
+    """axis made non-negative when the rank is known"""
+    rank = len(ctx.shape(x)) if ctx.shape(x) is not None else None
+    return axis % rank if rank and -rank <= axis < rank else axis
+
+
 def _softmax_coerced(ctx, op, x, axis):
-    """Opset < 13: softmax over the input flattened to 2-D at `axis`."""
+    """Opset < 13: softmax over the input flattened to 2-D at `axis` (flatten -> op -> reshape back)."""
     rank = ctx.rank(x)
     a = axis % rank if rank else 0
     if a == rank - 1:
-        return ctx.emit(op, [x], axis=-1)
+        return ctx.emit(op, [x], axis=a)
     flat = ctx.emit("flatten", [x], axis=a)
-    y = ctx.emit(op, [flat], axis=-1)
+    y = ctx.emit(op, [flat], axis=1)
     s = ctx.shape(x)
     if all(isinstance(d, int) for d in s):
         return ctx.emit("reshape2", [y], shape=s)
@@ -42,7 +48,7 @@ def Softmax_1(ctx, x, *, axis=1):
 
 @onnx_op("Softmax", since=13)
 def Softmax_13(ctx, x, *, axis=-1):
-    return ctx.emit("softmax", [x], axis=axis)
+    return ctx.emit("softmax", [x], axis=_axis(ctx, x, axis))
 
 
 @onnx_op("LogSoftmax")
@@ -52,7 +58,7 @@ def LogSoftmax_1(ctx, x, *, axis=1):
 
 @onnx_op("LogSoftmax", since=13)
 def LogSoftmax_13(ctx, x, *, axis=-1):
-    return ctx.emit("log_softmax", [x], axis=axis)
+    return ctx.emit("log_softmax", [x], axis=_axis(ctx, x, axis))
 
 
 @onnx_op("MatMul")
@@ -139,9 +145,9 @@ def Resize_11(ctx, x, roi="", scales="", sizes="", *, coordinate_transformation_
               nearest_mode="round_prefer_floor", antialias=0, axes=None, keep_aspect_ratio_policy="stretch"):
     if coordinate_transformation_mode == "tf_crop_and_resize":
         raise ctx.error("coordinate_transformation_mode tf_crop_and_resize is not supported")
-    if antialias or exclude_outside or keep_aspect_ratio_policy != "stretch":
+    if antialias or exclude_outside or (sizes and keep_aspect_ratio_policy != "stretch"):
         raise ctx.error("antialias, exclude_outside and keep_aspect_ratio_policy are not supported")
-    if axes is not None and tuple(a % 4 for a in axes) != (2, 3):
+    if axes is not None and tuple(a % 4 for a in axes) not in ((2, 3), (0, 1, 2, 3)):
         raise ctx.error(f"axes {list(axes)}: only H and W (2, 3) may be resized")
     if scales and ctx.shape(scales) == (0,):
         scales = ""
