@@ -236,6 +236,19 @@ def test_resize_sizes_computed_from_shape(tmp_path):
         check_model(model, {"x": r(*s)}, tmpdir=str(tmp_path))
 
 
+def near_tie(n, out, scale, coord, nearest_mode):
+    """Whether some output index maps, in exact arithmetic, onto a rounding boundary of nearest_mode
+    (x.5 for the round modes, an integer for floor/ceil). There the float32 result is a coin toss and
+    onnxruntime 1.32 does not always land where its own float32 formula would."""
+    if scale == 1 or out == n:
+        return False
+    i = np.arange(out) + (0.0 if coord in ("asymmetric", "align_corners") else 0.5)
+    c = i * (n - 1) / max(out - 1, 1) if coord == "align_corners" else i / scale
+    c = c - 0.5 if coord in ("half_pixel", "pytorch_half_pixel") else c
+    frac = np.abs(c - np.floor(c) - (0.5 if nearest_mode.startswith("round") else 0.0))
+    return bool(np.any(np.minimum(frac, 1 - frac) < 1e-4))
+
+
 @settings(max_examples=25, deadline=None)
 @given(h=st.integers(1, 7), w=st.integers(1, 7), sh=st.sampled_from([0.5, 0.6, 0.75, 1.0, 1.25, 1.5, 1.7, 2.0, 3.0]),
        sw=st.sampled_from([0.5, 0.6, 0.75, 1.0, 1.25, 1.5, 1.7, 2.0, 3.0]), case=st.sampled_from(CASES),
@@ -244,6 +257,9 @@ def test_resize_hypothesis(h, w, sh, sw, case, by_size, tmp_path_factory):
     mode, coord, nearest_mode = case
     oh, ow = int(h * np.float32(sh)), int(w * np.float32(sw))
     if oh < 1 or ow < 1:
+        return
+    if mode == "nearest" and (near_tie(h, oh, oh / h if by_size else sh, coord, nearest_mode) or
+                              near_tie(w, ow, ow / w if by_size else sw, coord, nearest_mode)):
         return
     consts = {"roi": EMPTY, "sc": np.array([1, 1, sh, sw], F)}
     if by_size:
