@@ -62,6 +62,20 @@ def _attr(name: str, kind: str, value) -> AttrT:
     return a
 
 
+class _SharedStringBuilder(flatbuffers.Builder):
+    """Each distinct string is stored once (op types, attribute names, kernel ids repeat a lot)."""
+
+    def __init__(self, size):
+        super().__init__(size)
+        self._strings: dict = {}
+
+    def CreateString(self, s, encoding="utf-8", errors="strict"):  # noqa: N802 (flatbuffers' name)
+        key = (s, encoding)
+        if key not in self._strings:
+            self._strings[key] = super().CreateString(s, encoding, errors)
+        return self._strings[key]
+
+
 def _memory(plan, index: dict[str, int]) -> MemoryPlanT:
     mp = MemoryPlanT()
     mp.arenaBytes, mp.lowerBoundBytes, mp.strategy = plan.arena_bytes, plan.lower_bound_bytes, plan.strategy
@@ -133,7 +147,9 @@ def to_bytes(graph: Graph, manifest: Manifest | None = None) -> bytes:
         o.opType, o.name, o.kernel = n.op, n.name, n.kernel
         o.inputs = [index[i] if i else -1 for i in n.inputs]
         o.outputs = [index[x] for x in n.outputs]
-        o.attrs = [_attr(k, d.attrs[k].kind, n.attrs[k]) for k in sorted(n.attrs)]
+        # attributes at their default are left out: the reader restores them from the registry
+        o.attrs = [_attr(k, d.attrs[k].kind, n.attrs[k]) for k in sorted(n.attrs)
+                   if d.attrs[k].required or n.attrs[k] != d.attrs[k].default]
         ops.append(o)
 
     m = ModelT()
@@ -148,7 +164,7 @@ def to_bytes(graph: Graph, manifest: Manifest | None = None) -> bytes:
     m.dataSize = offset
     m.memory = _memory(graph.memory_plan, index) if graph.memory_plan is not None else None
 
-    b = flatbuffers.Builder(1024)
+    b = _SharedStringBuilder(1024)
     b.FinishSizePrefixed(m.Pack(b), file_identifier=IDENTIFIER)
     header = bytes(b.Output())
     pad = b"\0" * (align(len(header)) - len(header))

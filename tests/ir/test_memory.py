@@ -11,7 +11,8 @@ from liteopt.ir.memory import check_plan, lifetimes, lower_bound, plan
 
 def chain(sizes, extra_edges=()):
     """A graph x -> relu -> relu ... where node i outputs a float32 tensor of sizes[i] elements (1-D).
-    extra_edges: (i, j) makes node j also read node i's output (through an elementwise_add)."""
+    extra_edges: (i, j) adds, after the chain, an elementwise_add of t_i and t_j (same size only), whose
+    output is a graph output: it keeps t_i and t_j alive to the end."""
     tensors = {"x": Tensor("x", DType.FLOAT32, (sizes[0],))}
     nodes, prev = [], "x"
     for i, n in enumerate(sizes):
@@ -19,13 +20,15 @@ def chain(sizes, extra_edges=()):
         tensors[name] = Tensor(name, DType.FLOAT32, (n,))
         nodes.append(Node("relu", [prev], [name], {}, f"n{i}"))
         prev = name
+    outputs = [prev]
     for i, j in sorted(set(extra_edges)):
-        a, b = nodes[j].outputs[0], f"t{i}"
-        if tensors[a].shape == tensors[b].shape:
+        if sizes[i] == sizes[j]:
             out = f"s{i}_{j}"
-            tensors[out] = Tensor(out, DType.FLOAT32, tensors[a].shape)
-            nodes.insert(j + 1, Node("elementwise_add", [a, b], [out], {"act_type": "", "act_alpha": 0.0}, f"a{i}_{j}"))
-    return Graph(nodes, ["x"], [nodes[-1].outputs[0]], tensors)
+            tensors[out] = Tensor(out, DType.FLOAT32, (sizes[i],))
+            nodes.append(Node("elementwise_add", [f"t{i}", f"t{j}"], [out], {"act_type": "", "act_alpha": 0.0},
+                              f"a{i}_{j}"))
+            outputs.append(out)
+    return Graph(nodes, ["x"], outputs, tensors)
 
 
 def test_chain_ping_pongs_between_two_slots():
