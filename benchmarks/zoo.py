@@ -1,10 +1,14 @@
 """Dev-only model zoo (needs torch, never a dependency of liteopt): the torchvision architectures written
 out in plain torch, layer for layer (torchvision itself does not install beside the local torch wheel),
-with seeded random weights and randomized BatchNorm statistics so that BN folding is really exercised;
-plus the PP-OCRv4 models from the rapidocr-onnxruntime wheel.
+with seeded random weights and trained-looking BatchNorm statistics so that BN folding is really exercised
+(see `build`). Parameter counts equal torchvision's (resnet18 11,689,512; resnet50 25,557,032; mobilenet_v2
+3,504,872; squeezenet1_1 1,235,496; shufflenet_v2_x1_0 2,278,604; mnasnet1_0 4,383,312) and the classic
+MobileNetV1's (4,231,976). Plus the PP-OCRv4 models from the rapidocr-onnxruntime wheel. Model files go to a cache
+directory (default ~/.cache/liteopt-models) and are never committed.
 
-    from zoo import export_onnx, fetch_ppocr
+    from zoo import MODELS, export_onnx, fetch_ppocr
     export_onnx("resnet50", "resnet50.onnx")            # opset 13, input 1x3x224x224
+    fetch_ppocr()                                       # {"det": path, "rec": path, "cls": path}
 """
 from __future__ import annotations
 
@@ -13,8 +17,13 @@ import os
 import subprocess
 import sys
 import tempfile
+import warnings
 import zipfile
 
+DEFAULT_CACHE = os.path.join(os.path.expanduser("~"), ".cache", "liteopt-models")
+PPOCR_WHEEL = "rapidocr-onnxruntime==1.4.4"
+PPOCR_FILES = {"det": "ch_PP-OCRv4_det_infer.onnx", "rec": "ch_PP-OCRv4_rec_infer.onnx",
+               "cls": "ch_ppocr_mobile_v2.0_cls_infer.onnx"}
 
 def _torch():
     import torch
@@ -248,42 +257,72 @@ MODELS = {
 }
 
 
-def build(name: str, seed: int = 0):
+def build(name: str, seed: int = 0, calib_shape=(2, 3, 224, 224)):
+    """The model in eval mode with seeded weights that behave like trained ones: Kaiming-normal convs (as
+    torchvision initializes them), small random biases, random BN affine parameters, and BN running
+    statistics measured on random data (train-mode passes, cumulative average) and then perturbed by a few
+    percent. The activations stay O(1) through every depth, so the output really depends on the input (with
+    torch's default init and arbitrary BN statistics the logits of a deep net are a near-constant bias
+    and a broken conv would go unnoticed), and folding BN into the convs is exercised with non-trivial values."""
     torch, nn = _torch()
     torch.manual_seed(seed)
     model = MODELS[name]()
-    for m in model.modules():
-        if isinstance(m, nn.BatchNorm2d):  # trained-looking statistics, so that folding BN matters
-            m.running_mean.uniform_(-0.2, 0.2)
-            m.running_var.uniform_(0.5, 1.5)
-            m.weight.data.uniform_(0.5, 1.5)
-            m.bias.data.uniform_(-0.2, 0.2)
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_in", nonlinearity="relu")
+                if m.bias is not None:
+                    m.bias.uniform_(-0.1, 0.1)
+            elif isinstance(m, nn.Linear):
+                nn.init.normal_(m.weight, 0, m.in_features ** -0.5)
+                m.bias.uniform_(-0.1, 0.1)
+            elif isinstance(m, nn.BatchNorm2d):
+                m.weight.uniform_(0.5, 1.5)
+                m.bias.uniform_(-0.2, 0.2)
+                m.reset_running_stats()
+                m.momentum = None  # cumulative average over the calibration batches
+        model.train()
+        for _ in range(2):
+            model(torch.randn(*calib_shape))
+        for m in model.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                m.running_mean.add_(0.05 * m.running_var.sqrt() * torch.randn_like(m.running_mean))
+                m.running_var.mul_(torch.empty_like(m.running_var).uniform_(0.9, 1.1))
     return model.eval()
 
 
 def export_onnx(name: str, path: str, opset: int = 13, input_shape=(1, 3, 224, 224), dynamic_batch: bool = False):
+    """Export zoo model `name` to `path` with torch.onnx.export (TorchScript exporter, `dynamo=False`): input
+    "input", output "output"; `dynamic_batch` makes dim 0 symbolic ("N"), which turns the static reshapes
+    (flatten, channel shuffle, chunk) into Shape/Gather/Concat arithmetic as in real exports."""
     torch, _ = _torch()
     model = build(name)
     x = torch.randn(*input_shape)
     kw = dict(dynamic_axes={"input": {0: "N"}, "output": {0: "N"}}) if dynamic_batch else {}
-    with torch.no_grad():
-        torch.onnx.export(model, (x,), path, opset_version=opset, input_names=["input"], output_names=["output"],
+    with torch.no_grad(), warnings.catch_warnings():
+        # the TorchScript exporter is deprecated in favour of the dynamo one, but it is what opset-13 exports
+        # of torchvision models in the wild look like (and it needs no onnxscript)
+        warnings.simplefilter("ignore")
+        tmp = path + ".part"
+        torch.onnx.export(model, (x,), tmp, opset_version=opset, input_names=["input"], output_names=["output"],
                           dynamo=False, **kw)
+    os.replace(tmp, path)
     return path
 
 
-def fetch_ppocr(cache: str) -> dict[str, str]:
-    """det/rec/cls ONNX files from the rapidocr-onnxruntime==1.4.4 wheel (pip download, once)."""
-    names = {"det": "ch_PP-OCRv4_det_infer.onnx", "rec": "ch_PP-OCRv4_rec_infer.onnx",
-             "cls": "ch_ppocr_mobile_v2.0_cls_infer.onnx"}
-    paths = {k: os.path.join(cache, v) for k, v in names.items()}
+def fetch_ppocr(cache: str = DEFAULT_CACHE) -> dict[str, str]:
+    """{"det"|"rec"|"cls": path} of the PP-OCR ONNX files, extracted once into `cache` from the
+    rapidocr-onnxruntime==1.4.4 wheel (`pip download --no-deps`, the only network access)."""
+    paths = {k: os.path.join(cache, v) for k, v in PPOCR_FILES.items()}
     if not all(os.path.exists(p) for p in paths.values()):
         os.makedirs(cache, exist_ok=True)
         with tempfile.TemporaryDirectory() as d:
-            subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "-q", "-d", d,
-                            "rapidocr-onnxruntime==1.4.4"], check=True)
+            subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "-q", "-d", d, PPOCR_WHEEL],
+                           check=True)
             with zipfile.ZipFile(glob.glob(os.path.join(d, "*.whl"))[0]) as z:
-                for k, v in names.items():
-                    with z.open(f"rapidocr_onnxruntime/models/{v}") as src, open(paths[k], "wb") as dst:
+                for k, v in PPOCR_FILES.items():
+                    tmp = paths[k] + ".part"
+                    with z.open(f"rapidocr_onnxruntime/models/{v}") as src, open(tmp, "wb") as dst:
                         dst.write(src.read())
+                    os.replace(tmp, paths[k])  # never a truncated model in the cache
     return paths
