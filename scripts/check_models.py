@@ -192,7 +192,8 @@ def main() -> int:
     tol = None if args.quant else TOL
     failures, over = {}, []
     t_all = time.perf_counter()
-    print(f"threads={args.threads}, median of {args.repeat} runs, rel err = max|diff|/max|ref| (tolerance {TOL:g})")
+    print(f"threads={args.threads}, median of {args.repeat} runs, rel err = max|diff|/max|ref| "
+          f"({f'tolerance {TOL:g}' if tol is not None else f'{args.quant}: tolerance not enforced'})")
     print(HEADER)
     for name in args.names or list(all_cases):
         try:
