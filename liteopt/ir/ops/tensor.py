@@ -1,5 +1,12 @@
 """Data-movement and shape ops (Paddle Lite names): reshape2, transpose2, squeeze2, unsqueeze2, flatten,
-concat, split, strided_slice, gather, expand_v2, tile, shape, cast, fill_constant, range, assign, dropout."""
+concat, split, strided_slice, gather, expand_v2, tile, shape, cast, fill_constant, range, assign, dropout.
+
+Conventions the converters establish (so kernels never reinterpret a source convention):
+- axes are non-negative whenever the input rank is known at conversion time (the references still accept
+  negative ones, counted from the end, for graphs built by hand);
+- a shape, start/end/step or repeat list is an attribute when known at conversion time, and otherwise the
+  op's optional tensor input, which then wins over the attribute (dynamic shapes: Shape -> ... -> Reshape).
+"""
 from __future__ import annotations
 
 import math
@@ -7,26 +14,48 @@ import math
 import numpy as np
 
 from ..dtypes import DType
-from ..registry import Attr, InferCtx, TensorType, dim_op, normalize_axis, op, same_as, shape_from_value
+from ..registry import (Attr, InferCtx, TensorType, broadcast_shapes, dim_op, normalize_axis, op, same_as,
+                        shape_from_value)
+
+INT_MAX = 2 ** 63 - 1   # ONNX's "to the end" sentinel for Slice ends and Shape end
+INT_MIN = -2 ** 63
 
 
-# --- reshape family ------------------------------------------------------------------------------
+def _ints(v) -> tuple[int, ...]:
+    return tuple(int(d) for d in np.asarray(v).reshape(-1))
+
+
+def _unknown(ctx: InferCtx):
+    return [TensorType(ctx.dtype(0), None)]
+
+
+# --- reshape family (outputs are views of input 0) ----------------------------------------------
 
 def resolve_reshape(in_shape, target, ctx: InferCtx | None = None, allowzero: bool = False):
-    """ONNX Reshape semantics: 0 copies the input dim (unless allowzero), -1 is inferred."""
-    out = [in_shape[i] if d == 0 and not allowzero and i < len(in_shape) else d for i, d in enumerate(target)]
+    """ONNX Reshape semantics: 0 copies the input dim at the same position (unless allowzero), one -1 is
+    inferred from the element count. Symbolic dims (str) are allowed with a ctx (fresh symbol for -1)."""
+    fail = ctx.error if ctx else ValueError
+    out = []
+    for i, d in enumerate(target):
+        if d == 0 and not allowzero:
+            if i >= len(in_shape):
+                raise fail(f"reshape target {tuple(target)}: 0 at position {i} but the input has rank {len(in_shape)}")
+            d = in_shape[i]
+        elif isinstance(d, int) and d < -1:
+            raise fail(f"reshape target {tuple(target)} has a negative dim")
+        out.append(d)
     if out.count(-1) > 1:
-        raise (ctx.error if ctx else ValueError)(f"reshape target {tuple(target)} has more than one -1")
+        raise fail(f"reshape target {tuple(target)} has more than one -1")
     if -1 in out:
+        k = out.index(-1)
         known = [d for d in out if d != -1]
         if all(isinstance(d, int) for d in known) and all(isinstance(d, int) for d in in_shape):
-            rest = math.prod(known)
-            total = math.prod(in_shape)
+            rest, total = math.prod(known), math.prod(in_shape)
             if rest == 0 or total % rest:
-                raise (ctx.error if ctx else ValueError)(f"cannot reshape {tuple(in_shape)} to {tuple(target)}")
-            out[out.index(-1)] = total // rest
+                raise fail(f"cannot reshape {tuple(in_shape)} to {tuple(target)}")
+            out[k] = total // rest
         elif ctx is not None:
-            out[out.index(-1)] = ctx.fresh(out.index(-1))
+            out[k] = ctx.fresh(k)
     return tuple(out)
 
 
@@ -34,45 +63,31 @@ def _reshape_infer(ctx: InferCtx):
     x = ctx.shape(0)
     target = shape_from_value(ctx, 1) if ctx.has(1) else tuple(ctx.attrs["shape"])
     if target is None or x is None:
-        return [TensorType(ctx.dtype(0), None)]
+        return _unknown(ctx)
     if any(isinstance(d, str) for d in target):  # run-time shape tensor of known length
         return [TensorType(ctx.dtype(0), target)]
     out = resolve_reshape(x, target, ctx)
-    if all(isinstance(d, int) for d in out) and all(isinstance(d, int) for d in x) and math.prod(out) != math.prod(x):
+    if all(isinstance(d, int) for d in out + tuple(x)) and math.prod(out) != math.prod(x):
         raise ctx.error(f"cannot reshape {x} to {out}")
     return [TensorType(ctx.dtype(0), out)]
 
 
 @op("reshape2", inputs="X ShapeTensor?", attrs={"shape": Attr("ints", ())}, infer=_reshape_infer, view_of_input=0)
 def reshape2(x, shape_t, *, shape):
-    """reshape to `shape` or to the ShapeTensor input (0 copies a dim, -1 is inferred)"""
-    target = tuple(int(d) for d in np.asarray(shape_t).reshape(-1)) if shape_t is not None else shape
+    """reshape to `shape` or to the ShapeTensor input's value (ONNX: 0 copies the dim, one -1 is inferred)"""
+    target = _ints(shape_t) if shape_t is not None else shape
     return x.reshape(resolve_reshape(x.shape, target))
-
-
-def _transpose_infer(ctx: InferCtx):
-    x, perm = ctx.shape(0), tuple(ctx.attrs["axis"])
-    if x is None:
-        return [TensorType(ctx.dtype(0), None)]
-    if sorted(perm) != list(range(len(x))):
-        raise ctx.error(f"axis {perm} is not a permutation of the {len(x)} dims")
-    return [TensorType(ctx.dtype(0), tuple(x[p] for p in perm))]
-
-
-@op("transpose2", attrs={"axis": Attr("ints")}, infer=_transpose_infer)
-def transpose2(x, *, axis):
-    """permute the dims: out.shape[i] = x.shape[axis[i]]"""
-    return np.array(np.transpose(x, axis), order="C")
 
 
 def _squeeze_infer(ctx: InferCtx):
     x = ctx.shape(0)
     if x is None:
-        return [TensorType(ctx.dtype(0), None)]
+        return _unknown(ctx)
     axes = {normalize_axis(ctx, a, len(x)) for a in ctx.attrs["axes"]}
     if not axes:
         if any(isinstance(d, str) for d in x):
-            raise ctx.error("squeeze without axes on a shape with dynamic dims; give the axes")
+            raise ctx.error(f"squeeze without axes of shape {x} with dynamic dims: the output rank is unknown; "
+                            "give the axes")
         axes = {i for i, d in enumerate(x) if d == 1}
     for a in axes:
         if isinstance(x[a], int) and x[a] != 1:
@@ -82,51 +97,78 @@ def _squeeze_infer(ctx: InferCtx):
 
 @op("squeeze2", attrs={"axes": Attr("ints", ())}, infer=_squeeze_infer, view_of_input=0)
 def squeeze2(x, *, axes):
-    """drop size-1 dims (all of them when axes is empty)"""
-    return np.squeeze(x, axis=tuple(a % x.ndim for a in axes) if axes else None) if x.ndim else x
+    """drop the size-1 dims listed in `axes` (all size-1 dims when `axes` is empty)"""
+    if x.ndim == 0:
+        return x
+    return np.squeeze(x, axis=tuple(a % x.ndim for a in axes) if axes else None)
 
 
 def _unsqueeze_infer(ctx: InferCtx):
     x = ctx.shape(0)
     if x is None:
-        return [TensorType(ctx.dtype(0), None)]
+        return _unknown(ctx)
     rank = len(x) + len(ctx.attrs["axes"])
-    axes = sorted(normalize_axis(ctx, a, rank) for a in ctx.attrs["axes"])
-    out, it = [], iter(x)
-    for i in range(rank):
-        out.append(1 if i in axes else next(it))
-    return [TensorType(ctx.dtype(0), tuple(out))]
+    axes = {normalize_axis(ctx, a, rank) for a in ctx.attrs["axes"]}
+    if len(axes) != len(ctx.attrs["axes"]):
+        raise ctx.error(f"axes {ctx.attrs['axes']} repeat a dim")
+    it = iter(x)
+    return [TensorType(ctx.dtype(0), tuple(1 if i in axes else next(it) for i in range(rank)))]
 
 
 @op("unsqueeze2", attrs={"axes": Attr("ints")}, infer=_unsqueeze_infer, view_of_input=0)
 def unsqueeze2(x, *, axes):
-    """insert size-1 dims at `axes` (positions in the output)"""
+    """insert size-1 dims at `axes`, positions in the output (rank = x.ndim + len(axes))"""
     rank = x.ndim + len(axes)
     return np.expand_dims(x, tuple(sorted(a % rank for a in axes)))
+
+
+def flatten_axis(axis: int, rank: int) -> int:
+    """ONNX Flatten's axis in [-rank, rank]; negative counts from the back (-1 -> rank - 1)."""
+    if not -rank <= axis <= rank:
+        raise ValueError(f"flatten axis {axis} out of range for rank {rank}")
+    return axis + rank if axis < 0 else axis
 
 
 def _flatten_infer(ctx: InferCtx):
     x = ctx.shape(0)
     if x is None:
-        return [TensorType(ctx.dtype(0), None)]
-    a = ctx.attrs["axis"] % (len(x) + 1) if len(x) else 0
-    return [TensorType(ctx.dtype(0), (dim_op(ctx, 0, lambda *d: math.prod(d), *x[:a]) if a else 1,
-                                      dim_op(ctx, 1, lambda *d: math.prod(d), *x[a:]) if a < len(x) else 1))]
+        return _unknown(ctx)
+    try:
+        a = flatten_axis(ctx.attrs["axis"], len(x))
+    except ValueError as e:
+        raise ctx.error(str(e)) from None
+    prod = lambda *d: math.prod(d)  # noqa: E731
+    return [TensorType(ctx.dtype(0), (dim_op(ctx, 0, prod, *x[:a]), dim_op(ctx, 1, prod, *x[a:])))]
 
 
 @op("flatten", attrs={"axis": 1}, infer=_flatten_infer, view_of_input=0)
 def flatten(x, *, axis):
-    """ONNX Flatten: 2-D (prod(dims[:axis]), prod(dims[axis:]))"""
-    a = axis % (x.ndim + 1) if x.ndim else 0
+    """ONNX Flatten: 2-D (prod(dims[:axis]), prod(dims[axis:])); axis in [-rank, rank]"""
+    a = flatten_axis(axis, x.ndim)
     return x.reshape(math.prod(x.shape[:a]), math.prod(x.shape[a:]))
 
 
-# --- concat / split / slice / gather -----------------------------------------------------------
+# --- transpose / concat / split ------------------------------------------------------------------
+
+def _transpose_infer(ctx: InferCtx):
+    x, perm = ctx.shape(0), tuple(ctx.attrs["axis"])
+    if x is None:
+        return _unknown(ctx)
+    if sorted(perm) != list(range(len(x))):
+        raise ctx.error(f"axis {perm} is not a permutation of the {len(x)} dims")
+    return [TensorType(ctx.dtype(0), tuple(x[p] for p in perm))]
+
+
+@op("transpose2", attrs={"axis": Attr("ints")}, infer=_transpose_infer)
+def transpose2(x, *, axis):
+    """permute the dims: out.shape[i] = x.shape[axis[i]] (axis is a permutation of 0..rank-1)"""
+    return np.array(np.transpose(x, axis), order="C")
+
 
 def _concat_infer(ctx: InferCtx):
     shapes = [t.shape for t in ctx.types]
     if any(s is None for s in shapes):
-        return [TensorType(ctx.dtype(0), None)]
+        return _unknown(ctx)
     rank = len(shapes[0])
     ax = normalize_axis(ctx, ctx.attrs["axis"], rank)
     out = list(shapes[0])
@@ -134,7 +176,11 @@ def _concat_infer(ctx: InferCtx):
         if len(s) != rank:
             raise ctx.error(f"concat of ranks {len(shapes[0])} and {len(s)}")
         for i in range(rank):
-            if i != ax and isinstance(out[i], str) and isinstance(s[i], int):
+            if i == ax:
+                continue
+            if isinstance(out[i], int) and isinstance(s[i], int) and out[i] != s[i]:
+                raise ctx.error(f"concat along axis {ax} of shapes {shapes[0]} and {s}")
+            if isinstance(out[i], str) and isinstance(s[i], int):
                 out[i] = s[i]
     out[ax] = dim_op(ctx, ax, lambda *d: sum(d), *[s[ax] for s in shapes])
     return [TensorType(ctx.dtype(0), tuple(out))]
@@ -142,11 +188,13 @@ def _concat_infer(ctx: InferCtx):
 
 @op("concat", inputs="X*", attrs={"axis": 0}, infer=_concat_infer)
 def concat(*xs, axis):
-    """join along `axis`"""
+    """join the inputs (same rank, same dims except `axis`) along `axis`"""
     return np.concatenate([np.asarray(x) for x in xs], axis=axis)
 
 
 def split_sections(size: int, sections: tuple, n_out: int) -> list[int]:
+    """The sizes of the parts: `sections` if given, else n_out parts of ceil(size / n_out), the last
+    one smaller (ONNX Split-18 num_outputs; an even split for older opsets)."""
     if sections:
         return list(sections)
     base = -(-size // n_out)
@@ -162,30 +210,30 @@ def _split_infer(ctx: InferCtx):
     secs = ctx.attrs["sections"]
     if secs and len(secs) != n_out:
         raise ctx.error(f"{len(secs)} sections for {n_out} outputs")
-    outs = []
-    for k in range(n_out):
-        s = list(x)
-        if isinstance(x[ax], int):
-            s[ax] = split_sections(x[ax], secs, n_out)[k]
-        else:
-            s[ax] = secs[k] if secs else ctx.fresh(k)
-        outs.append(TensorType(ctx.dtype(0), tuple(s)))
-    return outs
+    if isinstance(x[ax], int):
+        sizes = split_sections(x[ax], secs, n_out)
+        if sum(sizes) != x[ax] or min(sizes) < 0:
+            raise ctx.error(f"cannot split an axis of size {x[ax]} into parts {sizes}")
+    else:
+        sizes = list(secs) if secs else [ctx.fresh(k) for k in range(n_out)]
+    return [TensorType(ctx.dtype(0), tuple(x[:ax]) + (s,) + tuple(x[ax + 1:])) for s in sizes]
 
 
 @op("split", outputs=("Out*",), attrs={"axis": 0, "sections": Attr("ints", ()), "num": 0}, infer=_split_infer)
 def split(x, *, axis, sections, num):
-    """split along `axis` into `sections` (or `num` equal parts, the last one smaller)"""
+    """split along `axis` into parts of sizes `sections`, or into `num` parts (see split_sections);
+    one output per part (a node declares as many outputs as parts)"""
     n = len(sections) if sections else num
     secs = split_sections(x.shape[axis], sections, n)
     return tuple(np.array(p) for p in np.split(x, np.cumsum(secs)[:-1], axis=axis))
 
 
-INT_MAX = 2 ** 63 - 1
-
+# --- strided_slice / gather ------------------------------------------------------------------------
 
 def slice_bounds(size: int, start: int, end: int, step: int) -> tuple[int, int, int]:
-    """ONNX Slice clamping: negative values count from the end; out-of-range values are clamped."""
+    """ONNX Slice clamping of one axis. Negative start/end count from the end; then, for step > 0,
+    start and end are clamped to [0, size]; for step < 0, start to [0, size - 1] and end to [-1, size - 1]
+    (-1 meaning "past the first element"). So INT64 max/min work as "to the end" sentinels both ways."""
     if step == 0:
         raise ValueError("slice step 0")
     if start < 0:
@@ -193,33 +241,53 @@ def slice_bounds(size: int, start: int, end: int, step: int) -> tuple[int, int, 
     if end < 0:
         end += size
     if step > 0:
-        start, end = min(max(start, 0), size), min(max(end, 0), size)
-    else:
-        start, end = min(max(start, -1), size - 1), min(max(end, -1), size - 1)
-    return start, end, step
+        return min(max(start, 0), size), min(max(end, 0), size), step
+    return min(max(start, 0), size - 1), min(max(end, -1), size - 1), step
 
 
-def _slice_len(size, start, end, step):
+def slice_len(size: int, start: int, end: int, step: int) -> int:
+    """Number of elements ONNX Slice takes from an axis of `size`."""
     s, e, st = slice_bounds(size, start, end, step)
     return max(0, -(-(e - s) // st))
 
 
+def _full_range(start: int, end: int, step: int) -> bool:
+    """Whether a slice takes a whole axis whatever its size (x[:] or x[::-1] written with sentinels)."""
+    big = 2 ** 31 - 1  # exporters write INT32 or INT64 max
+    return (step == 1 and start == 0 and end >= big) or (step == -1 and (start == -1 or start >= big) and end <= -big)
+
+
+def slice_params(attrs: dict, starts_t, ends_t, strides_t) -> tuple[tuple, tuple, tuple]:
+    """(starts, ends, steps): a tensor input wins over its attribute; steps default to 1."""
+    starts = _ints(starts_t) if starts_t is not None else tuple(attrs["starts"])
+    ends = _ints(ends_t) if ends_t is not None else tuple(attrs["ends"])
+    steps = _ints(strides_t) if strides_t is not None else (tuple(attrs["strides"]) or (1,) * len(attrs["axes"]))
+    return starts, ends, steps
+
+
 def _strided_slice_infer(ctx: InferCtx):
     x = ctx.shape(0)
-    axes = ctx.attrs["axes"]
     if x is None:
-        return [TensorType(ctx.dtype(0), None)]
-    vals = [ctx.value(i) if ctx.has(i) else None for i in (1, 2, 3)]
-    starts = tuple(int(v) for v in vals[0].reshape(-1)) if vals[0] is not None else ctx.attrs["starts"]
-    ends = tuple(int(v) for v in vals[1].reshape(-1)) if vals[1] is not None else ctx.attrs["ends"]
-    steps = tuple(int(v) for v in vals[2].reshape(-1)) if vals[2] is not None else (ctx.attrs["strides"] or (1,) * len(axes))
-    known = all(not ctx.has(i) or vals[i - 1] is not None for i in (1, 2, 3))
+        return _unknown(ctx)
+    axes = [normalize_axis(ctx, a, len(x)) for a in ctx.attrs["axes"]]
+    if len(set(axes)) != len(axes):
+        raise ctx.error(f"axes {ctx.attrs['axes']} repeat a dim")
+    tensors = [ctx.value(i) if ctx.has(i) else None for i in (1, 2, 3)]
+    known = all(not ctx.has(i) or tensors[i - 1] is not None for i in (1, 2, 3))
     out = list(x)
-    for k, a in enumerate(axes):
-        a = normalize_axis(ctx, a, len(x))
-        if known and isinstance(x[a], int):
-            out[a] = _slice_len(x[a], starts[k], ends[k], steps[k])
-        else:
+    if not known:
+        for a in axes:
+            out[a] = ctx.fresh(a)
+        return [TensorType(ctx.dtype(0), tuple(out))]
+    starts, ends, steps = slice_params(ctx.attrs, *tensors)
+    if not len(starts) == len(ends) == len(steps) == len(axes):
+        raise ctx.error(f"{len(axes)} axes, {len(starts)} starts, {len(ends)} ends, {len(steps)} steps")
+    if 0 in steps:
+        raise ctx.error("slice step 0")
+    for a, s, e, st in zip(axes, starts, ends, steps):
+        if isinstance(x[a], int):
+            out[a] = slice_len(x[a], s, e, st)
+        elif not _full_range(s, e, st):
             out[a] = ctx.fresh(a)
     return [TensorType(ctx.dtype(0), tuple(out))]
 
@@ -228,13 +296,11 @@ def _strided_slice_infer(ctx: InferCtx):
     attrs={"axes": Attr("ints"), "starts": Attr("ints", ()), "ends": Attr("ints", ()), "strides": Attr("ints", ())},
     infer=_strided_slice_infer)
 def strided_slice(x, starts_t, ends_t, strides_t, *, axes, starts, ends, strides):
-    """x[starts:ends:strides] on `axes` with ONNX Slice clamping (tensor inputs override the attributes)"""
-    starts = [int(v) for v in np.asarray(starts_t).reshape(-1)] if starts_t is not None else list(starts)
-    ends = [int(v) for v in np.asarray(ends_t).reshape(-1)] if ends_t is not None else list(ends)
-    steps = [int(v) for v in np.asarray(strides_t).reshape(-1)] if strides_t is not None else (list(strides) or [1] * len(axes))
+    """x[starts:ends:strides] on `axes` with ONNX Slice clamping (see slice_bounds); tensor inputs, when
+    present, replace the starts/ends/strides attributes"""
     index = [slice(None)] * x.ndim
-    for a, s, e, st in zip(axes, starts, ends, steps):
-        a %= x.ndim
+    for a, s, e, st in zip(axes, *slice_params(dict(axes=axes, starts=starts, ends=ends, strides=strides),
+                                               starts_t, ends_t, strides_t)):
         b0, b1, step = slice_bounds(x.shape[a], s, e, st)
         index[a] = slice(b0, b1 if b1 >= 0 else None, step)
     return np.array(x[tuple(index)], order="C")
@@ -243,31 +309,33 @@ def strided_slice(x, starts_t, ends_t, strides_t, *, axes, starts, ends, strides
 def _gather_infer(ctx: InferCtx):
     x, idx = ctx.shape(0), ctx.shape(1)
     if x is None or idx is None:
-        return [TensorType(ctx.dtype(0), None)]
+        return _unknown(ctx)
+    if not x:
+        raise ctx.error("gather from a scalar")
     a = normalize_axis(ctx, ctx.attrs["axis"], len(x))
     return [TensorType(ctx.dtype(0), tuple(x[:a]) + tuple(idx) + tuple(x[a + 1:]))]
 
 
 @op("gather", inputs="X Index", attrs={"axis": 0}, infer=_gather_infer)
 def gather(x, index, *, axis):
-    """ONNX Gather: take `index` (any rank, negative counts from the end) along `axis`"""
+    """ONNX Gather: out = take(x, index, axis); index of any rank (0-d removes the axis), negative
+    entries count from the end, out-of-range entries are an error"""
     a = axis % x.ndim
     idx = np.asarray(index).astype(np.int64)
     idx = np.where(idx < 0, idx + x.shape[a], idx)
     if idx.size and (idx.min() < 0 or idx.max() >= x.shape[a]):
-        raise IndexError(f"gather index out of range for axis of size {x.shape[a]}")
-    return np.asarray(np.take(x, idx, axis=a), order="C")
+        raise IndexError(f"gather index out of range for an axis of size {x.shape[a]}")
+    return np.array(np.take(x, idx, axis=a), order="C")
 
 
-# --- expand / tile -----------------------------------------------------------------------------
+# --- expand / tile -----------------------------------------------------------------------------------
 
 def _expand_infer(ctx: InferCtx):
-    from ..registry import broadcast_shapes
     x = ctx.shape(0)
     target = shape_from_value(ctx, 1) if ctx.has(1) else tuple(ctx.attrs["shape"])
     if x is None or target is None:
-        return [TensorType(ctx.dtype(0), None)]
-    if any(isinstance(d, str) for d in target) and ctx.value(1) is None:
+        return _unknown(ctx)
+    if ctx.has(1) and ctx.value(1) is None:  # run-time target of known length: a dim is x's unless x has 1 there
         rank = max(len(x), len(target))
         xs = (1,) * (rank - len(x)) + tuple(x)
         return [TensorType(ctx.dtype(0), tuple(d if isinstance(d, int) and d != 1 else ctx.fresh(i)
@@ -277,56 +345,59 @@ def _expand_infer(ctx: InferCtx):
 
 @op("expand_v2", inputs="X Shape?", attrs={"shape": Attr("ints", ())}, infer=_expand_infer)
 def expand_v2(x, shape_t, *, shape):
-    """ONNX Expand: broadcast x and the target shape against each other (numpy rules, both ways)"""
-    target = tuple(int(d) for d in np.asarray(shape_t).reshape(-1)) if shape_t is not None else shape
-    out = np.broadcast_shapes(x.shape, target)
-    return np.array(np.broadcast_to(x, out), order="C")
+    """ONNX Expand: the output shape is numpy broadcasting of x's shape with `shape` (or the Shape input),
+    both ways (a target dim of 1 keeps x's dim; a shorter target is aligned to the right)"""
+    target = _ints(shape_t) if shape_t is not None else shape
+    return np.array(np.broadcast_to(x, np.broadcast_shapes(x.shape, target)), order="C")
 
 
 def _tile_infer(ctx: InferCtx):
     x = ctx.shape(0)
     reps = shape_from_value(ctx, 1) if ctx.has(1) else tuple(ctx.attrs["repeat_times"])
     if x is None or reps is None:
-        return [TensorType(ctx.dtype(0), None)]
+        return _unknown(ctx)
     if len(reps) != len(x):
         raise ctx.error(f"{len(reps)} repeats for rank {len(x)}")
-    return [TensorType(ctx.dtype(0), tuple(dim_op(ctx, i, lambda a, b: a * b, d, r) for i, (d, r) in enumerate(zip(x, reps))))]
+    return [TensorType(ctx.dtype(0), tuple(dim_op(ctx, i, lambda a, b: a * b, d, r)
+                                           for i, (d, r) in enumerate(zip(x, reps))))]
 
 
 @op("tile", inputs="X RepeatTimes?", attrs={"repeat_times": Attr("ints", ())}, infer=_tile_infer)
 def tile(x, reps_t, *, repeat_times):
-    """repeat x along each dim"""
-    reps = tuple(int(d) for d in np.asarray(reps_t).reshape(-1)) if reps_t is not None else repeat_times
+    """repeat x `repeat_times[i]` times along dim i (one repeat per dim, ONNX Tile)"""
+    reps = _ints(reps_t) if reps_t is not None else repeat_times
+    if len(reps) != x.ndim:
+        raise ValueError(f"{len(reps)} repeats for rank {x.ndim}")
     return np.tile(x, reps)
 
 
-# --- shape, cast, constants --------------------------------------------------------------------
+# --- shape, cast, constants --------------------------------------------------------------------------
+
+def shape_range(rank: int, start: int, end: int) -> tuple[int, int]:
+    """ONNX Shape-15 start/end: negative counts from the back, both clamped to [0, rank]."""
+    s = start + rank if start < 0 else start
+    e = end + rank if end < 0 else end
+    return max(0, min(rank, s)), max(0, min(rank, e))
+
 
 def _shape_infer(ctx: InferCtx):
     x = ctx.shape(0)
     if x is None:
         return [TensorType(DType.INT64, (ctx.fresh(0),))]
-    s, e = _shape_range(len(x), ctx.attrs["start"], ctx.attrs["end"])
+    s, e = shape_range(len(x), ctx.attrs["start"], ctx.attrs["end"])
     return [TensorType(DType.INT64, (max(0, e - s),))]
-
-
-def _shape_range(rank, start, end):
-    s = max(0, min(rank, start + rank if start < 0 else start))
-    e = max(0, min(rank, end + rank if end < 0 else (rank if end == INT_MAX else end)))
-    return s, e
 
 
 @op("shape", inputs="Input", attrs={"start": 0, "end": INT_MAX}, infer=_shape_infer, shape_only_inputs=(0,))
 def shape(x, *, start, end):
-    """the dims of the input as int64 (ONNX Shape, with start/end)"""
-    s, e = _shape_range(np.ndim(x), start, end)
+    """the dims of the input as a 1-D int64 tensor, dims[start:end] (ONNX Shape; see shape_range)"""
+    s, e = shape_range(np.ndim(x), start, end)
     return np.array(np.shape(x)[s:e], np.int64)
 
 
-@op("cast", attrs={"out_dtype": Attr("dtype")},
-    infer=lambda ctx: [TensorType(ctx.attrs["out_dtype"], ctx.shape(0))])
+@op("cast", attrs={"out_dtype": Attr("dtype")}, infer=lambda ctx: [TensorType(ctx.attrs["out_dtype"], ctx.shape(0))])
 def cast(x, *, out_dtype):
-    """convert to `out_dtype` (float -> int truncates toward zero, as ONNX)"""
+    """convert to `out_dtype` as numpy's astype: float -> int truncates toward zero, nonzero -> True"""
     return np.asarray(x).astype(DType.of(out_dtype).np)
 
 
@@ -338,25 +409,35 @@ def _fill_infer(ctx: InferCtx):
 @op("fill_constant", inputs="ShapeTensor?", attrs={"shape": Attr("ints", ()), "value": 0.0,
                                                   "dtype": Attr("dtype", DType.FLOAT32)}, infer=_fill_infer)
 def fill_constant(shape_t, *, shape, value, dtype):
-    """a tensor of `shape` (or ShapeTensor) filled with `value` (ONNX ConstantOfShape)"""
-    s = tuple(int(d) for d in np.asarray(shape_t).reshape(-1)) if shape_t is not None else shape
+    """a tensor of `shape` (or the ShapeTensor input's value) filled with `value` converted to `dtype`
+    (ONNX ConstantOfShape; the value travels as a float, exact for integers up to 2**53)"""
+    s = _ints(shape_t) if shape_t is not None else shape
     return np.full(s, value, DType.of(dtype).np)
+
+
+def range_len(start, end, step) -> int:
+    """ONNX Range: max(ceil((end - start) / step), 0) elements (exact for integers)."""
+    s, e, d = (np.asarray(v).reshape(()).item() for v in (start, end, step))
+    if d == 0:
+        raise ValueError("range step 0")
+    if all(isinstance(v, int) for v in (s, e, d)):
+        return max(0, -((s - e) // d))
+    return max(0, int(math.ceil((e - s) / d)))
 
 
 def _range_infer(ctx: InferCtx):
     vals = [ctx.value(i) for i in range(3)]
-    if all(v is not None for v in vals):
-        s, e, d = (np.asarray(v).reshape(()) for v in vals)
-        return [TensorType(ctx.dtype(0), (max(0, int(math.ceil((e - s) / d))),))]
-    return [TensorType(ctx.dtype(0), (ctx.fresh(0),))]
+    n = range_len(*vals) if all(v is not None for v in vals) else ctx.fresh(0)
+    return [TensorType(ctx.dtype(0), (n,))]
 
 
 @op("range", inputs="Start End Step", infer=_range_infer)
 def range_(start, end, step):
-    """start, start + step, ... up to (not including) end"""
-    s, e, d = (np.asarray(v).reshape(()) for v in (start, end, step))
-    n = max(0, int(math.ceil((e - s) / d)))
-    return (s + np.arange(n, dtype=np.asarray(start).dtype) * d).astype(np.asarray(start).dtype)
+    """ONNX Range of 0-d inputs: start + i * step for i < range_len (the dtype of start)"""
+    dt = np.asarray(start).dtype
+    n = range_len(start, end, step)
+    s, d = np.asarray(start).reshape(()), np.asarray(step).reshape(())
+    return (s + np.arange(n, dtype=dt) * d).astype(dt)
 
 
 @op("assign", infer=same_as(0))
@@ -367,5 +448,5 @@ def assign(x):
 
 @op("dropout", attrs={"dropout_prob": 0.5, "is_test": True}, infer=same_as(0))
 def dropout(x, *, dropout_prob, is_test):
-    """inference: the identity"""
+    """inference dropout: a copy of x (only is_test=True is ever converted; dropout_prob is informative)"""
     return np.array(x)

@@ -1,16 +1,219 @@
 """cpu kernels of the data-movement and shape ops.
 
-These ops compute nothing: each kernel is one vectorized copy (numpy's C loops) written into the arena
-view when the runtime gives one, or a view when the op is a reshape. The reshape family returns views of
-its input, which the memory plan placed in the same slot.
+Most of these ops move elements without looking at them, so one numba loop serves them all:
+`_copy_box` copies an N-d box between two flat buffers, each side addressed by an element offset and
+per-dim element strides. Each op is then a few lines of stride arithmetic:
+- transpose2: source strides permuted;
+- strided_slice: source offset at the starts, strides times the steps (negative for reversed slices);
+- expand_v2: stride 0 on broadcast dims;
+- tile: the input seen as (1, d0, 1, d1, ...) with stride-0 repeat dims, the output as (r0, d0, r1, d1, ...);
+- concat / split: each input / output is a box of the output / input at an offset along the axis.
+Arrays are reinterpreted as unsigned integers of the same width, so one compiled loop per item size serves
+every dtype (float16 and bool included). gather has its own loop. The reshape family (views of the input),
+shape, cast, range and fill_constant are plain numpy.
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
-from ...ir import OPS
+from ...ir import OPS, DType
+from ...ir.ops.tensor import slice_bounds, slice_len, slice_params, split_sections
 from . import kernel
+from ._util import JIT, njit
 
+_UINT = {1: np.uint8, 2: np.uint16, 4: np.uint32, 8: np.uint64}
+
+
+@njit(**JIT)
+def _copy_box(src, s_off, s_str, dst, d_off, d_str, shape):
+    """dst[d_off + sum(i_k * d_str[k])] = src[s_off + sum(i_k * s_str[k])] for every index i < shape."""
+    nd = shape.size
+    inner, si, di = shape[nd - 1], s_str[nd - 1], d_str[nd - 1]
+    outer = 1
+    for k in range(nd - 1):
+        outer *= shape[k]
+    idx = np.zeros(nd, np.int64)
+    s, d = s_off, d_off
+    for _ in range(outer):
+        if si == 1 and di == 1:
+            for t in range(inner):
+                dst[d + t] = src[s + t]
+        else:
+            for t in range(inner):
+                dst[d + t * di] = src[s + t * si]
+        k = nd - 2
+        while k >= 0:  # advance the multi-index over the outer dims
+            idx[k] += 1
+            s += s_str[k]
+            d += d_str[k]
+            if idx[k] < shape[k]:
+                break
+            s -= s_str[k] * shape[k]
+            d -= d_str[k] * shape[k]
+            idx[k] = 0
+            k -= 1
+
+
+@njit(**JIT)
+def _gather_loop(x, outer, n, inner, idx, out):
+    """out[o, k, :] = x[o, idx[k], :] over (outer, n, inner) / (outer, len(idx), inner); returns the
+    position of the first out-of-range index, or -1."""
+    m = idx.size
+    for k in range(m):
+        i = idx[k] + n if idx[k] < 0 else idx[k]
+        if i < 0 or i >= n:
+            return k
+        for o in range(outer):
+            src, dst = (o * n + i) * inner, (o * m + k) * inner
+            for t in range(inner):
+                out[dst + t] = x[src + t]
+    return -1
+
+
+def _bits(a: np.ndarray) -> np.ndarray:
+    """a as a flat C-order array of unsigned ints of the same width (a view when a is contiguous)."""
+    return np.ascontiguousarray(a).reshape(-1).view(_UINT[a.dtype.itemsize])
+
+
+def _strides(shape) -> list[int]:
+    """C-order strides in elements."""
+    out, acc = [], 1
+    for d in reversed(shape):
+        out.append(acc)
+        acc *= d
+    return out[::-1]
+
+
+def _collapse(shape, s_str, d_str):
+    """Drop size-1 dims and merge neighbours that are contiguous on both sides (fewer, longer loops)."""
+    dims = [(n, s, d) for n, s, d in zip(shape, s_str, d_str) if n != 1]
+    merged: list[tuple[int, int, int]] = []
+    for n, s, d in dims:
+        if merged and merged[-1][1] == s * n and merged[-1][2] == d * n:
+            merged[-1] = (merged[-1][0] * n, s, d)
+        else:
+            merged.append((n, s, d))
+    return merged or [(1, 1, 1)]
+
+
+def _copy(src: np.ndarray, s_off: int, s_str, dst: np.ndarray, d_off: int, d_str, shape) -> None:
+    """Copy a box of `shape` from src to dst (same dtype), both addressed in elements of their C-order data."""
+    if math.prod(shape) == 0:
+        return
+    dims = _collapse(shape, s_str, d_str)
+    n, s, d = (np.array(v, np.int64) for v in zip(*dims))
+    _copy_box(_bits(src), s_off, s, _bits(dst), d_off, d, n)
+
+
+def _out(out, shape, dtype) -> np.ndarray:
+    return out if out is not None else np.empty(tuple(shape), dtype)
+
+
+# --- metadata-only ops: the references (views of the input, or tiny numpy results) ------------------
+
+for _name in ("reshape2", "squeeze2", "unsqueeze2", "flatten", "shape", "range", "fill_constant"):
+    kernel(_name)(OPS[_name].reference)
+
+
+# --- data movement ---------------------------------------------------------------------------------------
+
+@kernel("transpose2", out=True)
+def transpose2(x, *, axis, out=None):
+    y = _out(out, [x.shape[p] for p in axis], x.dtype)
+    xs = _strides(x.shape)
+    _copy(x, 0, [xs[p] for p in axis], y, 0, _strides(y.shape), y.shape)
+    return y
+
+
+@kernel("strided_slice", out=True)
+def strided_slice(x, starts_t, ends_t, strides_t, *, axes, starts, ends, strides, out=None):
+    xs = _strides(x.shape)
+    shape, src_str, offset = list(x.shape), list(xs), 0
+    params = slice_params(dict(axes=axes, starts=starts, ends=ends, strides=strides), starts_t, ends_t, strides_t)
+    for a, s, e, st in zip(axes, *params):
+        a %= x.ndim
+        b0, _, step = slice_bounds(x.shape[a], s, e, st)
+        shape[a] = slice_len(x.shape[a], s, e, st)
+        if shape[a]:
+            offset += b0 * xs[a]
+        src_str[a] = xs[a] * step
+    y = _out(out, shape, x.dtype)
+    _copy(x, offset, src_str, y, 0, _strides(shape), shape)
+    return y
+
+
+def _broadcast_strides(x: np.ndarray, shape) -> list[int]:
+    """Strides that read x broadcast to `shape` (right-aligned; 0 on size-1 dims of x)."""
+    lead = len(shape) - x.ndim
+    xs = _strides(x.shape)
+    return [0 if k < lead or x.shape[k - lead] == 1 else xs[k - lead] for k in range(len(shape))]
+
+
+@kernel("expand_v2", out=True)
+def expand_v2(x, shape_t, *, shape, out=None):
+    target = tuple(int(d) for d in np.asarray(shape_t).reshape(-1)) if shape_t is not None else shape
+    full = np.broadcast_shapes(x.shape, tuple(target))
+    y = _out(out, full, x.dtype)
+    _copy(x, 0, _broadcast_strides(x, full), y, 0, _strides(full), full)
+    return y
+
+
+@kernel("tile", out=True)
+def tile(x, reps_t, *, repeat_times, out=None):
+    reps = tuple(int(d) for d in np.asarray(reps_t).reshape(-1)) if reps_t is not None else tuple(repeat_times)
+    if len(reps) != x.ndim:
+        raise ValueError(f"{len(reps)} repeats for rank {x.ndim}")
+    y = _out(out, [d * r for d, r in zip(x.shape, reps)], x.dtype)
+    xs, ys = _strides(x.shape), _strides(y.shape)
+    box = [v for d, r in zip(x.shape, reps) for v in (r, d)]
+    src = [v for s in xs for v in (0, s)]
+    dst = [v for d, s in zip(x.shape, ys) for v in (d * s, s)]
+    _copy(x, 0, src, y, 0, dst, box)
+    return y
+
+
+@kernel("concat", out=True)
+def concat(*xs, axis, out=None):
+    a = axis % xs[0].ndim
+    shape = list(xs[0].shape)
+    shape[a] = sum(x.shape[a] for x in xs)
+    y = _out(out, shape, np.result_type(*xs))
+    ys, at = _strides(shape), 0
+    for x in xs:
+        _copy(x.astype(y.dtype, copy=False), 0, _strides(x.shape), y, at * ys[a], ys, x.shape)
+        at += x.shape[a]
+    return y
+
+
+@kernel("split")
+def split(x, *, axis, sections, num):
+    a = axis % x.ndim
+    xs, at, outs = _strides(x.shape), 0, []
+    for size in split_sections(x.shape[a], sections, len(sections) if sections else num):
+        shape = x.shape[:a] + (size,) + x.shape[a + 1:]
+        y = np.empty(shape, x.dtype)
+        _copy(x, at * xs[a], xs, y, 0, _strides(shape), shape)
+        outs.append(y)
+        at += size
+    return tuple(outs)
+
+
+@kernel("gather", out=True)
+def gather(x, index, *, axis, out=None):
+    a = axis % x.ndim
+    idx = np.asarray(index)
+    y = _out(out, x.shape[:a] + idx.shape + x.shape[a + 1:], x.dtype)
+    outer, inner = math.prod(x.shape[:a]), math.prod(x.shape[a + 1:])
+    bad = _gather_loop(_bits(x), outer, x.shape[a], inner, idx.reshape(-1).astype(np.int64), _bits(y)) \
+        if idx.size else -1
+    if bad >= 0:
+        raise IndexError(f"gather index {idx.reshape(-1)[bad]} out of range for an axis of size {x.shape[a]}")
+    return y
+
+
+# --- element-wise copies -------------------------------------------------------------------------------
 
 def _into(out, value):
     if out is None:
@@ -19,33 +222,20 @@ def _into(out, value):
     return out
 
 
-for _name in ("reshape2", "squeeze2", "unsqueeze2", "flatten", "shape", "range", "fill_constant", "split", "tile",
-              "gather", "strided_slice", "expand_v2"):
-    kernel(_name)(OPS[_name].reference)
-
-
-@kernel("transpose2", out=True)
-def transpose2(x, *, axis, out=None):
-    return _into(out, np.transpose(x, axis))
-
-
-@kernel("concat", out=True)
-def concat(*xs, axis, out=None):
-    if out is None:
-        return np.concatenate(xs, axis=axis)
-    return np.concatenate(xs, axis=axis, out=out)
-
-
 @kernel("cast", out=True)
 def cast(x, *, out_dtype, out=None):
-    return _into(out, np.asarray(x).astype(out_dtype.np if hasattr(out_dtype, "np") else np.dtype(str(out_dtype))))
+    """numpy's astype semantics, as the reference (float -> int truncates toward zero)."""
+    if out is not None:
+        out[...] = x
+        return out
+    return np.asarray(x).astype(DType.of(out_dtype).np)
 
 
 @kernel("assign", out=True)
 def assign(x, out=None):
-    return _into(out, x) if out is not None else np.array(x)
+    return _into(out, x)
 
 
 @kernel("dropout", out=True)
 def dropout(x, *, dropout_prob, is_test, out=None):
-    return _into(out, x) if out is not None else np.array(x)
+    return _into(out, x)
