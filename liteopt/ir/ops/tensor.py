@@ -230,12 +230,19 @@ def split(x, *, axis, sections, num):
 
 # --- strided_slice / gather ------------------------------------------------------------------------
 
+INT32_MAX = 2 ** 31 - 1
+
+
 def slice_bounds(size: int, start: int, end: int, step: int) -> tuple[int, int, int]:
     """ONNX Slice clamping of one axis. Negative start/end count from the end; then, for step > 0,
     start and end are clamped to [0, size]; for step < 0, start to [0, size - 1] and end to [-1, size - 1]
-    (-1 meaning "past the first element"). So INT64 max/min work as "to the end" sentinels both ways."""
+    (-1 meaning "past the first element"). So INT64 min/max work as "to the end" sentinels both ways.
+    As onnxruntime does, an end of INT32 or INT64 max means "to the end" whatever the step's sign: with
+    a negative step it reaches the first element (the spec's clamping alone would give an empty slice)."""
     if step == 0:
         raise ValueError("slice step 0")
+    if step < 0 and end in (INT32_MAX, INT_MAX):
+        end = -1 - size
     if start < 0:
         start += size
     if end < 0:
@@ -253,8 +260,9 @@ def slice_len(size: int, start: int, end: int, step: int) -> int:
 
 def _full_range(start: int, end: int, step: int) -> bool:
     """Whether a slice takes a whole axis whatever its size (x[:] or x[::-1] written with sentinels)."""
-    big = 2 ** 31 - 1  # exporters write INT32 or INT64 max
-    return (step == 1 and start == 0 and end >= big) or (step == -1 and (start == -1 or start >= big) and end <= -big)
+    big = INT32_MAX  # exporters write INT32 or INT64 max
+    return (step == 1 and start == 0 and end >= big) or \
+        (step == -1 and (start == -1 or start >= big) and (end <= -big or end in (INT32_MAX, INT_MAX)))
 
 
 def slice_params(attrs: dict, starts_t, ends_t, strides_t) -> tuple[tuple, tuple, tuple]:
