@@ -4,6 +4,7 @@ Any problem ends in `NbFormatError` naming the file; nothing else escapes `read(
 """
 from __future__ import annotations
 
+import json
 import math
 import mmap
 import os
@@ -15,6 +16,7 @@ import numpy as np
 
 from ..ir import OPS, Graph, Node, QuantInfo, Tensor
 from ..ir.errors import LiteoptError, NbFormatError
+from ..ir.graph import scales_from_amax16
 from ..ir.memory import MemoryPlan, Slot, check_plan
 from .generated.Model import Model, ModelT
 from .schema import ALIGN, FB_TO_ATTR_KIND, FB_TO_DTYPE, IDENTIFIER, SCHEMA_VERSION, TRAILER, align
@@ -107,10 +109,12 @@ def _parse(buf, where: str, verify_data: bool) -> NbModel:
         if v.dtype not in FB_TO_DTYPE:
             _fail(f"{where}: var {name!r} has unknown dtype code {v.dtype}")
         dtype = FB_TO_DTYPE[v.dtype]
-        dims = v.dims or []
-        if not (v.rank == len(dims) or (v.rank == -1 and not dims)):
-            _fail(f"{where}: var {name!r}: rank {v.rank} but {len(dims)} dims")
-        shape = None if v.rank == -1 else tuple(_s(d.symbol) if d.symbol is not None else d.value for d in dims)
+        dims = [int(d) for d in (v.dims if v.dims is not None else [])]
+        symbols = [_s(x) for x in (v.symbols or [])]
+        if not (v.rank == len(dims) or (v.rank == -1 and not dims)) or (symbols and len(symbols) != len(dims)):
+            _fail(f"{where}: var {name!r}: rank {v.rank} but {len(dims)} dims and {len(symbols)} symbols")
+        shape = None if v.rank == -1 else tuple(symbols[k] if symbols and symbols[k] else d
+                                                for k, d in enumerate(dims))
         if shape is not None and any(isinstance(d, int) and d < 0 for d in shape):
             _fail(f"{where}: var {name!r} has a negative dimension {shape}")
         t = Tensor(name, dtype, shape)
@@ -125,7 +129,10 @@ def _parse(buf, where: str, verify_data: bool) -> NbModel:
                       f"the {data_size}-byte data region or is not {ALIGN}-byte aligned")
             t.data = np.frombuffer(buf, dtype.np, numel, data_start + v.dataOffset).reshape(shape)
         if v.quant is not None:
-            scale = np.asarray(v.quant.scale if v.quant.scale is not None else [], np.float32).reshape(-1)
+            if v.quant.scaleF16 is not None and len(v.quant.scaleF16):
+                scale = scales_from_amax16(np.asarray(v.quant.scaleF16, np.uint16).view(np.float16), v.quant.bits)
+            else:
+                scale = np.asarray(v.quant.scale if v.quant.scale is not None else [], np.float32).reshape(-1)
             t.quant = QuantInfo(scale, v.quant.axis, v.quant.bits)
             _check_quant(t, where)
         tensors[name] = t
@@ -158,6 +165,11 @@ def _parse(buf, where: str, verify_data: bool) -> NbModel:
     outputs = [var(i, "model output") for i in (m.outputs if m.outputs is not None else [])]
     mf = m.manifest
     metadata = {_s(kv.key): _s(kv.value) for kv in (mf.metadata or [])} if mf else {}
+    if mf is not None and mf.metadataZlib is not None and len(mf.metadataZlib):
+        packed = json.loads(zlib.decompress(bytes(np.asarray(mf.metadataZlib, np.uint8))).decode("utf-8"))
+        if not isinstance(packed, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in packed.items()):
+            _fail(f"{where}: the compressed metadata is not a string mapping")
+        metadata.update(packed)
     graph = Graph(nodes, [*inputs], [*outputs], tensors, metadata)
     graph.verify()
     if m.memory is not None:
@@ -177,7 +189,8 @@ def _check_quant(t: Tensor, where: str) -> None:
     if t.dtype.is_float:
         if q.scale.size:
             _fail(f"{where}: var {t.name!r}: a float16 weight carries scales")
-    elif not 0 <= q.axis < t.data.ndim or q.scale.size != t.data.shape[q.axis] or not np.all(np.isfinite(q.scale)):
+    elif not 0 <= q.axis < max(t.data.ndim, 1) or q.scale.size not in (1, t.data.shape[q.axis] if t.data.ndim else 1) \
+            or not np.all(np.isfinite(q.scale)):
         _fail(f"{where}: var {t.name!r}: {q.scale.size} scales for axis {q.axis} of shape {t.shape}")
 
 

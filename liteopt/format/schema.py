@@ -6,7 +6,7 @@ from .generated.AttrKind import AttrKind
 from .generated.DType import DType as FbDType
 
 IDENTIFIER = b"LTNB"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 ALIGN = 64
 TRAILER = struct.Struct("<4sIII")  # identifier, header size H, crc32(header), crc32(blob region)
 

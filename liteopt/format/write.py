@@ -1,6 +1,7 @@
 """ir.Graph -> .nb bytes: deterministic (same graph, same manifest -> same bytes) and written atomically."""
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 import zlib
@@ -11,8 +12,8 @@ import numpy as np
 
 from .. import __version__
 from ..ir import Graph, Tensor
+from ..ir.graph import scales_from_amax16
 from .generated.Attr import AttrT
-from .generated.Dim import DimT
 from .generated.KeyValue import KeyValueT
 from .generated.Manifest import ManifestT
 from .generated.MemoryPlan import MemoryPlanT
@@ -114,14 +115,9 @@ def to_bytes(graph: Graph, manifest: Manifest | None = None) -> bytes:
         v = VarT()
         v.name, v.dtype = name, DTYPE_TO_FB[t.dtype]
         v.rank = -1 if t.shape is None else len(t.shape)
-        v.dims = []
-        for d in t.shape or ():
-            dim = DimT()
-            if isinstance(d, str):
-                dim.symbol = d
-            else:
-                dim.value = int(d)
-            v.dims.append(dim)
+        v.dims = [-1 if isinstance(d, str) else int(d) for d in t.shape or ()]
+        if any(isinstance(d, str) for d in t.shape or ()):
+            v.symbols = [d if isinstance(d, str) else "" for d in t.shape]
         if t.data is not None:
             data = np.asarray(t.data, dtype=t.dtype.np, order="C")
             if tuple(data.shape) != tuple(t.shape):
@@ -135,7 +131,12 @@ def to_bytes(graph: Graph, manifest: Manifest | None = None) -> bytes:
             v.isConst, v.dataOffset, v.dataLength = True, blob_at[key], data.nbytes
         if t.quant is not None:
             q = QuantT()
-            q.scale = [float(s) for s in np.asarray(t.quant.scale, np.float32).reshape(-1)]
+            scale = np.asarray(t.quant.scale, np.float32).reshape(-1)
+            half = (scale.astype(np.float64) * (2 ** (t.quant.bits - 1) - 1)).astype(np.float16)  # abs-max
+            if t.quant.bits in (8, 16) and np.array_equal(scales_from_amax16(half, t.quant.bits), scale):
+                q.scaleF16 = [int(v) for v in half.view(np.uint16)]  # exact: quantize() made them so
+            else:
+                q.scale = [float(s) for s in scale]
             q.axis, q.bits = int(t.quant.axis), int(t.quant.bits)
             v.quant = q
         vars_.append(v)
@@ -157,7 +158,12 @@ def to_bytes(graph: Graph, manifest: Manifest | None = None) -> bytes:
     m.producerVersion = f"liteopt {__version__}"
     mf = ManifestT()
     mf.sourceSha256, mf.sourceFormat = manifest.source_sha256, manifest.source_format
-    mf.flags, mf.metadata = _kv(manifest.flags), _kv(graph.metadata)
+    mf.flags = _kv(manifest.flags)
+    packed = zlib.compress(json.dumps(graph.metadata, sort_keys=True, ensure_ascii=False).encode("utf-8"), 9)
+    if graph.metadata and len(packed) < sum(len(k.encode()) + len(v.encode()) for k, v in graph.metadata.items()):
+        mf.metadataZlib = list(packed)  # an OCR dictionary of 6623 characters is 26 KB as text
+    else:
+        mf.metadata = _kv(graph.metadata)
     m.manifest, m.vars, m.ops = mf, vars_, ops
     m.inputs = [index[i] for i in graph.inputs]
     m.outputs = [index[o] for o in graph.outputs]

@@ -19,6 +19,12 @@ Dim = Union[int, str]
 Shape = tuple  # tuple[Dim, ...]
 
 
+def scales_from_amax16(amax16: np.ndarray, bits: int) -> np.ndarray:
+    """Per-channel scales from abs-max values stored as float16 (the .nb's compact form): the one place
+    both the quantizer and the reader compute them, so that they agree bit for bit."""
+    return (amax16.astype(np.float32) / np.float32(2 ** (bits - 1) - 1)).astype(np.float32)
+
+
 @dataclass
 class QuantInfo:
     """A weight stored in a smaller type, restored to float32 once at load:
@@ -31,7 +37,9 @@ class QuantInfo:
 
     def dequantize(self, data: np.ndarray) -> np.ndarray:
         out = data.astype(np.float32)
-        if self.scale.size:
+        if self.scale.size == 1:  # one scale for the whole tensor
+            out *= np.float32(self.scale.reshape(-1)[0])
+        elif self.scale.size:
             shape = [1] * data.ndim
             shape[self.axis] = -1
             out *= self.scale.astype(np.float32).reshape(shape)

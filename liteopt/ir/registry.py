@@ -137,7 +137,8 @@ class OpDef:
     reference: Callable[..., Any]
     doc: str = ""
     view_of_input: int | None = None       # output 0 may share memory with this input (reshape family)
-    # weight inputs (quantization): input index -> output-channel axis (or attrs -> axis); a tuple means axis 0
+    # weight inputs (quantization): input index -> output-channel axis (or attrs -> axis), None for one
+    # scale per tensor (biases); a tuple means axis 0
     weight_inputs: dict | tuple = ()
     shape_only_inputs: tuple[int, ...] = ()  # inputs whose values the op never reads (e.g. `shape`)
     inplace: bool = False                  # output 0 may overwrite input 0 when that input dies here

@@ -17,9 +17,14 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from ..ir import OPS, DType, Graph, QuantInfo
+from ..ir.graph import scales_from_amax16
 from .context import PassContext
 
-MIN_ELEMENTS = 1024          # smaller tensors (biases, tiny filters) gain nothing worth the precision
+MIN_ELEMENTS = 256           # smaller per-channel tensors (tiny filters) gain nothing worth the precision
+MIN_ELEMENTS_PER_TENSOR = 64  # biases: smaller ones save nothing once blobs are 64-byte aligned
+# One scale for a whole bias cannot follow its outliers: a per-tensor int8 bias that falls below this SQNR
+# takes 16 bits (the classifier bias of the PP-OCR recogniser would otherwise change what it reads).
+PER_TENSOR_MIN_SQNR = 45.0
 FP16_MAX = 65504.0
 FP16_TINY = 6.1e-5           # below this (subnormal or zero in float16) a value loses its precision
 FP16_MAX_FLUSHED = 0.01      # keep float32 if more than this fraction of non-zero values would be flushed
@@ -46,14 +51,29 @@ class QuantLayer:
         return d
 
 
-def quantize(w: np.ndarray, axis: int, bits: int) -> tuple[np.ndarray, np.ndarray]:
-    """Symmetric per-channel abs-max quantization of w along `axis`: (integers, scales)."""
+FP16_NORMAL = (6.2e-5, 65504.0)  # abs-max values in this range are stored as float16
+
+
+def quantize(w: np.ndarray, axis: int | None, bits: int) -> tuple[np.ndarray, np.ndarray]:
+    """Symmetric abs-max quantization of w, per channel along `axis` (None: one scale for the tensor):
+    (integers, scales). The abs-max values are rounded up to float16 when they fit (the file stores them so;
+    the step grows by under 0.05%), and the integers are computed with the resulting scales."""
     qmax = 2 ** (bits - 1) - 1
-    axis = axis % w.ndim
-    amax = np.abs(np.moveaxis(w, axis, 0).reshape(w.shape[axis], -1)).max(axis=1).astype(np.float64)
-    scale = np.where(amax > 0, amax / qmax, 1.0)
-    shape = [1] * w.ndim
-    shape[axis] = -1
+    if axis is None:
+        amax = np.abs(w).max(initial=0.0).astype(np.float64).reshape(1)
+        shape = [1] * w.ndim
+    else:
+        axis = axis % w.ndim
+        amax = np.abs(np.moveaxis(w, axis, 0).reshape(w.shape[axis], -1)).max(axis=1).astype(np.float64)
+        shape = [1] * w.ndim
+        shape[axis] = -1
+    amax = np.where(amax > 0, amax, float(qmax))  # an all-zero channel: scale 1, every integer 0
+    if np.all((amax >= FP16_NORMAL[0]) & (amax <= FP16_NORMAL[1])):
+        half = amax.astype(np.float16)
+        half = np.where(half.astype(np.float64) < amax, np.nextafter(half, np.float16(np.inf)), half)
+        scale = scales_from_amax16(half, bits).astype(np.float64)  # rounded up: nothing is clipped
+    else:
+        scale = amax / qmax
     q = np.clip(np.round(w / scale.reshape(shape)), -qmax, qmax)
     return q.astype(np.int8 if bits == 8 else np.int16), scale.astype(np.float32)
 
@@ -72,10 +92,16 @@ def cosine(a: np.ndarray, b: np.ndarray) -> float:
     return 1.0 if na == 0 and nb == 0 else float(a @ b / (na * nb)) if na and nb else 0.0
 
 
-def weight_axis(op: str, attrs: dict, index: int) -> int | None:
-    """The output-channel axis of weight input `index` of an op, or None if it is not a weight."""
+NOT_A_WEIGHT = object()
+
+
+def weight_axis(op: str, attrs: dict, index: int):
+    """The output-channel axis of weight input `index` of an op, None for one scale per tensor (biases), or
+    NOT_A_WEIGHT."""
     spec = OPS[op].weight_inputs
-    axis = spec.get(index) if isinstance(spec, dict) else (0 if index in spec else None)
+    if index not in spec:
+        return NOT_A_WEIGHT
+    axis = spec[index] if isinstance(spec, dict) else 0
     return axis(attrs) if callable(axis) else axis
 
 
@@ -98,9 +124,9 @@ def quantize_weights(graph: Graph, ctx: PassContext) -> None:
     done: set[str] = set()
     for node in graph.nodes:
         for index, name in enumerate(node.inputs):
-            axis = weight_axis(node.op, node.attrs, index) if name else None
+            axis = weight_axis(node.op, node.attrs, index) if name else NOT_A_WEIGHT
             t = graph.tensors.get(name) if name else None
-            if axis is None or t is None or t.data is None or t.quant is not None or name in done:
+            if axis is NOT_A_WEIGHT or t is None or t.data is None or t.quant is not None or name in done:
                 continue
             done.add(name)
             if t.dtype != DType.FLOAT32:
@@ -124,23 +150,25 @@ def _store(t, storage: str, axis: int) -> None:
     bits = 8 if storage == "int8" else 16
     q, scale = quantize(t.data, axis, bits)
     t.data, t.dtype = q, DType.of(q)
-    t.quant = QuantInfo(scale, axis % q.ndim, bits)
+    t.quant = QuantInfo(scale, 0 if axis is None else axis % q.ndim, bits)
 
 
 def _choose(w: np.ndarray, axis: int, ctx: PassContext) -> QuantLayer:
     """Pick the storage of one weight: the requested bits, more bits if the SQNR floor asks, else float."""
     n = w.size
     layer = QuantLayer("", "", "", n, "float32", None, None, w.nbytes, w.nbytes)
-    if ctx.quant_type and n >= MIN_ELEMENTS:
+    if ctx.quant_type and n >= (MIN_ELEMENTS if axis is not None else MIN_ELEMENTS_PER_TENSOR):
         tried = []
+        floor = ctx.quant_min_sqnr if axis is not None else max(ctx.quant_min_sqnr or 0.0, PER_TENSOR_MIN_SQNR)
         for bits in ([8, 16] if BITS[ctx.quant_type] == 8 else [16]):
             q, scale = quantize(w, axis, bits)
             shape = [1] * w.ndim
-            shape[axis % w.ndim] = -1
+            if axis is not None:
+                shape[axis % w.ndim] = -1
             w_hat = q.astype(np.float64) * scale.reshape(shape)
             s, c = sqnr_db(w, w_hat), cosine(w, w_hat)
             tried.append(f"int{bits} {s:.1f} dB")
-            if ctx.quant_min_sqnr is None or s >= ctx.quant_min_sqnr:
+            if floor is None or s >= floor or (axis is None and bits == 16):
                 return QuantLayer("", "", "", n, f"int{bits}", s, c, w.nbytes, q.nbytes,
                                   "" if len(tried) == 1 else f"int8 gave {tried[0]}: raised to int16")
         layer.note = f"below --quant_min_sqnr={ctx.quant_min_sqnr} ({', '.join(tried)})"

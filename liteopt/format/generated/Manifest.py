@@ -93,8 +93,35 @@ class Manifest(object):
         o = flatbuffers.number_types.UOffsetTFlags.py_type(self._tab.Offset(10))
         return o == 0
 
+    # Manifest
+    def MetadataZlib(self, j: int):
+        o = flatbuffers.number_types.UOffsetTFlags.py_type(self._tab.Offset(12))
+        if o != 0:
+            a = self._tab.Vector(o)
+            return self._tab.Get(flatbuffers.number_types.Uint8Flags, a + flatbuffers.number_types.UOffsetTFlags.py_type(j * 1))
+        return 0
+
+    # Manifest
+    def MetadataZlibAsNumpy(self):
+        o = flatbuffers.number_types.UOffsetTFlags.py_type(self._tab.Offset(12))
+        if o != 0:
+            return self._tab.GetVectorAsNumpy(flatbuffers.number_types.Uint8Flags, o)
+        return 0
+
+    # Manifest
+    def MetadataZlibLength(self) -> int:
+        o = flatbuffers.number_types.UOffsetTFlags.py_type(self._tab.Offset(12))
+        if o != 0:
+            return self._tab.VectorLen(o)
+        return 0
+
+    # Manifest
+    def MetadataZlibIsNone(self) -> bool:
+        o = flatbuffers.number_types.UOffsetTFlags.py_type(self._tab.Offset(12))
+        return o == 0
+
 def ManifestStart(builder: flatbuffers.Builder):
-    builder.StartObject(4)
+    builder.StartObject(5)
 
 def Start(builder: flatbuffers.Builder):
     ManifestStart(builder)
@@ -135,6 +162,18 @@ def ManifestStartMetadataVector(builder, numElems: int) -> int:
 def StartMetadataVector(builder, numElems: int) -> int:
     return ManifestStartMetadataVector(builder, numElems)
 
+def ManifestAddMetadataZlib(builder: flatbuffers.Builder, metadataZlib: int):
+    builder.PrependUOffsetTRelativeSlot(4, flatbuffers.number_types.UOffsetTFlags.py_type(metadataZlib), 0)
+
+def AddMetadataZlib(builder: flatbuffers.Builder, metadataZlib: int):
+    ManifestAddMetadataZlib(builder, metadataZlib)
+
+def ManifestStartMetadataZlibVector(builder, numElems: int) -> int:
+    return builder.StartVector(1, numElems, 1)
+
+def StartMetadataZlibVector(builder, numElems: int) -> int:
+    return ManifestStartMetadataZlibVector(builder, numElems)
+
 def ManifestEnd(builder: flatbuffers.Builder) -> int:
     return builder.EndObject()
 
@@ -156,11 +195,13 @@ class ManifestT(object):
         sourceFormat = None,
         flags = None,
         metadata = None,
+        metadataZlib = None,
     ):
         self.sourceSha256 = sourceSha256  # type: Optional[str]
         self.sourceFormat = sourceFormat  # type: Optional[str]
         self.flags = flags  # type: Optional[List[liteopt.format.generated.KeyValue.KeyValueT]]
         self.metadata = metadata  # type: Optional[List[liteopt.format.generated.KeyValue.KeyValueT]]
+        self.metadataZlib = metadataZlib  # type: Optional[List[int]]
 
     @classmethod
     def InitFromBuf(cls, buf, pos):
@@ -201,6 +242,13 @@ class ManifestT(object):
                 else:
                     keyValue_ = liteopt.format.generated.KeyValue.KeyValueT.InitFromObj(manifest.Metadata(i))
                     self.metadata.append(keyValue_)
+        if not manifest.MetadataZlibIsNone():
+            if np is None:
+                self.metadataZlib = []
+                for i in range(manifest.MetadataZlibLength()):
+                    self.metadataZlib.append(manifest.MetadataZlib(i))
+            else:
+                self.metadataZlib = manifest.MetadataZlibAsNumpy()
 
     # ManifestT
     def Pack(self, builder):
@@ -224,6 +272,14 @@ class ManifestT(object):
             for i in reversed(range(len(self.metadata))):
                 builder.PrependUOffsetTRelative(metadatalist[i])
             metadata = builder.EndVector()
+        if self.metadataZlib is not None:
+            if np is not None and type(self.metadataZlib) is np.ndarray:
+                metadataZlib = builder.CreateNumpyVector(self.metadataZlib)
+            else:
+                ManifestStartMetadataZlibVector(builder, len(self.metadataZlib))
+                for i in reversed(range(len(self.metadataZlib))):
+                    builder.PrependUint8(self.metadataZlib[i])
+                metadataZlib = builder.EndVector()
         ManifestStart(builder)
         if self.sourceSha256 is not None:
             ManifestAddSourceSha256(builder, sourceSha256)
@@ -233,5 +289,7 @@ class ManifestT(object):
             ManifestAddFlags(builder, flags)
         if self.metadata is not None:
             ManifestAddMetadata(builder, metadata)
+        if self.metadataZlib is not None:
+            ManifestAddMetadataZlib(builder, metadataZlib)
         manifest = ManifestEnd(builder)
         return manifest

@@ -70,8 +70,35 @@ class Quant(object):
             return self._tab.Get(flatbuffers.number_types.Int32Flags, o + self._tab.Pos)
         return 0
 
+    # Quant
+    def ScaleF16(self, j: int):
+        o = flatbuffers.number_types.UOffsetTFlags.py_type(self._tab.Offset(10))
+        if o != 0:
+            a = self._tab.Vector(o)
+            return self._tab.Get(flatbuffers.number_types.Uint16Flags, a + flatbuffers.number_types.UOffsetTFlags.py_type(j * 2))
+        return 0
+
+    # Quant
+    def ScaleF16AsNumpy(self):
+        o = flatbuffers.number_types.UOffsetTFlags.py_type(self._tab.Offset(10))
+        if o != 0:
+            return self._tab.GetVectorAsNumpy(flatbuffers.number_types.Uint16Flags, o)
+        return 0
+
+    # Quant
+    def ScaleF16Length(self) -> int:
+        o = flatbuffers.number_types.UOffsetTFlags.py_type(self._tab.Offset(10))
+        if o != 0:
+            return self._tab.VectorLen(o)
+        return 0
+
+    # Quant
+    def ScaleF16IsNone(self) -> bool:
+        o = flatbuffers.number_types.UOffsetTFlags.py_type(self._tab.Offset(10))
+        return o == 0
+
 def QuantStart(builder: flatbuffers.Builder):
-    builder.StartObject(3)
+    builder.StartObject(4)
 
 def Start(builder: flatbuffers.Builder):
     QuantStart(builder)
@@ -100,6 +127,18 @@ def QuantAddBits(builder: flatbuffers.Builder, bits: int):
 def AddBits(builder: flatbuffers.Builder, bits: int):
     QuantAddBits(builder, bits)
 
+def QuantAddScaleF16(builder: flatbuffers.Builder, scaleF16: int):
+    builder.PrependUOffsetTRelativeSlot(3, flatbuffers.number_types.UOffsetTFlags.py_type(scaleF16), 0)
+
+def AddScaleF16(builder: flatbuffers.Builder, scaleF16: int):
+    QuantAddScaleF16(builder, scaleF16)
+
+def QuantStartScaleF16Vector(builder, numElems: int) -> int:
+    return builder.StartVector(2, numElems, 2)
+
+def StartScaleF16Vector(builder, numElems: int) -> int:
+    return QuantStartScaleF16Vector(builder, numElems)
+
 def QuantEnd(builder: flatbuffers.Builder) -> int:
     return builder.EndObject()
 
@@ -119,10 +158,12 @@ class QuantT(object):
         scale = None,
         axis = 0,
         bits = 0,
+        scaleF16 = None,
     ):
         self.scale = scale  # type: Optional[List[float]]
         self.axis = axis  # type: int
         self.bits = bits  # type: int
+        self.scaleF16 = scaleF16  # type: Optional[List[int]]
 
     @classmethod
     def InitFromBuf(cls, buf, pos):
@@ -154,6 +195,13 @@ class QuantT(object):
                 self.scale = quant.ScaleAsNumpy()
         self.axis = quant.Axis()
         self.bits = quant.Bits()
+        if not quant.ScaleF16IsNone():
+            if np is None:
+                self.scaleF16 = []
+                for i in range(quant.ScaleF16Length()):
+                    self.scaleF16.append(quant.ScaleF16(i))
+            else:
+                self.scaleF16 = quant.ScaleF16AsNumpy()
 
     # QuantT
     def Pack(self, builder):
@@ -165,10 +213,20 @@ class QuantT(object):
                 for i in reversed(range(len(self.scale))):
                     builder.PrependFloat32(self.scale[i])
                 scale = builder.EndVector()
+        if self.scaleF16 is not None:
+            if np is not None and type(self.scaleF16) is np.ndarray:
+                scaleF16 = builder.CreateNumpyVector(self.scaleF16)
+            else:
+                QuantStartScaleF16Vector(builder, len(self.scaleF16))
+                for i in reversed(range(len(self.scaleF16))):
+                    builder.PrependUint16(self.scaleF16[i])
+                scaleF16 = builder.EndVector()
         QuantStart(builder)
         if self.scale is not None:
             QuantAddScale(builder, scale)
         QuantAddAxis(builder, self.axis)
         QuantAddBits(builder, self.bits)
+        if self.scaleF16 is not None:
+            QuantAddScaleF16(builder, scaleF16)
         quant = QuantEnd(builder)
         return quant

@@ -5,7 +5,6 @@
 import flatbuffers
 from flatbuffers.compat import import_numpy
 from typing import Any
-from .Dim import Dim
 from .Quant import Quant
 from typing import Optional
 np = import_numpy()
@@ -54,16 +53,19 @@ class Var(object):
         return -1
 
     # Var
-    def Dims(self, j: int) -> Optional[Dim]:
+    def Dims(self, j: int):
         o = flatbuffers.number_types.UOffsetTFlags.py_type(self._tab.Offset(10))
         if o != 0:
-            x = self._tab.Vector(o)
-            x += flatbuffers.number_types.UOffsetTFlags.py_type(j) * 4
-            x = self._tab.Indirect(x)
-            obj = Dim()
-            obj.Init(self._tab.Bytes, x)
-            return obj
-        return None
+            a = self._tab.Vector(o)
+            return self._tab.Get(flatbuffers.number_types.Int64Flags, a + flatbuffers.number_types.UOffsetTFlags.py_type(j * 8))
+        return 0
+
+    # Var
+    def DimsAsNumpy(self):
+        o = flatbuffers.number_types.UOffsetTFlags.py_type(self._tab.Offset(10))
+        if o != 0:
+            return self._tab.GetVectorAsNumpy(flatbuffers.number_types.Int64Flags, o)
+        return 0
 
     # Var
     def DimsLength(self) -> int:
@@ -78,29 +80,49 @@ class Var(object):
         return o == 0
 
     # Var
-    def IsConst(self):
+    def Symbols(self, j: int):
         o = flatbuffers.number_types.UOffsetTFlags.py_type(self._tab.Offset(12))
+        if o != 0:
+            a = self._tab.Vector(o)
+            return self._tab.String(a + flatbuffers.number_types.UOffsetTFlags.py_type(j * 4))
+        return ""
+
+    # Var
+    def SymbolsLength(self) -> int:
+        o = flatbuffers.number_types.UOffsetTFlags.py_type(self._tab.Offset(12))
+        if o != 0:
+            return self._tab.VectorLen(o)
+        return 0
+
+    # Var
+    def SymbolsIsNone(self) -> bool:
+        o = flatbuffers.number_types.UOffsetTFlags.py_type(self._tab.Offset(12))
+        return o == 0
+
+    # Var
+    def IsConst(self):
+        o = flatbuffers.number_types.UOffsetTFlags.py_type(self._tab.Offset(14))
         if o != 0:
             return bool(self._tab.Get(flatbuffers.number_types.BoolFlags, o + self._tab.Pos))
         return False
 
     # Var
     def DataOffset(self):
-        o = flatbuffers.number_types.UOffsetTFlags.py_type(self._tab.Offset(14))
-        if o != 0:
-            return self._tab.Get(flatbuffers.number_types.Uint64Flags, o + self._tab.Pos)
-        return 0
-
-    # Var
-    def DataLength(self):
         o = flatbuffers.number_types.UOffsetTFlags.py_type(self._tab.Offset(16))
         if o != 0:
             return self._tab.Get(flatbuffers.number_types.Uint64Flags, o + self._tab.Pos)
         return 0
 
     # Var
-    def Quant(self) -> Optional[Quant]:
+    def DataLength(self):
         o = flatbuffers.number_types.UOffsetTFlags.py_type(self._tab.Offset(18))
+        if o != 0:
+            return self._tab.Get(flatbuffers.number_types.Uint64Flags, o + self._tab.Pos)
+        return 0
+
+    # Var
+    def Quant(self) -> Optional[Quant]:
+        o = flatbuffers.number_types.UOffsetTFlags.py_type(self._tab.Offset(20))
         if o != 0:
             x = self._tab.Indirect(o + self._tab.Pos)
             obj = Quant()
@@ -109,7 +131,7 @@ class Var(object):
         return None
 
 def VarStart(builder: flatbuffers.Builder):
-    builder.StartObject(8)
+    builder.StartObject(9)
 
 def Start(builder: flatbuffers.Builder):
     VarStart(builder)
@@ -139,31 +161,43 @@ def AddDims(builder: flatbuffers.Builder, dims: int):
     VarAddDims(builder, dims)
 
 def VarStartDimsVector(builder, numElems: int) -> int:
-    return builder.StartVector(4, numElems, 4)
+    return builder.StartVector(8, numElems, 8)
 
 def StartDimsVector(builder, numElems: int) -> int:
     return VarStartDimsVector(builder, numElems)
 
+def VarAddSymbols(builder: flatbuffers.Builder, symbols: int):
+    builder.PrependUOffsetTRelativeSlot(4, flatbuffers.number_types.UOffsetTFlags.py_type(symbols), 0)
+
+def AddSymbols(builder: flatbuffers.Builder, symbols: int):
+    VarAddSymbols(builder, symbols)
+
+def VarStartSymbolsVector(builder, numElems: int) -> int:
+    return builder.StartVector(4, numElems, 4)
+
+def StartSymbolsVector(builder, numElems: int) -> int:
+    return VarStartSymbolsVector(builder, numElems)
+
 def VarAddIsConst(builder: flatbuffers.Builder, isConst: bool):
-    builder.PrependBoolSlot(4, isConst, 0)
+    builder.PrependBoolSlot(5, isConst, 0)
 
 def AddIsConst(builder: flatbuffers.Builder, isConst: bool):
     VarAddIsConst(builder, isConst)
 
 def VarAddDataOffset(builder: flatbuffers.Builder, dataOffset: int):
-    builder.PrependUint64Slot(5, dataOffset, 0)
+    builder.PrependUint64Slot(6, dataOffset, 0)
 
 def AddDataOffset(builder: flatbuffers.Builder, dataOffset: int):
     VarAddDataOffset(builder, dataOffset)
 
 def VarAddDataLength(builder: flatbuffers.Builder, dataLength: int):
-    builder.PrependUint64Slot(6, dataLength, 0)
+    builder.PrependUint64Slot(7, dataLength, 0)
 
 def AddDataLength(builder: flatbuffers.Builder, dataLength: int):
     VarAddDataLength(builder, dataLength)
 
 def VarAddQuant(builder: flatbuffers.Builder, quant: int):
-    builder.PrependUOffsetTRelativeSlot(7, flatbuffers.number_types.UOffsetTFlags.py_type(quant), 0)
+    builder.PrependUOffsetTRelativeSlot(8, flatbuffers.number_types.UOffsetTFlags.py_type(quant), 0)
 
 def AddQuant(builder: flatbuffers.Builder, quant: int):
     VarAddQuant(builder, quant)
@@ -174,7 +208,6 @@ def VarEnd(builder: flatbuffers.Builder) -> int:
 def End(builder: flatbuffers.Builder) -> int:
     return VarEnd(builder)
 
-import liteopt.format.generated.Dim
 import liteopt.format.generated.Quant
 try:
     from typing import List, Optional
@@ -190,6 +223,7 @@ class VarT(object):
         dtype = 0,
         rank = -1,
         dims = None,
+        symbols = None,
         isConst = False,
         dataOffset = 0,
         dataLength = 0,
@@ -198,7 +232,8 @@ class VarT(object):
         self.name = name  # type: Optional[str]
         self.dtype = dtype  # type: int
         self.rank = rank  # type: int
-        self.dims = dims  # type: Optional[List[liteopt.format.generated.Dim.DimT]]
+        self.dims = dims  # type: Optional[List[int]]
+        self.symbols = symbols  # type: Optional[List[Optional[str]]]
         self.isConst = isConst  # type: bool
         self.dataOffset = dataOffset  # type: int
         self.dataLength = dataLength  # type: int
@@ -229,13 +264,16 @@ class VarT(object):
         self.dtype = var.Dtype()
         self.rank = var.Rank()
         if not var.DimsIsNone():
-            self.dims = []
-            for i in range(var.DimsLength()):
-                if var.Dims(i) is None:
-                    self.dims.append(None)
-                else:
-                    dim_ = liteopt.format.generated.Dim.DimT.InitFromObj(var.Dims(i))
-                    self.dims.append(dim_)
+            if np is None:
+                self.dims = []
+                for i in range(var.DimsLength()):
+                    self.dims.append(var.Dims(i))
+            else:
+                self.dims = var.DimsAsNumpy()
+        if not var.SymbolsIsNone():
+            self.symbols = []
+            for i in range(var.SymbolsLength()):
+                self.symbols.append(var.Symbols(i))
         self.isConst = var.IsConst()
         self.dataOffset = var.DataOffset()
         self.dataLength = var.DataLength()
@@ -247,13 +285,21 @@ class VarT(object):
         if self.name is not None:
             name = builder.CreateString(self.name)
         if self.dims is not None:
-            dimslist = []
-            for i in range(len(self.dims)):
-                dimslist.append(self.dims[i].Pack(builder))
-            VarStartDimsVector(builder, len(self.dims))
-            for i in reversed(range(len(self.dims))):
-                builder.PrependUOffsetTRelative(dimslist[i])
-            dims = builder.EndVector()
+            if np is not None and type(self.dims) is np.ndarray:
+                dims = builder.CreateNumpyVector(self.dims)
+            else:
+                VarStartDimsVector(builder, len(self.dims))
+                for i in reversed(range(len(self.dims))):
+                    builder.PrependInt64(self.dims[i])
+                dims = builder.EndVector()
+        if self.symbols is not None:
+            symbolslist = []
+            for i in range(len(self.symbols)):
+                symbolslist.append(builder.CreateString(self.symbols[i]))
+            VarStartSymbolsVector(builder, len(self.symbols))
+            for i in reversed(range(len(self.symbols))):
+                builder.PrependUOffsetTRelative(symbolslist[i])
+            symbols = builder.EndVector()
         if self.quant is not None:
             quant = self.quant.Pack(builder)
         VarStart(builder)
@@ -263,6 +309,8 @@ class VarT(object):
         VarAddRank(builder, self.rank)
         if self.dims is not None:
             VarAddDims(builder, dims)
+        if self.symbols is not None:
+            VarAddSymbols(builder, symbols)
         VarAddIsConst(builder, self.isConst)
         VarAddDataOffset(builder, self.dataOffset)
         VarAddDataLength(builder, self.dataLength)

@@ -78,14 +78,15 @@ def conv2d_reference(x, w, b, *, strides, paddings, dilations, groups, act_type,
     return apply_act(y.astype(x.dtype, copy=False), act_type, act_alpha)
 
 
-@op("conv2d", inputs="Input Filter Bias?", outputs="Output", attrs=CONV_ATTRS, infer=_conv_infer, weight_inputs=(1,))
+@op("conv2d", inputs="Input Filter Bias?", outputs="Output", attrs=CONV_ATTRS, infer=_conv_infer,
+    weight_inputs={1: 0, 2: None})
 def conv2d(x, w, b, **attrs):
     """2-D convolution (+ bias, + fused activation)"""
     return conv2d_reference(x, w, b, **attrs)
 
 
 @op("depthwise_conv2d", inputs="Input Filter Bias?", outputs="Output", attrs=CONV_ATTRS, infer=_conv_infer,
-    weight_inputs=(1,))
+    weight_inputs={1: 0, 2: None})
 def depthwise_conv2d(x, w, b, **attrs):
     """2-D convolution with groups == input channels"""
     return conv2d_reference(x, w, b, **attrs)
@@ -129,7 +130,7 @@ def conv2d_transpose_reference(x, w, b, *, strides, paddings, dilations, groups,
 
 
 @op("conv2d_transpose", inputs="Input Filter Bias?", outputs="Output",
-    attrs={**CONV_ATTRS, "output_padding": (0, 0)}, infer=_conv_t_infer, weight_inputs={1: 1})
+    attrs={**CONV_ATTRS, "output_padding": (0, 0)}, infer=_conv_t_infer, weight_inputs={1: 1, 2: None})
 def conv2d_transpose(x, w, b, **attrs):
     """2-D transposed convolution (filter IOHW)"""
     return conv2d_transpose_reference(x, w, b, **attrs)

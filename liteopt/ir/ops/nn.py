@@ -85,7 +85,7 @@ def _fc_infer(ctx: InferCtx):
 
 
 @op("fc", inputs="Input W Bias?", attrs={"in_num_col_dims": 1, **FUSED_ACT_ATTRS}, infer=_fc_infer,
-    weight_inputs={1: 1})
+    weight_inputs={1: 1, 2: None})
 def fc(x, w, b, *, in_num_col_dims, act_type, act_alpha):
     """fully connected: x flattened to (prod(dims[:k]), prod(dims[k:])) @ W[K, N] + bias, dims[:k] + (N,)"""
     k = in_num_col_dims
@@ -96,7 +96,7 @@ def fc(x, w, b, *, in_num_col_dims, act_type, act_alpha):
 
 
 @op("layer_norm", inputs="X Scale? Bias?", outputs="Y", attrs={"epsilon": 1e-5, "begin_norm_axis": 1},
-    infer=same_as(0))
+    infer=same_as(0), weight_inputs={1: None, 2: None})
 def layer_norm(x, scale, bias, *, epsilon, begin_norm_axis):
     """normalize over dims[begin_norm_axis:], then * scale + bias (flattened over those dims)"""
     a = begin_norm_axis % x.ndim
