@@ -268,6 +268,12 @@ def test_constant_of_shape(value, tmp_path):
     check_op("ConstantOfShape", {"s": i64(4)}, attrs, opset=9, tmpdir=str(tmp_path))
 
 
+def test_constant_of_shape_large(tmp_path):
+    """Too large to fold into the file: fill_constant stays an op without inputs."""
+    check_op("ConstantOfShape", {}, {"value": numpy_helper.from_array(np.array([-1.5], np.float32))},
+             consts={"s": i64(300, 301)}, tmpdir=str(tmp_path))
+
+
 def test_constant_of_shape_and_range_dynamic(tmp_path):
     nodes = [helper.make_node("Shape", ["x"], ["s"]),
              helper.make_node("ConstantOfShape", ["s"], ["c"], value=numpy_helper.from_array(np.array([2.5], np.float32))),

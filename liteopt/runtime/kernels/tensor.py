@@ -38,8 +38,7 @@ def _copy_box(src, s_off, s_str, dst, d_off, d_str, shape):
     s, d = s_off, d_off
     for _ in range(outer):
         if si == 1 and di == 1:
-            for t in range(inner):
-                dst[d + t] = src[s + t]
+            dst[d:d + inner] = src[s:s + inner]
         else:
             for t in range(inner):
                 dst[d + t * di] = src[s + t * si]
