@@ -46,6 +46,14 @@ def _channels(ctx, x):
     return s[1]
 
 
+def _axis(ctx, x, axis):
+    """Caffe's axis (negative counts from the end) made non-negative."""
+    rank = ctx.rank(x)
+    if not -rank <= axis < rank:
+        raise ctx.error(f"axis {axis} is out of range for an input of rank {rank}")
+    return axis % rank
+
+
 def _per_channel(ctx, values, rank):
     """A (C,) vector shaped to broadcast over axis 1 of a tensor of `rank` dims."""
     return ctx.const(np.asarray(values, np.float32).reshape((-1,) + (1,) * (rank - 2)))
@@ -61,7 +69,7 @@ def convolution(ctx, ins, lyr):
     ph, pw = _pair(p.pad, _opt(p, "pad_h"), _opt(p, "pad_w"), 0)
     dh, dw = _pair(p.dilation, None, None, 1)
     g, o = p.group, p.num_output
-    deconv = lyr.type in ("Deconvolution",) or getattr(lyr, "type", None) == 39
+    deconv = ctx.node_op == "Deconvolution"
     if c % g or o % g:
         raise ctx.error(f"group {g} does not divide the {c} input or {o} output channels")
     wshape = (c, o // g, kh, kw) if deconv else (o, c // g, kh, kw)
@@ -157,54 +165,95 @@ def power(ctx, ins, lyr):
 
 @layer("BatchNorm")
 def batch_norm(ctx, ins, lyr):
-    """The third blob is the moving-average scale factor: mean and variance are stored multiplied by it."""
+    """(x - mean) / sqrt(var + eps) per channel. The stored mean and variance are sums scaled by the third
+    blob, the moving-average factor: divide by it (a factor of 0 means zero statistics). Without
+    use_global_stats (it defaults to true in the TEST phase) the statistics are the batch's own, over
+    every axis but the channels, with the biased variance (Caffe's and OpenCV's forward)."""
+    p = lyr.batch_norm_param
     x = ins[0]
     c = _channels(ctx, x)
-    factor = float(ctx.blob(2, "the moving-average factor").reshape(-1)[0]) if len(ctx.blobs) > 2 else 1.0
+    one, zero = np.ones(c, np.float32), np.zeros(c, np.float32)
+    if p.HasField("use_global_stats") and not p.use_global_stats:
+        ctx.ignore_blobs()
+        dims = tuple(i for i in range(ctx.rank(x)) if i != 1)
+        centred = ctx.emit("elementwise_sub", [x, ctx.emit("reduce_mean", [x], dim=dims, keep_dim=True)])
+        var = ctx.emit("reduce_mean", [ctx.emit("square", [centred])], dim=dims, keep_dim=True)
+        eps = ctx.const(np.array(p.eps, np.float32))
+        return ctx.emit("elementwise_mul", [centred, ctx.emit("rsqrt", [ctx.emit("elementwise_add", [var, eps])])])
+    factor = float(_blob(ctx, 2, (1,), "the moving-average factor")[0]) if len(ctx.blobs) > 2 else 1.0
     f = 0.0 if factor == 0 else 1.0 / factor
     mean = _blob(ctx, 0, (c,), "the mean") * f
     var = _blob(ctx, 1, (c,), "the variance") * f
-    one, zero = np.ones(c, np.float32), np.zeros(c, np.float32)
     return ctx.emit("batch_norm", [x, ctx.const(one), ctx.const(zero), ctx.const(mean), ctx.const(var)],
-                    epsilon=lyr.batch_norm_param.eps)
+                    epsilon=p.eps)
 
 
-def _axis_param(ctx, x, values, axis, what):
-    """A Scale/Bias parameter covering dims axis..axis+k of x, shaped to broadcast against x."""
+def _param_dims(ctx, x, axis, num_axes, what):
+    """The dims of x that a learned Scale/Bias parameter covers: axis .. axis+num_axes (-1: to the end)."""
     s = ctx.shape(x)
-    rank = len(s)
-    axis %= rank
-    v = np.asarray(values, np.float32)
-    if v.size == 1:
-        return ctx.const(v.reshape(()))
-    dims = list(v.shape) if v.ndim > 1 else [v.size]
-    if tuple(s[axis:axis + len(dims)]) != tuple(dims) and v.ndim == 1:
-        # a 1-D blob along `axis`
-        dims = [v.size]
-    shape = [1] * axis + dims + [1] * (rank - axis - len(dims))
-    if len(shape) != rank:
-        raise ctx.error(f"{what} of shape {v.shape} does not fit the input {s} at axis {axis}")
-    return ctx.const(v.reshape(shape))
+    axis = _axis(ctx, x, axis)
+    end = len(s) if num_axes == -1 else axis + num_axes
+    if num_axes < -1 or end > len(s):
+        raise ctx.error(f"axis {axis} with num_axes {num_axes} does not fit an input of rank {len(s)}")
+    dims = s[axis:end]
+    if not all(isinstance(d, int) for d in dims):
+        raise ctx.error(f"{what} covers dims {axis}..{end - 1} of the input, which must be known; got shape {s}")
+    return axis, tuple(dims)
+
+
+def _aligned(ctx, x, values_or_name, axis, dims):
+    """A parameter of shape `dims` placed at `axis` of x: shaped [1]*axis + dims + [1]*rest to broadcast."""
+    rank = ctx.rank(x)
+    shape = (1,) * axis + tuple(dims) + (1,) * (rank - axis - len(dims))
+    if isinstance(values_or_name, str):  # a run-time tensor (second bottom)
+        return ctx.emit("reshape2", [values_or_name], shape=shape)
+    return ctx.const(np.asarray(values_or_name, np.float32).reshape(shape if dims else ()))
+
+
+def _second_bottom(ctx, x, other, axis):
+    """Scale/Bias with two bottoms: the second one's dims match x's from `axis` on (or it is a scalar)."""
+    s2 = ctx.shape(other)
+    if s2 is None or not all(isinstance(d, int) for d in s2):
+        raise ctx.error(f"the second bottom's shape must be known, got {s2}")
+    axis = _axis(ctx, x, axis) if len(s2) else 0
+    s = ctx.shape(x)
+    covered = s[axis:axis + len(s2)]
+    if len(covered) != len(s2) or any(isinstance(a, int) and a != b for a, b in zip(covered, s2)):
+        raise ctx.error(f"the second bottom of shape {tuple(s2)} does not match the input {tuple(s)} at axis {axis}")
+    return axis, tuple(s2)
 
 
 @layer("Scale")
 def scale(ctx, ins, lyr):
+    """x * scale (+ bias), the parameter covering dims axis..axis+num_axes of x: a learned blob, or the
+    second bottom (then num_axes is its rank). Emitted as elementwise mul/add: the passes fold a
+    BatchNorm + Scale after a convolution into it."""
     p = lyr.scale_param
     x = ins[0]
     if len(ins) > 1:
-        raise ctx.error("Scale with a second bottom (run-time scale) is not supported")
-    y = ctx.emit("elementwise_mul", [x, _axis_param(ctx, x, ctx.blob(0, "the scale"), p.axis, "the scale")])
+        axis, dims = _second_bottom(ctx, x, ins[1], p.axis)
+        y = ctx.emit("elementwise_mul", [x, _aligned(ctx, x, ins[1], axis, dims)])
+        bias_blob = 0
+    else:
+        axis, dims = _param_dims(ctx, x, p.axis, p.num_axes, "the scale")
+        y = ctx.emit("elementwise_mul", [x, _aligned(ctx, x, _blob(ctx, 0, dims, "the scale"), axis, dims)])
+        bias_blob = 1
     if p.bias_term:
-        y = ctx.emit("elementwise_add", [y, _axis_param(ctx, x, ctx.blob(1, "the bias"), p.axis, "the bias")])
+        b = _blob(ctx, bias_blob, dims, "the bias")
+        y = ctx.emit("elementwise_add", [y, _aligned(ctx, x, b, axis, dims)])
     return y
 
 
 @layer("Bias")
 def bias(ctx, ins, lyr):
+    """x + bias, the bias covering dims axis..axis+num_axes of x (a learned blob, or the second bottom)."""
+    p = lyr.bias_param
     x = ins[0]
     if len(ins) > 1:
-        return ctx.emit("elementwise_add", ins[:2])
-    return ctx.emit("elementwise_add", [x, _axis_param(ctx, x, ctx.blob(0, "the bias"), lyr.bias_param.axis, "the bias")])
+        axis, dims = _second_bottom(ctx, x, ins[1], p.axis)
+        return ctx.emit("elementwise_add", [x, _aligned(ctx, x, ins[1], axis, dims)])
+    axis, dims = _param_dims(ctx, x, p.axis, p.num_axes, "the bias")
+    return ctx.emit("elementwise_add", [x, _aligned(ctx, x, _blob(ctx, 0, dims, "the bias"), axis, dims)])
 
 
 @layer("Eltwise")
@@ -230,13 +279,13 @@ def eltwise(ctx, ins, lyr):
 def concat(ctx, ins, lyr):
     p = lyr.concat_param
     axis = p.axis if p.HasField("axis") or not p.HasField("concat_dim") else p.concat_dim
-    return ctx.emit("concat", ins, axis=axis)
+    return ctx.emit("concat", ins, axis=_axis(ctx, ins[0], axis))
 
 
 @layer("Slice")
 def slice_(ctx, ins, lyr):
     p = lyr.slice_param
-    axis = p.axis if p.HasField("axis") or not p.HasField("slice_dim") else p.slice_dim
+    axis = _axis(ctx, ins[0], p.axis if p.HasField("axis") or not p.HasField("slice_dim") else p.slice_dim)
     n = len(ctx.node_outputs)
     size = ctx.shape(ins[0])[axis]
     if p.slice_point:
@@ -257,7 +306,7 @@ def split(ctx, ins, lyr):
 
 @layer("Softmax")
 def softmax(ctx, ins, lyr):
-    return ctx.emit("softmax", ins[:1], axis=lyr.softmax_param.axis)
+    return ctx.emit("softmax", ins[:1], axis=_axis(ctx, ins[0], lyr.softmax_param.axis))
 
 
 @layer("Dropout")
@@ -318,10 +367,20 @@ def crop(ctx, ins, lyr):
 
 @layer("LRN")
 def lrn(ctx, ins, lyr):
+    """ACROSS_CHANNELS: x / (k + alpha/n * sum of x^2 over n channels) ^ beta, the `lrn` op.
+    WITHIN_CHANNEL (Caffe's own decomposition): x * (1 + alpha * avgpool_nxn(x^2)) ^ -beta, the n x n
+    window zero-padded by (n-1)/2 and always divided by n*n."""
     p = lyr.lrn_param
-    if p.norm_region != 0:
-        raise ctx.error("LRN WITHIN_CHANNEL is not supported")
-    return ctx.emit("lrn", ins[:1], n=p.local_size, k=p.k, alpha=p.alpha / p.local_size, beta=p.beta)
+    if p.local_size % 2 == 0:
+        raise ctx.error(f"local_size must be odd (Caffe's rule), got {p.local_size}")
+    if p.norm_region == 0:
+        return ctx.emit("lrn", ins[:1], n=p.local_size, k=p.k, alpha=p.alpha / p.local_size, beta=p.beta)
+    x, n, pad = ins[0], p.local_size, (p.local_size - 1) // 2
+    sq = ctx.emit("square", [x])
+    avg = ctx.emit("pool2d", [sq], pooling_type="avg", ksize=(n, n), strides=(1, 1), paddings=(pad,) * 4,
+                   exclusive=False)
+    base = ctx.emit("scale", [avg], scale=p.alpha, bias=1.0)
+    return ctx.emit("elementwise_mul", [x, ctx.emit("elementwise_pow", [base, ctx.const(np.array(-p.beta, np.float32))])])
 
 
 @layer("Normalize")
@@ -337,8 +396,7 @@ def normalize(ctx, ins, lyr):
     norm = ctx.emit("sqrt", [ctx.emit("elementwise_add", [s, ctx.const(np.array(p.eps, np.float32))])])
     y = ctx.emit("elementwise_div", [x, norm])
     if ctx.blobs:
-        scale_ = ctx.blob(0, "the scale")
-        w = ctx.const(np.array(scale_.reshape(-1)[0], np.float32)) if p.channel_shared else \
+        w = ctx.const(_blob(ctx, 0, (1,), "the scale").reshape(())) if p.channel_shared else \
             _per_channel(ctx, _blob(ctx, 0, (c,), "the scale"), rank)
         y = ctx.emit("elementwise_mul", [y, w])
     return y
@@ -346,17 +404,39 @@ def normalize(ctx, ins, lyr):
 
 @layer("Interp")
 def interp(ctx, ins, lyr):
-    """Bilinear resize with aligned corners (Caffe's Interp, as in PSPNet)."""
+    """PSPNet's Interp: bilinear resize with aligned corners, of the input cropped by pad_beg/pad_end (both
+    <= 0). Output size, in Caffe's order of precedence: shrink_factor alone, zoom_factor alone,
+    height + width, shrink then zoom; zoom z gives h + (h-1)(z-1), shrink s gives (h-1)/s + 1."""
     p = lyr.interp_param
-    s = ctx.shape(ins[0])
+    x = ins[0]
+    s = ctx.shape(x)
     h, w = s[2], s[3]
     if not (isinstance(h, int) and isinstance(w, int)):
         raise ctx.error("Interp needs a known input size; pin it with --input_shape")
-    h_in, w_in = h + p.pad_beg + p.pad_end, w + p.pad_beg + p.pad_end
-    if p.height and p.width:
+    if p.pad_beg > 0 or p.pad_end > 0:
+        raise ctx.error(f"pad_beg/pad_end must be <= 0 (they crop), got {p.pad_beg}/{p.pad_end}")
+    if p.pad_beg or p.pad_end:
+        x = ctx.emit("strided_slice", [x], axes=(2, 3), starts=(-p.pad_beg,) * 2,
+                     ends=(h + p.pad_end, w + p.pad_end), strides=(1, 1))
+    h, w = h + p.pad_beg + p.pad_end, w + p.pad_beg + p.pad_end
+
+    def shrink(d):
+        return (d - 1) // p.shrink_factor + 1
+
+    def zoom(d):
+        return d + (d - 1) * (p.zoom_factor - 1)
+
+    has_s, has_z = p.HasField("shrink_factor"), p.HasField("zoom_factor")
+    if has_s and not has_z:
+        oh, ow = shrink(h), shrink(w)
+    elif has_z and not has_s:
+        oh, ow = zoom(h), zoom(w)
+    elif p.HasField("height") and p.HasField("width"):
         oh, ow = p.height, p.width
-    elif p.shrink_factor != 1 and p.zoom_factor == 1:
-        oh, ow = (h_in - 1) // p.shrink_factor + 1, (w_in - 1) // p.shrink_factor + 1
+    elif has_s and has_z:
+        oh, ow = zoom(shrink(h)), zoom(shrink(w))
     else:
-        oh, ow = h_in + (h_in - 1) * (p.zoom_factor - 1), w_in + (w_in - 1) * (p.zoom_factor - 1)
-    return ctx.emit("bilinear_interp_v2", ins[:1], out_h=oh, out_w=ow, coordinate_transformation_mode="align_corners")
+        raise ctx.error("interp_param needs zoom_factor, shrink_factor, or height and width")
+    if oh < 1 or ow < 1 or p.shrink_factor < 1 or p.zoom_factor < 1:
+        raise ctx.error(f"invalid Interp parameters: output {oh}x{ow}")
+    return ctx.emit("bilinear_interp_v2", [x], out_h=oh, out_w=ow, coordinate_transformation_mode="align_corners")

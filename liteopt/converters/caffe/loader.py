@@ -84,15 +84,37 @@ def _layers(net: pb.NetParameter):
 
 
 class CaffeCtx(ConvertCtx):
-    """The ONNX converters' context, plus the current layer's blobs."""
+    """The ONNX converters' context, plus the current layer's blobs from the .caffemodel."""
 
     blobs: list = []
+    in_model: bool = True  # the current layer is in the .caffemodel
+    used: int = 0  # how many of its blobs the converter read
+
+    def start(self, name: str, ltype: str, tops: list, blobs: list | None) -> None:
+        self.node_name, self.node_op, self._emitted_here, self.node_outputs = name or ltype, ltype, 0, tops
+        self.blobs, self.in_model, self.used = blobs or [], blobs is not None, 0
+
+    def error(self, msg: str) -> ConversionError:
+        return ConversionError(f"layer {self.node_name!r} ({self.node_op}): {msg}")
 
     def blob(self, i: int, what: str) -> np.ndarray:
+        if not self.in_model:
+            raise self.error(f"the layer is not in the .caffemodel, which must hold {what} (blob #{i})")
         if i >= len(self.blobs):
             raise self.error(f"the .caffemodel has {len(self.blobs)} blob(s) for this layer, {what} (blob #{i}) "
                              f"is missing")
+        self.used = max(self.used, i + 1)
         return self.blobs[i]
+
+    def ignore_blobs(self) -> None:
+        """The layer stores blobs that its forward pass does not read (BatchNorm on batch statistics)."""
+        self.used = len(self.blobs)
+
+    def check_all_blobs_used(self) -> None:
+        """Caffe refuses a .caffemodel layer with more blobs than the prototxt's layer has."""
+        if len(self.blobs) > self.used:
+            raise self.error(f"the .caffemodel has {len(self.blobs)} blob(s) for this layer, its parameters in the "
+                             f"prototxt use {self.used} (bias_term or another parameter does not match the weights?)")
 
 
 def load_caffe(prototxt: str, caffemodel: str, input_shapes: dict | None = None) -> Graph:
@@ -155,14 +177,14 @@ def load_caffe(prototxt: str, caffemodel: str, input_shapes: dict | None = None)
             continue
         if ltype in SKIPPED:
             continue
-        ctx.node_name, ctx.node_op, ctx._emitted_here, ctx.node_outputs = name or ltype, ltype, 0, tops
+        ctx.start(name, ltype, tops, blobs.get(name))
         missing = [b for b in bottoms if b not in current]
         if missing:
             raise ConversionError(f"{prototxt}: layer {name!r} ({ltype}) reads blob(s) {', '.join(missing)} that no "
                                   f"earlier layer produces")
-        ctx.blobs = blobs.get(name, [])
         try:
             outs = LAYERS[ltype](ctx, [current[b] for b in bottoms], lyr)
+            ctx.check_all_blobs_used()
         except LiteoptError as e:
             raise ConversionError(f"{prototxt}: {e}") from None
         except Exception as e:
@@ -185,19 +207,10 @@ def load_caffe(prototxt: str, caffemodel: str, input_shapes: dict | None = None)
             ctx.node_name, ctx.node_op, ctx._emitted_here = f"output/{blob}", "Split", 0
             ours = ctx.emit("assign", [ours])
         if ours != blob and blob not in graph.tensors:
-            _rename(graph, ours, blob)
+            graph.rename(ours, blob)
             ours = blob
         graph.outputs.append(ours)
     if not graph.outputs:
         raise ConversionError(f"{prototxt}: the net has no output")
     graph.prune()
     return graph
-
-
-def _rename(graph: Graph, old: str, new: str) -> None:
-    t = graph.tensors.pop(old)
-    t.name = new
-    graph.tensors[new] = t
-    for n in graph.nodes:
-        n.inputs = [new if i == old else i for i in n.inputs]
-        n.outputs = [new if o == old else o for o in n.outputs]
