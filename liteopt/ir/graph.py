@@ -126,6 +126,17 @@ class Graph:
             memory_plan=self.memory_plan,
         )
 
+    def rename(self, old: str, new: str) -> None:
+        """Give tensor `old` the free name `new` everywhere: its Tensor, every node, the graph outputs."""
+        t = self.tensors.pop(old)
+        t.name = new
+        self.tensors[new] = t
+        for n in self.nodes:
+            n.inputs = [new if i == old else i for i in n.inputs]
+            n.outputs = [new if o == old else o for o in n.outputs]
+        self.inputs = [new if i == old else i for i in self.inputs]
+        self.outputs = [new if o == old else o for o in self.outputs]
+
     def prune(self) -> None:
         """Drop nodes whose outputs are never used and tensors nobody refers to."""
         live = set(self.outputs)

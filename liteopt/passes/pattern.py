@@ -196,17 +196,6 @@ def replace_uses(graph: Graph, old: str, new: str) -> None:
     graph.outputs = [new if o == old else o for o in graph.outputs]
 
 
-def rename_tensor(graph: Graph, old: str, new: str) -> None:
-    """Give tensor `old` the name `new` (which must be free) everywhere."""
-    t = graph.tensors.pop(old)
-    t.name = new
-    graph.tensors[new] = t
-    for n in graph.nodes:
-        n.inputs = [new if i == old else i for i in n.inputs]
-        n.outputs = [new if o == old else o for o in n.outputs]
-    graph.outputs = [new if o == old else o for o in graph.outputs]
-
-
 def apply(graph: Graph, m: _Match, result, rw: Rewriter) -> bool:
     """Splice the rewrite's nodes in place of the matched ones. False if it cannot keep the graph valid."""
     root = m.nodes[0]
@@ -231,7 +220,7 @@ def apply(graph: Graph, m: _Match, result, rw: Rewriter) -> bool:
         if new in new_outputs or old in graph.outputs:
             # the replacement takes the old name, so consumers and graph outputs stay as they were
             graph.tensors.pop(old, None)
-            rename_tensor(graph, new, old)
+            graph.rename(new, old)
         else:
             replace_uses(graph, old, new)
     return True

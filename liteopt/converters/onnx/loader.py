@@ -171,22 +171,17 @@ def load_onnx(path: str, input_shapes: dict[str, tuple[int, ...]] | None = None)
             ctx.node_name, ctx.node_op, ctx._emitted_here = f"output/{vi.name}", "Identity", 0
             ours = ctx.emit("assign", [ours])
         if ours != vi.name and vi.name not in graph.tensors:
-            _rename(graph, ours, vi.name, 0, ctx.values)
+            _rename(ctx, ours, vi.name)
             ours = vi.name
         graph.outputs.append(ours)
     graph.prune()
     return graph
 
 
-def _rename(graph: Graph, old: str, new: str, since: int, values: dict) -> None:
-    t = graph.tensors.pop(old)
-    t.name = new
-    graph.tensors[new] = t
-    if old in values:
-        values[new] = values.pop(old)
-    for node in graph.nodes[since:]:
-        node.inputs = [new if i == old else i for i in node.inputs]
-        node.outputs = [new if o == old else o for o in node.outputs]
+def _rename(ctx: ConvertCtx, old: str, new: str) -> None:
+    ctx.graph.rename(old, new)
+    if old in ctx.values:
+        ctx.values[new] = ctx.values.pop(old)
 
 
 def _convert_node(ctx: ConvertCtx, n: onnx.NodeProto, alias: dict[str, str], path: str) -> None:
@@ -214,7 +209,7 @@ def _convert_node(ctx: ConvertCtx, n: onnx.NodeProto, alias: dict[str, str], pat
         if ours in renamed:
             alias[onnx_name] = renamed[ours]
         elif ours in emitted and onnx_name not in ctx.graph.tensors:
-            _rename(ctx.graph, ours, onnx_name, start, ctx.values)
+            _rename(ctx, ours, onnx_name)
             renamed[ours] = onnx_name
         else:
             alias[onnx_name] = ours
