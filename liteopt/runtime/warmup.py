@@ -1,0 +1,79 @@
+"""Warm numba's on-disk cache after installing liteopt, so that the first model a process loads starts fast:
+
+    python3 -m liteopt.runtime.warmup
+
+It runs every cpu kernel variant once on small float32 inputs of the ranks real models use (the compiled
+code is cached next to the package, keyed by argument types); later runs only load it.
+"""
+from __future__ import annotations
+
+import sys
+import time
+
+import numpy as np
+
+from ..ir import OPS, DType, Graph, Node, Tensor, infer_shapes
+from . import kernels as K
+from .predictor import Program
+
+RNG = np.random.default_rng(0)
+
+
+def _graph() -> tuple[Graph, dict]:
+    """One small graph touching the common kernels (conv variants, depthwise, pools, elementwise, nn)."""
+    t: dict[str, Tensor] = {}
+    nodes: list[Node] = []
+
+    def const(name, shape, positive=False):
+        v = RNG.standard_normal(shape).astype(np.float32) * 0.1
+        t[name] = Tensor(name, DType.FLOAT32, shape, np.abs(v) + 0.5 if positive else v)
+        return name
+
+    def add(op, inputs, **attrs):
+        name = f"t{len(nodes)}"
+        nodes.append(Node(op, inputs, [name], OPS[op].normalize_attrs(attrs, op), f"n{len(nodes)}"))
+        t[name] = Tensor(name, DType.FLOAT32, None)
+        return name
+
+    t["x"] = Tensor("x", DType.FLOAT32, (1, 8, 16, 16))
+    h = add("conv2d", ["x", const("w1", (16, 8, 3, 3)), const("b1", (16,))], paddings=(1, 1, 1, 1), act_type="relu")
+    h = add("conv2d", [h, const("w2", (16, 16, 1, 1)), const("b2", (16,))], act_type="relu6", act_alpha=6.0)
+    h = add("depthwise_conv2d", [h, const("w3", (16, 1, 3, 3)), const("b3", (16,))], paddings=(1, 1, 1, 1),
+            groups=16, act_type="hard_swish")
+    h = add("depthwise_conv2d", [h, const("w4", (16, 1, 5, 5))], paddings=(2, 2, 2, 2), strides=(2, 2), groups=16)
+    h = add("conv2d_transpose", [h, const("w5", (16, 8, 2, 2))], strides=(2, 2))
+    h = add("pool2d", [h], pooling_type="max", ksize=(3, 3), strides=(2, 2), paddings=(1, 1, 1, 1))
+    a = add("pool2d", [h], pooling_type="avg", ksize=(2, 2), strides=(1, 1), ceil_mode=True)
+    g = add("pool2d", [a], pooling_type="avg", global_pooling=True)
+    h = add("elementwise_mul", [a, add("hard_sigmoid", [g])])
+    h = add("elementwise_add", [h, a], act_type="relu")
+    h = add("bilinear_interp_v2", [h], out_h=10, out_w=10)
+    h = add("nearest_interp_v2", [h], scale=(2.0, 2.0))
+    h = add("batch_norm", [h, const("s", (8,)), const("bb", (8,)), const("m", (8,)), const("v2", (8,), positive=True)])
+    h = add("sigmoid", [add("concat", [h, h], axis=1)])
+    f = add("reshape2", [add("transpose2", [h], axis=(0, 2, 3, 1))], shape=(1, 400, 16))
+    f = add("layer_norm", [f, const("g", (16,)), const("be", (16,))], begin_norm_axis=2)
+    f = add("fc", [f, const("fw", (16, 16)), const("fb", (16,))], in_num_col_dims=2, act_type="relu")
+    f = add("softmax", [add("matmul_v2", [f, f], trans_y=True)], axis=-1)
+    y = add("reduce_mean", [f], dim=(2,), keep_dim=False)
+    graph = Graph(nodes, ["x"], [y], t)
+    infer_shapes(graph)
+    return graph, {"x": RNG.standard_normal((1, 8, 16, 16)).astype(np.float32)}
+
+
+def warmup(verbose: bool = True) -> float:
+    t0 = time.perf_counter()
+    graph, feeds = _graph()
+    for node in graph.nodes:  # the variant opt would pick for these shapes
+        node.kernel = f"cpu/{K.choose(node, graph.tensors, 'cpu')}"
+    from ..format import read, to_bytes
+    Program(read(buffer=to_bytes(graph))).run(feeds)
+    seconds = time.perf_counter() - t0
+    if verbose:
+        print(f"liteopt kernels compiled and cached in {seconds:.1f} s")
+    return seconds
+
+
+if __name__ == "__main__":
+    warmup()
+    sys.exit(0)
