@@ -36,9 +36,7 @@ def _pool(x, y, kh, kw, sh, sw, pt, pl, is_max, exclusive, ph, pw):
                 for j in range(kw):
                     if is_max:
                         for ox in range(ow):
-                            v = row[ox * sw + j]
-                            if v > acc[ox]:
-                                acc[ox] = v
+                            acc[ox] = max(acc[ox], row[ox * sw + j])
                     else:
                         for ox in range(ow):
                             acc[ox] += row[ox * sw + j]
