@@ -227,11 +227,13 @@ def test_unsupported_layers_are_listed(tmp_path):
     proto = HEAD + '''
 layer { name: "a" type: "SPP" bottom: "data" top: "a" }
 layer { name: "b" type: "Embed" bottom: "a" top: "b" }
-layer { name: "c" type: "SPP" bottom: "b" top: "c" }'''
+layer { name: "c" type: "SPP" bottom: "b" top: "c" }
+layer { name: "d" type: "Python" bottom: "c" top: "d" }'''
     pt, cm = build(tmp_path, proto, {})
     with pytest.raises(UnsupportedOpsError) as e:
         optimize(model_file=pt, param_file=cm, optimize_out=str(tmp_path / "o"))
-    assert e.value.unsupported == {"Embed": ["b"], "SPP": ["a", "c"]}
+    assert e.value.unsupported == {"Embed": ["b"], "Python": ["d"], "SPP": ["a", "c"]}
+    assert "'SPP' x2 (a, c)" in str(e.value) and "net.prototxt" in str(e.value)
 
 
 def test_blob_mismatch_names_the_layer(tmp_path):

@@ -83,6 +83,17 @@ def _layers(net: pb.NetParameter):
         yield name, ltype, bottoms, tops, lyr
 
 
+def unsupported_layers(layers) -> dict[str, list[str]]:
+    """Layer type -> names of its layers, for every type we cannot convert (a Python layer that reads
+    bottoms is a custom op, not an input)."""
+    bad: dict[str, list[str]] = {}
+    for name, ltype, bottoms, _, _ in layers:
+        known = ltype in LAYERS or ltype in SKIPPED or (ltype in INPUT_LAYERS and not bottoms)
+        if not known:
+            bad.setdefault(ltype, []).append(name)
+    return dict(sorted(bad.items()))
+
+
 class CaffeCtx(ConvertCtx):
     """The ONNX converters' context, plus the current layer's blobs from the .caffemodel."""
 
@@ -121,14 +132,13 @@ def load_caffe(prototxt: str, caffemodel: str, input_shapes: dict | None = None)
     net = _read_prototxt(prototxt)
     weights = _read_caffemodel(caffemodel)
     layers = list(_layers(net))
-    unsupported: dict[str, list[str]] = {}
-    for name, ltype, *_ in layers:
-        if ltype not in LAYERS and ltype not in SKIPPED and ltype not in INPUT_LAYERS:
-            unsupported.setdefault(ltype, []).append(name)
-    if unsupported:
+    bad = unsupported_layers(layers)
+    if bad:
+        total = sum(len(v) for v in bad.values())
         raise UnsupportedOpsError(
-            f"{prototxt}: {len(unsupported)} layer type(s) are not supported: " +
-            "; ".join(f"'{k}' ({', '.join(v)})" for k, v in sorted(unsupported.items())), dict(sorted(unsupported.items())))
+            f"{prototxt}: this model is not supported, because {len(bad)} layer type(s) ({total} layer(s)) are not "
+            "supported: " + "; ".join(f"'{k}' x{len(v)} ({', '.join(v[:5])}{', ...' if len(v) > 5 else ''})"
+                                      for k, v in bad.items()), bad)
     blobs: dict[str, list] = {}
     for name, _, _, _, lyr in _layers(weights):
         try:
