@@ -21,9 +21,11 @@ def layer(*types):
     return deco
 
 
-def _pair(values, h, w, default):
+def _pair(ctx, values, h, w, default, what):
     """Caffe's repeated (1 or 2 values) field with its _h/_w overrides -> (h, w)."""
     v = list(values)
+    if len(v) > 2:
+        raise ctx.error(f"{len(v)} values of {what}: only 2-D convolutions are supported")
     out = (v[0], v[0]) if len(v) == 1 else (tuple(v) if len(v) == 2 else (default, default))
     return (h if h is not None else out[0], w if w is not None else out[1])
 
@@ -64,10 +66,13 @@ def convolution(ctx, ins, lyr):
     p = lyr.convolution_param
     x = ins[0]
     c = _channels(ctx, x)
-    kh, kw = _pair(p.kernel_size, _opt(p, "kernel_h"), _opt(p, "kernel_w"), 1)
-    sh, sw = _pair(p.stride, _opt(p, "stride_h"), _opt(p, "stride_w"), 1)
-    ph, pw = _pair(p.pad, _opt(p, "pad_h"), _opt(p, "pad_w"), 0)
-    dh, dw = _pair(p.dilation, None, None, 1)
+    if ctx.rank(x) != 4 or p.axis not in (1, -3):
+        raise ctx.error(f"only 2-D convolutions over axis 1 of NCHW are supported (input {ctx.shape(x)}, "
+                        f"axis {p.axis})")
+    kh, kw = _pair(ctx, p.kernel_size, _opt(p, "kernel_h"), _opt(p, "kernel_w"), 1, "kernel_size")
+    sh, sw = _pair(ctx, p.stride, _opt(p, "stride_h"), _opt(p, "stride_w"), 1, "stride")
+    ph, pw = _pair(ctx, p.pad, _opt(p, "pad_h"), _opt(p, "pad_w"), 0, "pad")
+    dh, dw = _pair(ctx, p.dilation, None, None, 1, "dilation")
     g, o = p.group, p.num_output
     deconv = ctx.node_op == "Deconvolution"
     if c % g or o % g:
