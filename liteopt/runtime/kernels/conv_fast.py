@@ -1,7 +1,7 @@
 """Fast convolution variants, picked by opt from the node's shapes and recorded in the .nb:
 
 - `gemm`: im2col + BLAS sgemm per group (1x1 stride-1 convs skip im2col: a plain GEMM);
-- `winograd_f63` / `winograd_f23`: Winograd F(6x6, 3x3) / F(2x2, 3x3) for 3x3 stride-1 convs, the filter
+- `winograd_f43` / `winograd_f63` / `winograd_f23`: Winograd F(4x4|6x6|2x2, 3x3) for 3x3 stride-1 convs, the filter
   transform done once at load (`prepare`), the 36/16 element-wise products as one batched BLAS matmul;
 - `direct` depthwise 3x3 / 5x5 (stride 1 or 2) numba kernels.
 Bias and the fused activation are applied in each kernel's epilogue; every variant writes into `out`
@@ -318,64 +318,83 @@ def winograd_matrices(m: int, r: int = 3):
     return as_np(at), as_np(g), as_np(bt)
 
 
-@njit(**PJIT)
+@njit(**dict(PJIT, fastmath=True))
 def _wino_input(xp, v, bt, m, th, tw):
-    """xp: (C, th*m+2, tw*m+2) padded input -> v: (n*n, C, th*tw) = B^T d B per tile."""
+    """xp: (C, th*m+2, tw*m+2) padded input -> v: (n*n, C, T) = B^T d B of every tile. Per channel, the
+    tiles are gathered side by side so each multiply-add runs over all T tiles at once (vectorizes), and
+    the zeros of B^T are skipped."""
     c_in = xp.shape[0]
     n = bt.shape[0]
+    nt = th * tw
     for c in prange(c_in):
-        d = np.empty((n, n))
-        tmp = np.empty((n, n))
+        d = np.empty((n, n, nt), np.float32)
         for ty in range(th):
             for tx in range(tw):
-                for i in range(n):
-                    for j in range(n):
-                        d[i, j] = xp[c, ty * m + i, tx * m + j]
-                for i in range(n):
-                    for j in range(n):
-                        acc = 0.0
-                        for k in range(n):
-                            acc += bt[i, k] * d[k, j]
-                        tmp[i, j] = acc
                 t = ty * tw + tx
                 for i in range(n):
                     for j in range(n):
-                        acc = 0.0
-                        for k in range(n):
-                            acc += tmp[i, k] * bt[j, k]
-                        v[i * n + j, c, t] = acc
+                        d[i, j, t] = xp[c, ty * m + i, tx * m + j]
+        tmp = np.zeros((n, n, nt), np.float32)
+        for i in range(n):
+            for k in range(n):
+                b = np.float32(bt[i, k])
+                if b != 0:
+                    for j in range(n):
+                        for t in range(nt):
+                            tmp[i, j, t] += b * d[k, j, t]
+        for i in range(n):
+            for j in range(n):
+                row = v[i * n + j, c]
+                for t in range(nt):
+                    row[t] = 0.0
+                for k in range(n):
+                    b = np.float32(bt[j, k])
+                    if b != 0:
+                        for t in range(nt):
+                            row[t] += b * tmp[i, k, t]
 
 
-@njit(**PJIT)
+@njit(**dict(PJIT, fastmath=True))
 def _wino_output(mm, y, at, m, th, tw, bias, has_bias, code, alpha):
-    """mm: (n*n, O, T) -> y: (O, oh, ow) = A^T M A per tile, cropped, + bias, activation."""
+    """mm: (n*n, O, T) -> y: (O, oh, ow) = A^T M A of every tile (vectorized over tiles), cropped,
+    + bias, activation."""
     o_n = mm.shape[1]
     n = at.shape[1]
+    nt = th * tw
     oh, ow = y.shape[1], y.shape[2]
     for o in prange(o_n):
-        tmp = np.empty((m, n))
-        add = bias[o] if has_bias else 0.0
-        for ty in range(th):
-            for tx in range(tw):
-                t = ty * tw + tx
-                for i in range(m):
+        tmp = np.zeros((m, n, nt), np.float32)
+        for i in range(m):
+            for k in range(n):
+                a = np.float32(at[i, k])
+                if a != 0:
                     for j in range(n):
-                        acc = 0.0
-                        for k in range(n):
-                            acc += at[i, k] * mm[k * n + j, o, t]
-                        tmp[i, j] = acc
-                for i in range(m):
-                    yy = ty * m + i
-                    if yy >= oh:
-                        break
+                        src = mm[k * n + j, o]
+                        for t in range(nt):
+                            tmp[i, j, t] += a * src[t]
+        res = np.zeros((m, m, nt), np.float32)
+        for i in range(m):
+            for j in range(m):
+                for k in range(n):
+                    a = np.float32(at[j, k])
+                    if a != 0:
+                        for t in range(nt):
+                            res[i, j, t] += a * tmp[i, k, t]
+        add = bias[o] if has_bias else np.float32(0.0)
+        for ty in range(th):
+            for i in range(m):
+                yy = ty * m + i
+                if yy >= oh:
+                    break
+                for tx in range(tw):
+                    t = ty * tw + tx
                     for j in range(m):
                         xx = tx * m + j
                         if xx >= ow:
                             break
-                        acc = 0.0
-                        for k in range(n):
-                            acc += tmp[i, k] * at[j, k]
-                        y[o, yy, xx] = _act(acc + add, code, alpha)
+                        y[o, yy, xx] = res[i, j, t] + add
+        for yy in range(oh):
+            _act_row(y[o, yy], code, alpha)
 
 
 def _wino_applies(node, tensors):
@@ -383,6 +402,15 @@ def _wino_applies(node, tensors):
     a = node.attrs
     return (_conv_applies(node, tensors) and tuple(w[2:]) == (3, 3) and a["groups"] == 1
             and tuple(a["strides"]) == (1, 1) and tuple(a["dilations"]) == (1, 1) and w[0] >= 8 and w[1] >= 8)
+
+
+def _wino_f43_pays(node, tensors):
+    """F(4,3) beats im2col + GEMM on this machine from about 28x28 outputs with 16+ channels
+    (benchmarks/bench.py --profile; smaller maps waste too much of their 4x4 tiles)."""
+    y = tensors[node.outputs[0]].shape
+    w = tensors[node.inputs[1]].shape
+    return (_wino_applies(node, tensors) and all(isinstance(d, int) for d in y[2:]) and y[2] * y[3] >= 28 * 28
+            and w[0] >= 16 and w[1] >= 16)
 
 
 def _wino_out_large(node, tensors):
@@ -439,9 +467,12 @@ def _wino_fallback(x, w, b, **attrs):
     return y
 
 
-# Measured on this machine (benchmarks/bench.py --profile), the numba Winograd transforms do not yet beat
-# im2col + BLAS: the Winograd variants rank below `gemm` and are used when forced (kernel_override).
+# Measured on this machine (benchmarks/bench.py --profile): F(4,3) wins from 28x28 outputs (about 1.5x
+# over im2col + GEMM), F(6,3) is no better and loses precision, F(2,3) saves too little: they rank below
+# `gemm` and are used when forced (kernel_override).
 kernel("conv2d", variant="winograd_f63", out=True, applies=_wino_out_large, priority=5,
        prepare=_wino_prepare(6))(_wino_fallback)
+kernel("conv2d", variant="winograd_f43", out=True, applies=_wino_f43_pays, priority=15,
+       prepare=_wino_prepare(4))(_wino_fallback)
 kernel("conv2d", variant="winograd_f23", out=True, applies=_wino_applies, priority=4,
        prepare=_wino_prepare(2))(_wino_fallback)
