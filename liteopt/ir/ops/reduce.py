@@ -1,5 +1,11 @@
-"""Reductions (Paddle Lite names): reduce_{max,min,mean,sum,prod} over `dim` (all dims when reduce_all),
-and arg_max / arg_min (int64 indices)."""
+"""Reductions (Paddle Lite names): reduce_{max,min,mean,sum,prod} over `dim` (every dim when `reduce_all`
+or `dim` is empty), and arg_max / arg_min (int64 indices along `axis`).
+
+The result keeps X's dtype. Integer mean truncates towards zero (sum / count in C, as onnxruntime).
+Over an empty set: max gives the dtype's lowest value (-inf), min its highest, sum and mean 0, prod 1.
+Max/min propagate NaN (numpy); arg_max/arg_min scan in order and keep the first extremum (the last
+with `select_last_index`), so a NaN never wins unless it comes first (onnxruntime's result).
+"""
 from __future__ import annotations
 
 import numpy as np
@@ -11,7 +17,14 @@ REDUCE_ATTRS = {"dim": (0,), "keep_dim": False, "reduce_all": False}
 
 
 def reduce_axes(ndim: int, dim, reduce_all: bool) -> tuple[int, ...]:
+    """The reduced axes, sorted and non-negative."""
     return tuple(range(ndim)) if reduce_all or not dim else tuple(sorted({d % ndim for d in dim}))
+
+
+def reduce_shape(shape: tuple, axes: tuple[int, ...], keep_dim: bool) -> tuple:
+    if keep_dim:
+        return tuple(1 if i in axes else d for i, d in enumerate(shape))
+    return tuple(d for i, d in enumerate(shape) if i not in axes)
 
 
 def _reduce_infer(ctx: InferCtx):
@@ -19,29 +32,63 @@ def _reduce_infer(ctx: InferCtx):
     if x is None:
         return [TensorType(ctx.dtype(0), None)]
     a = ctx.attrs
-    for d in a["dim"]:
-        normalize_axis(ctx, d, max(len(x), 1))
+    if not a["reduce_all"]:
+        for d in a["dim"]:
+            normalize_axis(ctx, d, len(x))
     axes = reduce_axes(len(x), a["dim"], a["reduce_all"]) if x else ()
-    if a["keep_dim"]:
-        return [TensorType(ctx.dtype(0), tuple(1 if i in axes else d for i, d in enumerate(x)))]
-    return [TensorType(ctx.dtype(0), tuple(d for i, d in enumerate(x) if i not in axes))]
+    return [TensorType(ctx.dtype(0), reduce_shape(x, axes, a["keep_dim"]))]
+
+
+def extreme(dtype: np.dtype, high: bool):
+    """The dtype's highest (high) or lowest value: the identity of min (max)."""
+    if dtype.kind == "f":
+        return np.inf if high else -np.inf
+    if dtype.kind == "b":
+        return high
+    info = np.iinfo(dtype)
+    return info.max if high else info.min
+
+
+def _max(x, axis, keepdims):
+    return np.max(x, axis=axis, keepdims=keepdims, initial=extreme(x.dtype, False))
+
+
+def _min(x, axis, keepdims):
+    return np.min(x, axis=axis, keepdims=keepdims, initial=extreme(x.dtype, True))
+
+
+def _sum(x, axis, keepdims):
+    return np.sum(x, axis=axis, keepdims=keepdims, dtype=np.float64 if x.dtype.kind == "f" else None)
+
+
+def _mean(x, axis, keepdims):
+    """sum / count; integers truncate towards zero; the mean of nothing is 0 (onnxruntime)."""
+    count = max(int(np.prod([x.shape[a] for a in axis])), 1) if x.ndim else 1
+    s = _sum(x, axis, keepdims)
+    if x.dtype.kind in "iu":
+        return np.sign(s) * (np.abs(s) // count)
+    return s / count
+
+
+def _prod(x, axis, keepdims):
+    return np.prod(x, axis=axis, keepdims=keepdims)
 
 
 def _reduce(name, fn, doc):
     def ref(x, *, dim, keep_dim, reduce_all):
-        axes = reduce_axes(x.ndim, dim, reduce_all) if x.ndim else None
-        return np.asarray(fn(x, axis=axes, keepdims=keep_dim)).astype(x.dtype)
+        axes = reduce_axes(x.ndim, dim, reduce_all) if x.ndim else ()
+        with np.errstate(all="ignore"):
+            return np.asarray(fn(x, axes, keep_dim)).astype(x.dtype)
     ref.__doc__ = doc
     ref.__name__ = name
     op(name, attrs=REDUCE_ATTRS, infer=_reduce_infer)(ref)
 
 
-_reduce("reduce_max", np.max, "maximum over `dim`")
-_reduce("reduce_min", np.min, "minimum over `dim`")
-_reduce("reduce_mean", lambda x, **kw: np.mean(x, dtype=np.float64, **kw), "mean over `dim`")
-_reduce("reduce_sum", lambda x, **kw: np.sum(x, dtype=np.float64 if x.dtype.kind == "f" else None, **kw),
-        "sum over `dim`")
-_reduce("reduce_prod", np.prod, "product over `dim`")
+_reduce("reduce_max", _max, "maximum over `dim`")
+_reduce("reduce_min", _min, "minimum over `dim`")
+_reduce("reduce_mean", _mean, "mean over `dim` (integers truncate)")
+_reduce("reduce_sum", _sum, "sum over `dim`")
+_reduce("reduce_prod", _prod, "product over `dim`")
 
 
 def _arg_infer(ctx: InferCtx):
@@ -49,24 +96,28 @@ def _arg_infer(ctx: InferCtx):
     if x is None:
         return [TensorType(DType.INT64, None)]
     a = normalize_axis(ctx, ctx.attrs["axis"], len(x))
-    if ctx.attrs["keepdims"]:
-        return [TensorType(DType.INT64, tuple(1 if i == a else d for i, d in enumerate(x)))]
-    return [TensorType(DType.INT64, tuple(d for i, d in enumerate(x) if i != a))]
+    return [TensorType(DType.INT64, reduce_shape(x, (a,), ctx.attrs["keepdims"]))]
 
 
-def _arg(name, fn, doc):
+def _arg(name, fn, nan_as, doc):
     def ref(x, *, axis, keepdims, select_last_index):
         a = axis % x.ndim
+        first_nan = None
+        if x.dtype.kind == "f" and x.shape[a] and np.isnan(x).any():
+            first_nan = np.isnan(np.take(x, 0, axis=a))
+            x = np.where(np.isnan(x), nan_as, x)
         if select_last_index:
             r = x.shape[a] - 1 - fn(np.flip(x, axis=a), axis=a)
         else:
             r = fn(x, axis=a)
-        r = r.astype(np.int64)
+        if first_nan is not None:
+            r = np.where(first_nan, 0, r)
+        r = np.asarray(r).astype(np.int64)
         return np.expand_dims(r, a) if keepdims else r
     ref.__doc__ = doc
     ref.__name__ = name
     op(name, attrs={"axis": 0, "keepdims": True, "select_last_index": False}, infer=_arg_infer)(ref)
 
 
-_arg("arg_max", np.argmax, "index of the maximum along `axis` (int64)")
-_arg("arg_min", np.argmin, "index of the minimum along `axis` (int64)")
+_arg("arg_max", np.argmax, -np.inf, "index of the maximum along `axis` (int64)")
+_arg("arg_min", np.argmin, np.inf, "index of the minimum along `axis` (int64)")

@@ -1,45 +1,136 @@
-"""cpu kernels of the element-wise family: one numba loop over the broadcast output (operands viewed as
-6-D with zero strides where they broadcast), the op chosen by a code, the fused activation in the epilogue."""
+"""cpu kernels of the element-wise family.
+
+Every op runs one numba loop over the broadcast output. The operands are passed flat (contiguous 1-D)
+with, per operand, its element stride along each output dim (0 where it is broadcast); `_layout` drops
+size-1 dims and merges adjacent dims along which every operand is contiguous, so same-shape and
+scalar operands become one flat loop and a per-channel operand (N, C, H, W) x (1, C, 1, 1) becomes a
+loop over (N, C, H*W). The loop walks the outer dims with an odometer and runs the last dim inline.
+
+The op is chosen by a code (tables below). Floats are computed in their own dtype, integers in int64
+(stored back with wrap-around, as numpy and onnxruntime do); keeping the two apart keeps numba from
+unifying an integer result with a float one (which would lose int64 precision).
+"""
 from __future__ import annotations
 
 import numpy as np
 
+from ...ir import OPS
 from ...ir.ops.activation import apply_act
 from . import kernel
 from ._util import JIT, njit
 from .conv_fast import ACT_CODES, _act
 
-RANK = 6
-ARITH = {"elementwise_add": 0, "elementwise_sub": 1, "elementwise_mul": 2, "elementwise_div": 3,
-         "elementwise_max": 4, "elementwise_min": 5, "elementwise_pow": 6, "elementwise_mod": 7}
-COMPARE = {"equal": 0, "greater_than": 2, "greater_equal": 3, "less_than": 4, "less_equal": 5,
-           "logical_and": 6, "logical_or": 7}
+# division by zero gives inf/nan (float) instead of raising; integer division by zero is guarded below
+EJIT = dict(JIT, error_model="numpy")
+
+ADD, SUB, MUL, DIV, MAX, MIN, POW, MOD, FMOD = range(9)
+ARITH = {"elementwise_add": ADD, "elementwise_sub": SUB, "elementwise_mul": MUL, "elementwise_div": DIV,
+         "elementwise_max": MAX, "elementwise_min": MIN, "elementwise_pow": POW, "elementwise_mod": MOD}
+COMPARE = {"equal": 0, "greater_than": 1, "greater_equal": 2, "less_than": 3, "less_equal": 4,
+           "logical_and": 5, "logical_or": 6}
+FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
+INTS = tuple(np.dtype(t) for t in (np.int8, np.int16, np.int32, np.int64, np.uint8, np.uint16, np.uint32))
+
+
+# --- layout: broadcast strides, collapsed -------------------------------------------------------
+
+def _layout(shape: tuple, arrays: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """(dims, strides[k, d]): the output `shape` without size-1 dims and with mergeable neighbours merged,
+    and each (contiguous) array's element stride along each of those dims (0 where it broadcasts)."""
+    rank = len(shape)
+    per = []
+    for a in arrays:
+        st = [0] * rank
+        step = 1
+        for d in range(1, a.ndim + 1):
+            if a.shape[-d] != 1:
+                st[rank - d] = step
+            step *= a.shape[-d]
+        per.append(st)
+    dims: list[int] = []
+    strides: list[list[int]] = []
+    for d, n in enumerate(shape):
+        if n == 1:
+            continue
+        col = [st[d] for st in per]
+        if dims and all(p == s * n for p, s in zip(strides[-1], col)):
+            dims[-1] *= n
+            strides[-1] = col
+        else:
+            dims.append(n)
+            strides.append(col)
+    if not dims:
+        dims, strides = [1], [[0] * len(arrays)]
+    return np.array(dims, np.int64), np.array(strides, np.int64).T.copy()
 
 
 @njit(inline="always", **JIT)
-def _arith(a, b, code, is_int):
-    if code == 0:
+def _advance(idx, dims, strides, offs):
+    """Odometer step over dims[:-1]: the next row's start offset of every operand."""
+    for d in range(dims.size - 2, -1, -1):
+        idx[d] += 1
+        for k in range(offs.size):
+            offs[k] += strides[k, d]
+        if idx[d] < dims[d]:
+            return
+        for k in range(offs.size):
+            offs[k] -= strides[k, d] * dims[d]
+        idx[d] = 0
+
+
+def _rows(dims):
+    return int(np.prod(dims[:-1])) if dims.size > 1 else 1
+
+
+# --- scalar ops -------------------------------------------------------------------------------------
+
+@njit(inline="always", **EJIT)
+def _arith_float(a, b, code):
+    """One float op; NaN propagates through max/min (like numpy and onnxruntime)."""
+    if code == ADD:
         return a + b
-    if code == 1:
+    if code == SUB:
         return a - b
-    if code == 2:
+    if code == MUL:
         return a * b
-    if code == 3:
-        if is_int:
-            if b == 0:
-                return a * 0
-            q = abs(a) // abs(b)
-            return q if (a >= 0) == (b >= 0) else -q
+    if code == DIV:
         return a / b
-    if code == 4:
-        return a if a >= b else b
-    if code == 5:
-        return a if a <= b else b
-    if code == 6:
+    if code == MAX:
+        return a if a >= b or a != a else b
+    if code == MIN:
+        return a if a <= b or a != a else b
+    if code == POW:
         return a ** b
-    if is_int:
-        return a % b if b != 0 else a * 0
-    return np.fmod(a, b)
+    r = np.fmod(a, b)
+    if code == MOD and r != 0 and (r < 0) != (b < 0):
+        r += b
+    return r
+
+
+@njit(inline="always", **EJIT)
+def _arith_int(a, b, code):
+    """One int64 op: division truncates towards zero; x / 0 and x mod 0 are 0; pow goes through float64."""
+    if code == ADD:
+        return a + b
+    if code == SUB:
+        return a - b
+    if code == MUL:
+        return a * b
+    if code == MAX:
+        return a if a >= b else b
+    if code == MIN:
+        return a if a <= b else b
+    if code == POW:
+        return np.int64(np.float64(a) ** np.float64(b))
+    if b == 0:
+        return a * 0
+    if code == DIV:
+        q = abs(a) // abs(b)
+        return q if (a >= 0) == (b >= 0) else -q
+    if code == MOD:
+        return a % b
+    r = abs(a) % abs(b)
+    return r if a >= 0 else -r
 
 
 @njit(inline="always", **JIT)
@@ -47,84 +138,139 @@ def _compare(a, b, code):
     if code == 0:
         return a == b
     if code == 1:
-        return a != b
-    if code == 2:
         return a > b
-    if code == 3:
+    if code == 2:
         return a >= b
-    if code == 4:
+    if code == 3:
         return a < b
-    if code == 5:
+    if code == 4:
         return a <= b
-    if code == 6:
+    if code == 5:
         return bool(a) and bool(b)
     return bool(a) or bool(b)
 
 
-@njit(**JIT)
-def _arith6(a, b, out, code, is_int, act, alpha):
-    s = out.shape
-    for i0 in range(s[0]):
-        for i1 in range(s[1]):
-            for i2 in range(s[2]):
-                for i3 in range(s[3]):
-                    for i4 in range(s[4]):
-                        for i5 in range(s[5]):
-                            v = _arith(a[i0, i1, i2, i3, i4, i5], b[i0, i1, i2, i3, i4, i5], code, is_int)
-                            out[i0, i1, i2, i3, i4, i5] = _act(v, act, alpha) if act else v
+# --- loops --------------------------------------------------------------------------------------------
+
+@njit(inline="always", **EJIT)
+def _row_float(out, a, b, sa, sb, code):
+    if sa and sb:
+        for i in range(out.size):
+            out[i] = _arith_float(a[i], b[i], code)
+    elif sa:
+        bv = b[0]
+        for i in range(out.size):
+            out[i] = _arith_float(a[i], bv, code)
+    else:
+        av = a[0]
+        for i in range(out.size):
+            out[i] = _arith_float(av, b[i], code)
+
+
+@njit(**EJIT)
+def _float_loop(out, a, b, dims, strides, rows, code, act, alpha):
+    idx = np.zeros(dims.size, np.int64)
+    offs = np.zeros(3, np.int64)
+    n = dims[-1]
+    so, sa, sb = strides[0, -1], strides[1, -1], strides[2, -1]
+    for _ in range(rows):
+        o, ia, ib = offs[0], offs[1], offs[2]
+        if so == 1 and sa <= 1 and sb <= 1:  # contiguous rows: slices, so that LLVM vectorizes
+            _row_float(out[o:o + n], a[ia:ia + n] if sa else a[ia:ia + 1], b[ib:ib + n] if sb else b[ib:ib + 1],
+                       sa, sb, code)
+        else:
+            for i in range(n):
+                out[o + i * so] = _arith_float(a[ia + i * sa], b[ib + i * sb], code)
+        if act:
+            for i in range(n):
+                out[o + i * so] = _act(out[o + i * so], act, alpha)
+        _advance(idx, dims, strides, offs)
+
+
+@njit(**EJIT)
+def _int_loop(out, a, b, dims, strides, rows, code):
+    idx = np.zeros(dims.size, np.int64)
+    offs = np.zeros(3, np.int64)
+    n = dims[-1]
+    so, sa, sb = strides[0, -1], strides[1, -1], strides[2, -1]
+    for _ in range(rows):
+        o, ia, ib = offs[0], offs[1], offs[2]
+        for i in range(n):
+            out[o + i * so] = _arith_int(np.int64(a[ia + i * sa]), np.int64(b[ib + i * sb]), code)
+        _advance(idx, dims, strides, offs)
 
 
 @njit(**JIT)
-def _arith_flat(a, b, out, code, is_int, act, alpha):
-    """Same-shape contiguous operands, or b a single value (b.size == 1)."""
-    scalar = b.size == 1
-    for i in range(out.size):
-        v = _arith(a[i], b[0] if scalar else b[i], code, is_int)
-        out[i] = _act(v, act, alpha) if act else v
+def _compare_loop(out, a, b, dims, strides, rows, code):
+    idx = np.zeros(dims.size, np.int64)
+    offs = np.zeros(3, np.int64)
+    n = dims[-1]
+    so, sa, sb = strides[0, -1], strides[1, -1], strides[2, -1]
+    for _ in range(rows):
+        o, ia, ib = offs[0], offs[1], offs[2]
+        for i in range(n):
+            out[o + i * so] = _compare(a[ia + i * sa], b[ib + i * sb], code)
+        _advance(idx, dims, strides, offs)
 
 
 @njit(**JIT)
-def _compare6(a, b, out, code):
-    s = out.shape
-    for i0 in range(s[0]):
-        for i1 in range(s[1]):
-            for i2 in range(s[2]):
-                for i3 in range(s[3]):
-                    for i4 in range(s[4]):
-                        for i5 in range(s[5]):
-                            out[i0, i1, i2, i3, i4, i5] = _compare(a[i0, i1, i2, i3, i4, i5],
-                                                                   b[i0, i1, i2, i3, i4, i5], code)
+def _where_loop(out, c, a, b, dims, strides, rows):
+    idx = np.zeros(dims.size, np.int64)
+    offs = np.zeros(4, np.int64)
+    n = dims[-1]
+    so, sc, sa, sb = strides[0, -1], strides[1, -1], strides[2, -1], strides[3, -1]
+    for _ in range(rows):
+        o, ic, ia, ib = offs[0], offs[1], offs[2], offs[3]
+        for i in range(n):
+            out[o + i * so] = a[ia + i * sa] if c[ic + i * sc] else b[ib + i * sb]
+        _advance(idx, dims, strides, offs)
 
 
-def _view6(a: np.ndarray, shape: tuple) -> np.ndarray:
-    """a broadcast to `shape` and viewed as 6-D (leading 1s), without copying."""
-    full = (1,) * (RANK - len(shape)) + tuple(shape)
-    return np.broadcast_to(a.reshape((1,) * (RANK - a.ndim) + a.shape) if a.ndim <= RANK else a, full)
+# --- wrappers -----------------------------------------------------------------------------------------
+
+def _prepare(out, dtype, *operands):
+    """(result array, its flat view, flat contiguous operands, dims, strides, rows) for the broadcast."""
+    shape = np.broadcast_shapes(*(a.shape for a in operands))
+    res = out if out is not None else np.empty(shape, dtype)
+    if not res.flags.c_contiguous:
+        res = np.empty(shape, dtype)
+    flats = [np.ascontiguousarray(a).reshape(-1) for a in operands]
+    dims, strides = _layout(shape, [res, *operands])
+    return res, res.reshape(-1), flats, dims, strides, _rows(dims)
 
 
-def _out(out, shape, dtype):
-    return out if out is not None else np.empty(shape, dtype)
+def _finish(res, out):
+    if out is not None and res is not out:
+        out[...] = res
+        return out
+    return res
+
+
+def _run_arith(name, code, x, y, act_type, act_alpha, out):
+    """One binary op in x's dtype (see the module docstring); None when numba does not handle the dtype."""
+    if x.dtype in INTS and code == POW:  # integers: pow in float64, truncated (see the op's doc)
+        with np.errstate(invalid="ignore"):
+            r = _run_arith(name, code, x.astype(np.float64), y.astype(np.float64), "", 0.0, None).astype(x.dtype)
+        return _finish(apply_act(r, act_type, act_alpha), out)
+    y = y.astype(x.dtype, copy=False)
+    res, flat, (fx, fy), dims, strides, rows = _prepare(out, x.dtype, x, y)
+    act = ACT_CODES.get(act_type, -1) if x.dtype in FLOATS else -1
+    if res.size:
+        if x.dtype in FLOATS:
+            _float_loop(flat, fx, fy, dims, strides, rows, code, max(act, 0), float(act_alpha))
+        else:
+            _int_loop(flat, fx, fy, dims, strides, rows, code)
+    if act_type and act < 0:
+        res[...] = apply_act(res, act_type, act_alpha)
+    return _finish(res, out)
 
 
 def _arith_kernel(name, code):
-    def run(x, y, *, act_type, act_alpha, out=None):
-        y = y.astype(x.dtype, copy=False)
-        shape = np.broadcast_shapes(x.shape, y.shape)
-        if len(shape) > RANK:
-            from ...ir import OPS
-            return OPS[name].run(x, y, act_type=act_type, act_alpha=act_alpha)[0]
-        res = _out(out, shape, x.dtype)
-        act = ACT_CODES.get(act_type, 0) if x.dtype.kind == "f" else 0
-        is_int = x.dtype.kind in "iu"
-        if res.size:
-            if x.shape == shape and (y.shape == shape or y.size == 1) and x.flags.c_contiguous and y.flags.c_contiguous:
-                _arith_flat(x.reshape(-1), y.reshape(-1), res.reshape(-1), code, is_int, act, float(act_alpha))
-            else:
-                _arith6(_view6(x, shape), _view6(y, shape), res.reshape((1,) * (RANK - len(shape)) + shape), code,
-                        is_int, act, float(act_alpha))
-        if act_type and act_type not in ACT_CODES:
-            res[...] = apply_act(res, act_type, act_alpha)
-        return res
+    def run(x, y, *, act_type, act_alpha, out=None, **attrs):
+        c = FMOD if attrs.get("fmod") else code
+        if x.dtype not in FLOATS + INTS:
+            return _finish(OPS[name].run(x, y, act_type=act_type, act_alpha=act_alpha, **attrs)[0], out)
+        return _run_arith(name, c, x, y, act_type, act_alpha, out)
     run.__name__ = name
     return run
 
@@ -135,12 +281,12 @@ for _name, _code in ARITH.items():
 
 def _compare_kernel(name, code):
     def run(x, y, out=None):
-        y = y.astype(x.dtype, copy=False)
-        shape = np.broadcast_shapes(x.shape, y.shape)
-        res = _out(out, shape, np.bool_)
+        if x.dtype == np.float16:
+            return _finish(OPS[name].run(x, y)[0], out)
+        res, flat, (fx, fy), dims, strides, rows = _prepare(out, np.bool_, x, y.astype(x.dtype, copy=False))
         if res.size:
-            _compare6(_view6(x, shape), _view6(y, shape), res.reshape((1,) * (RANK - len(shape)) + shape), code)
-        return res
+            _compare_loop(flat, fx, fy, dims, strides, rows, code)
+        return _finish(res, out)
     run.__name__ = name
     return run
 
@@ -151,26 +297,25 @@ for _name, _code in COMPARE.items():
 
 @kernel("where", out=True)
 def where(cond, x, y, out=None):
-    r = np.where(cond, x, y.astype(x.dtype, copy=False))
-    if out is not None:
-        out[...] = r
-        return out
-    return r
+    """x where cond else y, broadcasting all three."""
+    if x.dtype == np.float16:
+        return _finish(OPS["where"].run(cond, x, y)[0], out)
+    res, flat, (fc, fx, fy), dims, strides, rows = _prepare(out, x.dtype, cond.astype(np.bool_, copy=False), x,
+                                                             y.astype(x.dtype, copy=False))
+    if res.size:
+        _where_loop(flat, fc, fx, fy, dims, strides, rows)
+    return _finish(res, out)
+
+
+_add = _arith_kernel("elementwise_add", ADD)
 
 
 @kernel("sum", out=True)
 def sum_(*xs, out=None):
-    add = _arith_kernel("elementwise_add", 0)
+    """x0 + x1 + ... as a chain of adds in x0's dtype; the last add writes into `out`."""
+    if len(xs) == 1:
+        return _finish(np.array(xs[0]), out)
     acc = xs[0]
     for k, x in enumerate(xs[1:]):
-        last = k == len(xs) - 2
-        acc = add(acc, x, act_type="", act_alpha=0.0, out=out if last and out is not None and out.shape ==
-                  np.broadcast_shapes(acc.shape, x.shape) else None)
-    return acc if len(xs) > 1 else (_copy(xs[0], out))
-
-
-def _copy(x, out):
-    if out is not None:
-        out[...] = x
-        return out
-    return np.array(x)
+        acc = _add(acc, x, act_type="", act_alpha=0.0, out=out if k == len(xs) - 2 else None)
+    return acc

@@ -1,92 +1,150 @@
-"""cpu kernels of the reductions: a numba loop over (outer, reduced, inner) after moving the reduced axes
-together; arg_max/arg_min alike."""
+"""cpu kernels of the reductions: x viewed as (outer, r, inner) with the reduced axes in the middle (no copy
+when they are adjacent, e.g. H, W of NCHW or C; else a transpose moves them to the end), then one numba
+loop per outer index that accumulates whole inner rows (cache-friendly; a scalar accumulator when inner
+is 1). Floats accumulate sums in float64, integers in int64 (stored back with wrap-around); semantics as in ir/ops/reduce.py."""
 from __future__ import annotations
 
 import math
 
 import numpy as np
-from numba import prange
-
-from ...ir.ops.reduce import reduce_axes
+from ...ir.ops.reduce import extreme, reduce_axes, reduce_shape
 from . import kernel
 from ._util import JIT, njit
 
-PJIT = dict(JIT, parallel=True)
+MAX, MIN, MEAN, SUM, PROD = range(5)
+CODES = {"reduce_max": MAX, "reduce_min": MIN, "reduce_mean": MEAN, "reduce_sum": SUM, "reduce_prod": PROD}
 
 
-@njit(**PJIT)
-def _reduce3(x, out, code):
-    """x: (outer, r, inner) -> out: (outer, inner); code 0 max 1 min 2 mean 3 sum 4 prod."""
+@njit(**JIT)
+def _extremum3(x, out, want_max):
+    """out[o, i] = max (min) over k of x[o, k, i]; NaN propagates."""
     outer, r, inner = x.shape
-    for o in prange(outer):
+    for o in range(outer):
+        if inner == 1:  # a contiguous run: a scalar accumulator
+            m = x[o, 0, 0]
+            for k in range(1, r):
+                v = x[o, k, 0]
+                if (v > m if want_max else v < m) or v != v:
+                    m = v
+            out[o, 0] = m
+            continue
+        acc = x[o, 0].copy()
+        for k in range(1, r):
+            for i in range(inner):
+                v = x[o, k, i]
+                if (v > acc[i] if want_max else v < acc[i]) or v != v:
+                    acc[i] = v
+        out[o] = acc
+
+
+@njit(**JIT)
+def _accumulate3(x, out, code, is_int, zero):
+    """out[o, i] = sum / mean / product over k of x[o, k, i], accumulated in zero's type (float64 or int64);
+    an integer mean truncates towards zero."""
+    outer, r, inner = x.shape
+    for o in range(outer):
+        acc = np.full(inner, zero)
+        if inner == 1:  # a contiguous run: a scalar accumulator
+            t = zero + 1 if code == PROD else zero
+            for k in range(r):
+                if code == PROD:
+                    t *= x[o, k, 0]
+                else:
+                    t += x[o, k, 0]
+            acc[0] = t
+        elif code == PROD:
+            acc[:] = 1
+            for k in range(r):
+                for i in range(inner):
+                    acc[i] *= x[o, k, i]
+        else:
+            for k in range(r):
+                for i in range(inner):
+                    acc[i] += x[o, k, i]
         for i in range(inner):
-            if code == 0 or code == 1:
-                acc = x[o, 0, i]
-                for k in range(1, r):
-                    v = x[o, k, i]
-                    if (code == 0 and v > acc) or (code == 1 and v < acc) or v != v:
-                        acc = v
-                out[o, i] = acc
-            elif code == 4:
-                p = x[o, 0, i] * 0 + 1
-                for k in range(r):
-                    p *= x[o, k, i]
-                out[o, i] = p
+            v = acc[i]
+            if code != MEAN:
+                out[o, i] = v
+            elif is_int:
+                q = abs(v) // r
+                out[o, i] = q if v >= 0 else -q
             else:
-                s = 0.0
-                for k in range(r):
-                    s += x[o, k, i]
-                out[o, i] = s / r if code == 2 else s
+                out[o, i] = v / r
+
+
+def as_3d(x: np.ndarray, axes: tuple[int, ...]) -> np.ndarray:
+    """x as (outer, r, inner) with the `axes` (sorted) reduced in the middle dim."""
+    if axes and axes == tuple(range(axes[0], axes[-1] + 1)):
+        x = np.ascontiguousarray(x)
+        split = (axes[0], axes[-1] + 1)
+    else:
+        keep = tuple(i for i in range(x.ndim) if i not in axes)
+        x = np.ascontiguousarray(np.transpose(x, keep + axes))
+        split = (len(keep), x.ndim)
+    s = x.shape
+    return x.reshape(math.prod(s[:split[0]]), math.prod(s[split[0]:split[1]]), math.prod(s[split[1]:]))
 
 
 def _reduce_kernel(code):
     def run(x, *, dim, keep_dim, reduce_all, out=None):
         axes = reduce_axes(x.ndim, dim, reduce_all) if x.ndim else ()
-        keep = tuple(i for i in range(x.ndim) if i not in axes)
-        moved = np.ascontiguousarray(np.transpose(x, keep + axes)) if axes != tuple(range(x.ndim - len(axes), x.ndim)) \
-            else np.ascontiguousarray(x)
-        outer = math.prod(x.shape[i] for i in keep)
-        r = math.prod(x.shape[i] for i in axes)
-        shape = tuple(1 if i in axes else d for i, d in enumerate(x.shape)) if keep_dim else \
-            tuple(d for i, d in enumerate(x.shape) if i not in axes)
+        shape = reduce_shape(x.shape, axes, keep_dim)
         res = out if out is not None else np.empty(shape, x.dtype)
-        if r == 0:
-            from ...ir import OPS
-            res[...] = OPS[("reduce_max", "reduce_min", "reduce_mean", "reduce_sum", "reduce_prod")[code]].run(
-                x, dim=dim, keep_dim=keep_dim, reduce_all=reduce_all)[0]
+        if res.size == 0:
             return res
-        _reduce3(moved.reshape(outer, r, 1), res.reshape(outer, 1), code)
+        if not axes:  # a scalar
+            res[...] = x
+            return res
+        x3 = as_3d(x, axes)
+        o2 = res.reshape(x3.shape[0], x3.shape[2])
+        if x3.shape[1] == 0:  # over nothing: the identity
+            o2[...] = {MAX: extreme(x.dtype, False), MIN: extreme(x.dtype, True), PROD: 1}.get(code, 0)
+        elif code in (MAX, MIN):
+            _extremum3(x3, o2, code == MAX)
+        else:
+            is_int = x.dtype.kind in "iub"
+            _accumulate3(x3, o2, code, is_int, np.int64(0) if is_int else np.float64(0))
         return res
     return run
 
 
-for _code, _name in enumerate(("reduce_max", "reduce_min", "reduce_mean", "reduce_sum", "reduce_prod")):
+for _name, _code in CODES.items():
     kernel(_name, out=True)(_reduce_kernel(_code))
 
 
-@njit(**PJIT)
-def _argext(x, out, want_max, last):
+@njit(**JIT)
+def _argext3(x, out, want_max, last):
+    """out[o, i] = the k of the first (last) extremum of x[o, k, i] in scan order."""
     outer, r, inner = x.shape
-    for o in prange(outer):
-        for i in range(inner):
-            best, arg = x[o, 0, i], 0
+    for o in range(outer):
+        if inner == 1:  # a contiguous run: scalar state
+            b, j = x[o, 0, 0], 0
             for k in range(1, r):
+                v = x[o, k, 0]
+                if (v > b if want_max else v < b) or (last and v == b):
+                    b, j = v, k
+            out[o, 0] = j
+            continue
+        best = x[o, 0].copy()
+        arg = np.zeros(inner, np.int64)
+        for k in range(1, r):
+            for i in range(inner):
                 v = x[o, k, i]
-                better = (v > best) if want_max else (v < best)
-                if better or (last and v == best):
-                    best, arg = v, k
-            out[o, i] = arg
+                if (v > best[i] if want_max else v < best[i]) or (last and v == best[i]):
+                    best[i] = v
+                    arg[i] = k
+        out[o] = arg
 
 
 def _arg_kernel(want_max):
     def run(x, *, axis, keepdims, select_last_index, out=None):
         a = axis % x.ndim
-        outer, r, inner = math.prod(x.shape[:a]), x.shape[a], math.prod(x.shape[a + 1:])
-        shape = tuple(1 if i == a else d for i, d in enumerate(x.shape)) if keepdims else \
-            tuple(d for i, d in enumerate(x.shape) if i != a)
-        res = out if out is not None else np.empty(shape, np.int64)
-        _argext(np.ascontiguousarray(x).reshape(outer, r, inner), res.reshape(outer, inner), want_max,
-                select_last_index)
+        res = out if out is not None else np.empty(reduce_shape(x.shape, (a,), keepdims), np.int64)
+        x3 = as_3d(x, (a,))
+        if res.size:
+            if x3.shape[1] == 0:
+                raise ValueError(f"arg_max/arg_min over an empty axis {a} of shape {x.shape}")
+            _argext3(x3, res.reshape(x3.shape[0], x3.shape[2]), want_max, select_last_index)
         return res
     return run
 
