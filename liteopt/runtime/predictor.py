@@ -207,10 +207,11 @@ class Predictor:
 
 
 def load(path: str | None = None, *, buffer: bytes | None = None, target: str | None = None,
-         threads: int | None = None) -> Predictor:
-    """Load a .nb (from a path or bytes) and return a Predictor. `target="ref"` runs the numpy references."""
-    if threads:
-        set_threads(threads)
+         threads: int = 1) -> Predictor:
+    """Load a .nb (from a path or bytes) and return a Predictor. `target="ref"` runs the numpy references.
+    `threads` sets numba's and BLAS's threads for the process (1 by default, as MobileConfig: left at their
+    defaults, the two pools fight for the cores and small ops wait for each other)."""
+    set_threads(threads)
     return Predictor(Program(read(path, buffer=buffer), _target_of(target)))
 
 
