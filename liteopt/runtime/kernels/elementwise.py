@@ -18,7 +18,7 @@ from ...ir import OPS
 from ...ir.ops.activation import apply_act
 from . import kernel
 from ._util import JIT, njit
-from .conv_fast import ACT_CODES, _act
+from .conv_fast import ACT_CODES, _act, _act_row
 
 # division by zero gives inf/nan (float) instead of raising; integer division by zero is guarded below
 EJIT = dict(JIT, error_model="numpy")
@@ -181,7 +181,9 @@ def _float_loop(out, a, b, dims, strides, rows, code, act, alpha):
         else:
             for i in range(n):
                 out[o + i * so] = _arith_float(a[ia + i * sa], b[ib + i * sb], code)
-        if act:
+        if act and so == 1:
+            _act_row(out[o:o + n], act, alpha)  # one loop per activation: vectorizes
+        elif act:
             for i in range(n):
                 out[o + i * so] = _act(out[o + i * so], act, alpha)
         _advance(idx, dims, strides, offs)
