@@ -42,6 +42,8 @@ def blas_info() -> str:
 
 
 def sgemm_peak(n: int = 1024, repeat: int = 5) -> float:
+    from liteopt.runtime.threads import set_blas_threads
+    set_blas_threads(1)
     a = np.random.rand(n, n).astype(np.float32)
     b = np.random.rand(n, n).astype(np.float32)
     a @ b
