@@ -254,6 +254,35 @@ def _depthwise3x3(x, w, y, bias, has_bias, sh, pt, pb, pl, pr, code, alpha):
             _act_row(out, code, alpha)
 
 
+@njit(**dict(PJIT, fastmath=True))
+def _depthwise5x5(x, w, y, bias, has_bias, sh, pt, pb, pl, pr, code, alpha):
+    """5x5 (dilation 1, stride 1 or 2): per output row, each of the five kernel rows adds its five taps
+    unrolled (five vectorizable passes instead of twenty-five)."""
+    n, c, h, wd = x.shape
+    _, _, oh, ow = y.shape
+    hp, wp = h + pt + pb, wd + pl + pr
+    for k in prange(n * c):
+        b, ch = k // c, k % c
+        pad = np.zeros((hp + 1, wp + 4), np.float32)
+        pad[pt:pt + h, pl:pl + wd] = x[b, ch]
+        add = bias[ch] if has_bias else np.float32(0.0)
+        for oy in range(oh):
+            out = y[b, ch, oy]
+            for ox in range(ow):
+                out[ox] = add
+            for i in range(5):
+                r = pad[oy * sh + i]
+                w0, w1, w2, w3, w4 = w[ch, 0, i, 0], w[ch, 0, i, 1], w[ch, 0, i, 2], w[ch, 0, i, 3], w[ch, 0, i, 4]
+                if sh == 1:
+                    for ox in range(ow):
+                        out[ox] += w0 * r[ox] + w1 * r[ox + 1] + w2 * r[ox + 2] + w3 * r[ox + 3] + w4 * r[ox + 4]
+                else:
+                    for ox in range(ow):
+                        j = ox * sh
+                        out[ox] += w0 * r[j] + w1 * r[j + 1] + w2 * r[j + 2] + w3 * r[j + 3] + w4 * r[j + 4]
+            _act_row(out, code, alpha)
+
+
 def _dw_applies(node, tensors):
     w = tensors[node.inputs[1]].shape
     x = tensors[node.inputs[0]].shape
@@ -272,6 +301,8 @@ def depthwise_direct(x, w, b, *, out=None, strides, paddings, dilations, groups,
     xc, wc = np.ascontiguousarray(x, dtype=np.float32), np.ascontiguousarray(w, dtype=np.float32)
     if kh == kw == 3 and dh == dw == 1 and sh == sw:
         _depthwise3x3(xc, wc, y, bias, b is not None, sh, pt, pb, pl, pr, code, float(act_alpha))
+    elif kh == kw == 5 and dh == dw == 1 and sh == sw:
+        _depthwise5x5(xc, wc, y, bias, b is not None, sh, pt, pb, pl, pr, code, float(act_alpha))
     else:
         _depthwise(xc, wc, y, bias, b is not None, sh, sw, dh, dw, pt, pb, pl, pr, code, float(act_alpha))
     if act_type not in ACT_CODES:
