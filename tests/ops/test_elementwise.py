@@ -209,8 +209,8 @@ def test_shape_arithmetic(hw, tmp_path):
         helper.make_node("Cast", ["extra"], ["extra_f"], to=1),
         helper.make_node("Add", ["y", "extra_f"], ["out"]),
     ]
-    model = make_model(nodes, {"x": (F, [1, 3, "H", "W"])}, ["out", "hq"],
-                       {"i0": i64(0), "i2": i64(2), "i3": i64(3), "neg4": i64(-4), "two": i64(2), "n": i64(3)}, opset=13)
+    consts = {"i0": i64(0), "i2": i64(2), "i3": i64(3), "neg4": i64(-4), "two": i64(2), "n": i64(3)}
+    model = make_model(nodes, {"x": (F, [1, 3, "H", "W"])}, ["out", "hq"], consts, opset=13)
     check_model(model, {"x": r(1, 3, *hw)}, tmpdir=str(tmp_path))
 
 

@@ -1,7 +1,8 @@
 """cpu kernels of the reductions: x viewed as (outer, r, inner) with the reduced axes in the middle (no copy
 when they are adjacent, e.g. H, W of NCHW or C; else a transpose moves them to the end), then one numba
 loop per outer index that accumulates whole inner rows (cache-friendly; a scalar accumulator when inner
-is 1). Floats accumulate sums in float64, integers in int64 (stored back with wrap-around); semantics as in ir/ops/reduce.py."""
+is 1). Floats accumulate sums in float64, integers in int64 (stored back with wrap-around); semantics as
+in ir/ops/reduce.py."""
 from __future__ import annotations
 
 import math
