@@ -47,7 +47,7 @@ def test_binary_types(op, dtype, tmp_path):
 
 
 @pytest.mark.parametrize("op", ["Add", "Sub", "Mul", "Div"])
-@pytest.mark.parametrize("opset", [9, 13, 14])
+@pytest.mark.parametrize("opset", [9, 13, 14, 21])
 def test_int64_arithmetic(op, opset, tmp_path):
     """Negative operands: Div truncates towards zero (7 / -2 = -3), as onnxruntime."""
     a = np.array([[7, -7, 9, -9], [0, 5, -13, 13]], I64)
@@ -117,7 +117,7 @@ def test_mod_float(tmp_path):
 # --- Max / Min / Sum / Mean ----------------------------------------------------------------------------
 
 @pytest.mark.parametrize("op", ["Sum", "Max", "Min", "Mean"])
-@pytest.mark.parametrize("opset", [9, 13])
+@pytest.mark.parametrize("opset", [9, 13, 21])
 def test_variadic(op, opset, tmp_path):
     check_op(op, {"a": r(2, 3), "b": r(3), "c": r(2, 1)}, opset=opset, tmpdir=str(tmp_path))
     check_op(op, {"a": r(2, 3)}, opset=opset, tmpdir=str(tmp_path))

@@ -51,7 +51,7 @@ def test_reduce(op, axes, keepdims, opset, tmp_path):
     check_reduce(op, positive(op, X), axes, keepdims, opset, tmp_path)
 
 
-@pytest.mark.parametrize("opset", [9, 12, 13, 17])
+@pytest.mark.parametrize("opset", [9, 12, 13, 17, 18, 21])
 def test_reduce_sum_axes_by_opset(opset, tmp_path):
     """ReduceSum takes axes as an input from opset 13, the others from 18."""
     check_reduce("ReduceSum", X, [1, -1], 0, opset, tmp_path)
