@@ -1,0 +1,13 @@
+"""TensorFlow front end: `load(model_file, param_file, input_shapes)` -> ir.Graph from a frozen GraphDef
+(`.pb` binary or `.pbtxt` text), parsed with protobuf; TensorFlow is never imported."""
+from . import ops  # noqa: F401  (registers the converters)
+from .loader import load_tf
+from .registry import TF_OPS
+
+
+def load(model_file: str, param_file: str | None = None, input_shapes=None):
+    """Front-end entry point used by `converters.load` (a frozen graph holds its weights: no param_file)."""
+    return load_tf(model_file, input_shapes)
+
+
+__all__ = ["TF_OPS", "load", "load_tf"]
