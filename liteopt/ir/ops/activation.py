@@ -16,50 +16,50 @@ def _f(x, y):
     return np.asarray(y).astype(x.dtype, copy=False)
 
 
-@op("relu", infer=same_as(0))
+@op("relu", infer=same_as(0), inplace=True)
 def relu(x):
     """max(x, 0)"""
     return np.maximum(x, np.zeros((), x.dtype))
 
 
-@op("relu6", attrs={"threshold": 6.0}, infer=same_as(0))
+@op("relu6", attrs={"threshold": 6.0}, infer=same_as(0), inplace=True)
 def relu6(x, *, threshold):
     """min(max(x, 0), threshold)"""
     return _f(x, np.clip(x, 0, threshold))
 
 
-@op("leaky_relu", attrs={"alpha": 0.02}, infer=same_as(0))
+@op("leaky_relu", attrs={"alpha": 0.02}, infer=same_as(0), inplace=True)
 def leaky_relu(x, *, alpha):
     """x if x >= 0 else alpha * x"""
     return _f(x, np.where(x >= 0, x, x * np.float32(alpha)))
 
 
-@op("sigmoid", infer=same_as(0))
+@op("sigmoid", infer=same_as(0), inplace=True)
 def sigmoid(x):
     """1 / (1 + exp(-x))"""
     with np.errstate(over="ignore"):
         return _f(x, 1.0 / (1.0 + np.exp(-x)))
 
 
-@op("tanh", infer=same_as(0))
+@op("tanh", infer=same_as(0), inplace=True)
 def tanh(x):
     """tanh(x)"""
     return np.tanh(x)
 
 
-@op("hard_sigmoid", attrs={"slope": 0.2, "offset": 0.5}, infer=same_as(0))
+@op("hard_sigmoid", attrs={"slope": 0.2, "offset": 0.5}, infer=same_as(0), inplace=True)
 def hard_sigmoid(x, *, slope, offset):
     """clip(slope * x + offset, 0, 1)"""
     return _f(x, np.clip(x * np.float32(slope) + np.float32(offset), 0, 1))
 
 
-@op("hard_swish", attrs={"threshold": 6.0, "scale": 6.0, "offset": 3.0}, infer=same_as(0))
+@op("hard_swish", attrs={"threshold": 6.0, "scale": 6.0, "offset": 3.0}, infer=same_as(0), inplace=True)
 def hard_swish(x, *, threshold, scale, offset):
     """x * clip(x + offset, 0, threshold) / scale"""
     return _f(x, x * np.clip(x + np.float32(offset), 0, threshold) / np.float32(scale))
 
 
-@op("swish", attrs={"beta": 1.0}, infer=same_as(0))
+@op("swish", attrs={"beta": 1.0}, infer=same_as(0), inplace=True)
 def swish(x, *, beta):
     """x * sigmoid(beta * x)"""
     with np.errstate(over="ignore"):
@@ -73,7 +73,7 @@ def prelu(x, alpha, *, mode):
 
 
 @op("clip", inputs="X Min? Max?", attrs={"min": Attr("float", -math.inf), "max": Attr("float", math.inf)},
-    infer=same_as(0))
+    infer=same_as(0), inplace=True)
 def clip(x, lo, hi, *, min, max):
     """min(max(x, min), max) (so all values are max when min > max, as onnxruntime); the Min/Max inputs,
     when given, override the attributes. Always a new array, even when there is nothing to clip."""
@@ -87,60 +87,60 @@ def clip(x, lo, hi, *, min, max):
     return _f(x, out) if out is not x else x.copy()
 
 
-@op("exp", infer=same_as(0))
+@op("exp", infer=same_as(0), inplace=True)
 def exp(x):
     """exp(x)"""
     with np.errstate(over="ignore"):
         return np.exp(x)
 
 
-@op("log", infer=same_as(0))
+@op("log", infer=same_as(0), inplace=True)
 def log(x):
     """natural logarithm"""
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.log(x)
 
 
-@op("abs", infer=same_as(0))
+@op("abs", infer=same_as(0), inplace=True)
 def abs_(x):
     """|x|"""
     return np.abs(x)
 
 
-@op("sqrt", infer=same_as(0))
+@op("sqrt", infer=same_as(0), inplace=True)
 def sqrt(x):
     """square root"""
     with np.errstate(invalid="ignore"):
         return np.sqrt(x)
 
 
-@op("rsqrt", infer=same_as(0))
+@op("rsqrt", infer=same_as(0), inplace=True)
 def rsqrt(x):
     """1 / sqrt(x)"""
     with np.errstate(invalid="ignore", divide="ignore"):
         return _f(x, 1.0 / np.sqrt(x))
 
 
-@op("reciprocal", infer=same_as(0))
+@op("reciprocal", infer=same_as(0), inplace=True)
 def reciprocal(x):
     """1 / x"""
     with np.errstate(divide="ignore"):
         return _f(x, np.reciprocal(x))
 
 
-@op("floor", infer=same_as(0))
+@op("floor", infer=same_as(0), inplace=True)
 def floor(x):
     """round towards -inf"""
     return np.floor(x)
 
 
-@op("ceil", infer=same_as(0))
+@op("ceil", infer=same_as(0), inplace=True)
 def ceil(x):
     """round towards +inf"""
     return np.ceil(x)
 
 
-@op("square", infer=same_as(0))
+@op("square", infer=same_as(0), inplace=True)
 def square(x):
     """x * x"""
     return x * x
@@ -149,13 +149,13 @@ def square(x):
 _ERF = np.vectorize(math.erf, otypes=[np.float64])
 
 
-@op("erf", infer=same_as(0))
+@op("erf", infer=same_as(0), inplace=True)
 def erf(x):
     """the Gauss error function"""
     return _f(x, _ERF(x.astype(np.float64)) if x.size else x)
 
 
-@op("gelu", attrs={"approximate": False}, infer=same_as(0))
+@op("gelu", attrs={"approximate": False}, infer=same_as(0), inplace=True)
 def gelu(x, *, approximate):
     """x * Phi(x) (tanh approximation when `approximate`)"""
     xd = x.astype(np.float64)
@@ -166,7 +166,7 @@ def gelu(x, *, approximate):
     return _f(x, y)
 
 
-@op("scale", attrs={"scale": 1.0, "bias": 0.0, "bias_after_scale": True}, infer=same_as(0))
+@op("scale", attrs={"scale": 1.0, "bias": 0.0, "bias_after_scale": True}, infer=same_as(0), inplace=True)
 def scale(x, *, scale, bias, bias_after_scale):
     """scale * x + bias (or scale * (x + bias) when not bias_after_scale)"""
     s, b = np.asarray(scale, x.dtype), np.asarray(bias, x.dtype)
@@ -175,20 +175,20 @@ def scale(x, *, scale, bias, bias_after_scale):
     return _f(x, x * s + b if bias_after_scale else (x + b) * s)
 
 
-@op("elu", attrs={"alpha": 1.0}, infer=same_as(0))
+@op("elu", attrs={"alpha": 1.0}, infer=same_as(0), inplace=True)
 def elu(x, *, alpha):
     """x if x > 0 else alpha * (exp(x) - 1)"""
     with np.errstate(over="ignore"):
         return _f(x, np.where(x > 0, x, np.float32(alpha) * np.expm1(np.minimum(x, 0))))
 
 
-@op("softplus", infer=same_as(0))
+@op("softplus", infer=same_as(0), inplace=True)
 def softplus(x):
     """log(1 + exp(x))"""
     return _f(x, np.logaddexp(0, x))
 
 
-@op("sign", infer=same_as(0))
+@op("sign", infer=same_as(0), inplace=True)
 def sign(x):
     """-1, 0 or 1"""
     return np.sign(x)

@@ -65,7 +65,7 @@ def _binary(name, fn, doc, extra_attrs=None, cast_y=True):
         return apply_act(r, act_type, act_alpha)
     ref.__doc__ = doc
     ref.__name__ = name
-    op(name, inputs="X Y", attrs=attrs, infer=_binary_infer())(ref)
+    op(name, inputs="X Y", attrs=attrs, infer=_binary_infer(), inplace=True)(ref)
 
 
 _binary("elementwise_add", np.add, "x + y")
