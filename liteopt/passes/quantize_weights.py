@@ -24,7 +24,7 @@ MIN_ELEMENTS = 256           # smaller per-channel tensors (tiny filters) gain n
 MIN_ELEMENTS_PER_TENSOR = 64  # biases: smaller ones save nothing once blobs are 64-byte aligned
 # One scale for a whole bias cannot follow its outliers: a per-tensor int8 bias that falls below this SQNR
 # takes 16 bits (the classifier bias of the PP-OCR recogniser would otherwise change what it reads).
-PER_TENSOR_MIN_SQNR = 45.0
+PER_TENSOR_MIN_SQNR = 40.0
 FP16_MAX = 65504.0
 FP16_TINY = 6.1e-5           # below this (subnormal or zero in float16) a value loses its precision
 FP16_MAX_FLUSHED = 0.01      # keep float32 if more than this fraction of non-zero values would be flushed
