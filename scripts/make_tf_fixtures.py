@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import zlib
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
@@ -56,8 +57,10 @@ def prelu(x, c, spelled="relu"):
     return tf.maximum(x, alpha * x)
 
 
-def save(name: str, fn, specs: dict, feeds: dict, input_shapes: dict | None = None, text: bool = False):
-    """Freeze fn (a function of the named inputs), run it on the feeds, write <name>.pb/.pbtxt + .npz."""
+def save(name: str, fn, specs: dict, feeds: dict, input_shapes: dict | None = None, text: bool = False,
+         also: dict | None = None):
+    """Freeze fn (a function of the named inputs), run it on the feeds, write <name>.pb/.pbtxt + .npz;
+    `also`: a second set of feeds (other sizes of dynamic dims), stored as also:<input> / also_out:<output>."""
     sig = [tf.TensorSpec(s, tf.float32, name=k) for k, s in specs.items()]
     cf = tf.function(fn).get_concrete_function(*sig)
     frozen = convert_variables_to_constants_v2(cf)
@@ -75,6 +78,11 @@ def save(name: str, fn, specs: dict, feeds: dict, input_shapes: dict | None = No
             f.write(gd.SerializeToString())
     arrays = {k: v for k, v in feeds.items()}
     arrays.update({f"out:{n}": o.numpy() for n, o in zip(names, outs)})
+    if also:
+        outs2 = frozen(*[tf.constant(also[k]) for k in specs])
+        outs2 = outs2 if isinstance(outs2, (list, tuple)) else [outs2]
+        arrays.update({f"also:{k}": v for k, v in also.items()})
+        arrays.update({f"also_out:{n}": o.numpy() for n, o in zip(names, outs2)})
     np.savez_compressed(os.path.join(OUT, name + ".npz"), meta=json.dumps({"input_shapes": input_shapes or {}}),
                         **arrays)
     ops = sorted({n.op for n in gd.node})
@@ -156,7 +164,8 @@ def mobilenet_fused_bn():
 @fixture
 def mtcnn_pnet():
     """MTCNN P-Net: 3x3 VALID convs + PReLU (relu(x) - a*relu(-x)), 2x2 max pool SAME, two 1x1 heads:
-    softmax over the channels (NHWC last axis) and box regression; H and W are dynamic."""
+    softmax over the channels (NHWC last axis) and box regression; H and W are dynamic (and stay so: one
+    .nb runs at two sizes, odd and even)."""
     w1, b1, w2, b2, w3, b3 = w(3, 3, 3, 10), w(10, scale=0.1), w(3, 3, 10, 16), w(16, scale=0.1), \
         w(3, 3, 16, 32), w(32, scale=0.1)
     w41, b41, w42, b42 = w(1, 1, 32, 2), w(2, scale=0.1), w(1, 1, 32, 4), w(4, scale=0.1)
@@ -170,7 +179,7 @@ def mtcnn_pnet():
         box = tf.nn.bias_add(tf.nn.conv2d(y, w42, 1, "VALID"), b42)
         return prob, box
     save("mtcnn_pnet", net, {"input": [None, None, None, 3]}, {"input": img(1, 25, 31, 3)},
-         input_shapes={"input": [1, 25, 31, 3]})
+         also={"input": img(1, 36, 20, 3)})
 
 
 @fixture
@@ -279,7 +288,8 @@ def slicing():
 @fixture
 def resize():
     """ResizeBilinear and ResizeNearestNeighbor in the three coordinate conventions (legacy, align_corners,
-    half_pixel_centers), up and down, on a tensor held in NCHW inside."""
+    half_pixel_centers), up and down, on a tensor held in NCHW inside; nearest at sizes where TF's float32
+    coordinates round differently from nearest_interp_v2's."""
     wc = w(1, 1, 3, 4)
 
     def net(x):
@@ -291,7 +301,10 @@ def resize():
                 outs.append(tf.compat.v1.image.resize_nearest_neighbor(c, size, align_corners=ac,
                                                                        half_pixel_centers=hp))
         up = tf.image.resize(c, [16, 20], method="bilinear")  # TF2's default: half pixel
-        return tuple(outs) + (up,)
+        # sizes where a float32 coordinate lands within an ulp of an integer (8 -> 82, 47, 41 rows)
+        odd = [tf.compat.v1.image.resize_nearest_neighbor(c, size, align_corners=ac, half_pixel_centers=hp)
+               for size, ac, hp in (([82, 3], False, False), ([47, 3], True, False), ([41, 3], False, True))]
+        return tuple(outs) + (up,) + tuple(odd)
     save("resize", net, {"x": [1, 8, 10, 3]}, {"x": img(1, 8, 10, 3)})
 
 
@@ -313,7 +326,9 @@ def nchw_text():
 
 
 def main(names):
+    global RNG
     for n in names or FIXTURES:
+        RNG = np.random.default_rng(zlib.crc32(n.encode()))  # each fixture the same, whatever else is built
         tf.random.set_seed(0)
         FIXTURES[n]()
     total = sum(os.path.getsize(os.path.join(OUT, f)) for f in os.listdir(OUT))

@@ -1,4 +1,4 @@
-"""TF element-wise math, activations, softmax, reductions and MatMul. Element-wise ops keep their operands'
+"""TF element-wise math (Div on integers truncates, as TF's and ours do), activations, softmax, reductions and MatMul. Element-wise ops keep their operands'
 layout (see registry.py); reductions and softmax renumber their axes instead of transposing."""
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ UNARY = {"Relu": "relu", "Relu6": "relu6", "Elu": "elu", "Sigmoid": "sigmoid", "
          "Ceil": "ceil", "Softplus": "softplus", "Reciprocal": "reciprocal"}
 
 BINARY = {"Add": "elementwise_add", "AddV2": "elementwise_add", "Sub": "elementwise_sub",
-          "Mul": "elementwise_mul", "RealDiv": "elementwise_div", "Maximum": "elementwise_max",
+          "Mul": "elementwise_mul", "RealDiv": "elementwise_div",
+          "Div": "elementwise_div", "Pow": "elementwise_pow", "Maximum": "elementwise_max",
           "Minimum": "elementwise_min"}
 
 REDUCE = {"Mean": "reduce_mean", "Max": "reduce_max", "Min": "reduce_min", "Sum": "reduce_sum",
@@ -52,6 +53,13 @@ for _tf, _ir in REDUCE.items():
 @tf_op("LeakyRelu")
 def LeakyRelu(ctx, x, *, alpha=0.2):
     return ctx.unary("leaky_relu", x, alpha=alpha)
+
+
+@tf_op("AddN")
+def AddN(ctx, *xs, N=None):
+    """x0 + x1 + ... (same shapes), in the layout of the first input held transposed"""
+    perm = next((v.perm for v in xs if v.perm), ())
+    return TFValue(ctx.emit("sum", [ctx.in_layout(v, perm) for v in xs]), perm)
 
 
 @tf_op("Neg")

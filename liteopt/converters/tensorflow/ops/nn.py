@@ -182,8 +182,14 @@ def FusedBatchNorm(ctx, x, scale, offset, mean, variance, *, epsilon=1e-4, data_
 
 
 def _pool(ctx, x, kind, ksize, strides, padding, data_format, explicit_paddings=()):
+    """-> pool2d. SAME on an unknown size with windows of at most 2 is ceil mode without padding: TF's
+    padding is then 0 before and 0 or 1 after, which is exactly ceil mode's overhang (MTCNN's P-Net)."""
     xin = ctx.nchw(x, data_format)
     k, st = _hw(ctx, ksize, data_format, "ksize"), _hw(ctx, strides, data_format, "strides")
+    hw = ctx.shape(xin)[2:]
+    if padding == "SAME" and max(k) <= 2 and not all(isinstance(d, int) for d in hw):
+        y = ctx.emit("pool2d", [xin], pooling_type=kind, ksize=k, strides=st, ceil_mode=True, exclusive=True)
+        return ctx.from_nchw(y, data_format)
     pads = _paddings(ctx, xin, k, st, (1, 1), padding, explicit_paddings, data_format)
     y = ctx.emit("pool2d", [xin], pooling_type=kind, ksize=k, strides=st, paddings=pads, exclusive=True)
     return ctx.from_nchw(y, data_format)
@@ -211,19 +217,58 @@ RESIZE_MODES = {
 HALF_PIXEL = {"bilinear_interp_v2": "half_pixel", "nearest_interp_v2": "tf_half_pixel_for_nn"}
 
 
+def tf_nearest_index(out: int, size: int, align_corners: bool, half_pixel_centers: bool) -> np.ndarray:
+    """The input index TF's ResizeNearestNeighbor reads for each output index (float32, as TF computes)."""
+    f = np.float32
+    scale = f(size - 1) / f(out - 1) if align_corners and out > 1 else f(size) / f(out)
+    i = np.arange(out, dtype=f)
+    if align_corners:
+        idx = np.floor(i * scale + f(0.5))  # roundf of a non-negative value
+    elif half_pixel_centers:
+        idx = np.floor((i + f(0.5)) * scale)
+    else:
+        idx = np.floor(i * scale)
+    return np.clip(idx, 0, size - 1).astype(np.int64)
+
+
+def _ours_nearest_index(out: int, size: int, coord: str, nearest: str) -> np.ndarray:
+    from ....ir.ops.nn import nearest_index, source_coords
+    s = np.float32(out) / np.float32(size)
+    return nearest_index(source_coords(out, size, s, coord), size, nearest, s)
+
+
+def _nearest_by_gather(ctx, xin, oh, ow, align_corners, half_pixel_centers):
+    """TF's nearest indices as two gathers, when nearest_interp_v2's float32 coordinates would round one
+    differently (sizes whose coordinates land within an ulp of an integer)."""
+    h, w = ctx.shape(xin)[2:]
+    if not (isinstance(h, int) and isinstance(w, int)):
+        return None
+    iy, ix = tf_nearest_index(oh, h, align_corners, half_pixel_centers), tf_nearest_index(ow, w, align_corners,
+                                                                                         half_pixel_centers)
+    coord, nearest = RESIZE_MODES[(align_corners, half_pixel_centers)]
+    coord = coord or HALF_PIXEL["nearest_interp_v2"]
+    if (oh, ow) == (h, w) or (np.array_equal(iy, _ours_nearest_index(oh, h, coord, nearest)) and
+                              np.array_equal(ix, _ours_nearest_index(ow, w, coord, nearest))):
+        return None
+    y = ctx.emit("gather", [xin, ctx.const(iy, "rows")], axis=2)
+    return ctx.emit("gather", [y, ctx.const(ix, "cols")], axis=3)
+
+
 def _resize(ctx, op, images, size, align_corners, half_pixel_centers):
     if (align_corners, half_pixel_centers) not in RESIZE_MODES:
         raise ctx.error("align_corners and half_pixel_centers cannot both be true")
     coord, nearest = RESIZE_MODES[(align_corners, half_pixel_centers)]
+    coord = coord or HALF_PIXEL[op]
     xin = ctx.nchw(images, "NHWC")
     val = ctx.value_of(size)
-    if val is not None:
-        oh, ow = [int(v) for v in val.reshape(-1)]
-        y = ctx.emit(op, [xin], out_h=oh, out_w=ow, coordinate_transformation_mode=coord or HALF_PIXEL[op],
-                     nearest_mode=nearest)
-    else:
-        y = ctx.emit(op, [xin, ctx.tf(size)], coordinate_transformation_mode=coord or HALF_PIXEL[op],
-                     nearest_mode=nearest)
+    if val is None:
+        y = ctx.emit(op, [xin, ctx.tf(size)], coordinate_transformation_mode=coord, nearest_mode=nearest)
+        return ctx.from_nchw(y, "NHWC")
+    oh, ow = [int(v) for v in val.reshape(-1)]
+    y = _nearest_by_gather(ctx, xin, oh, ow, align_corners, half_pixel_centers) \
+        if op == "nearest_interp_v2" else None
+    if y is None:
+        y = ctx.emit(op, [xin], out_h=oh, out_w=ow, coordinate_transformation_mode=coord, nearest_mode=nearest)
     return ctx.from_nchw(y, "NHWC")
 
 

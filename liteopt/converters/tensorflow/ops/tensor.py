@@ -44,6 +44,12 @@ def Identity(ctx, x):
     return x
 
 
+@tf_op("PlaceholderWithDefault")
+def PlaceholderWithDefault(ctx, x, *, shape=None):
+    """not a graph input: a frozen graph is run with its default"""
+    return x
+
+
 @tf_op("NoOp")
 def NoOp(ctx):
     return []
@@ -96,6 +102,12 @@ def ConcatV2(ctx, *inputs, N=None):
     perm = next((v.perm for v in values if v.perm), ())
     ours = inverse(perm)[a] if perm else a
     return TFValue(ctx.emit("concat", [ctx.in_layout(v, perm) for v in values], axis=ours), perm)
+
+
+@tf_op("Concat")
+def Concat(ctx, axis, *values, N=None):
+    """the old ConcatV2, axis first"""
+    return ConcatV2(ctx, *values, axis)
 
 
 @tf_op("Pack")
