@@ -12,8 +12,6 @@ from liteopt.runtime import kernels as K
 CONVERTERS = pathlib.Path(__file__).resolve().parents[2] / "liteopt" / "converters"
 # ops that no converter emits directly: they are produced by the passes (fusions)
 PRODUCED_BY_PASSES = {"fc", "swish", "layer_norm", "shuffle_channel"}
-# ops only the TensorFlow front end (issue #7) emits; drop an entry when a converter mentions it
-TF_ONLY = {"rsqrt", "square"}
 
 
 def test_registry_is_not_trivial():
@@ -38,7 +36,7 @@ def test_attribute_defaults_are_normalized(name):
 def test_every_op_is_reachable_from_a_converter():
     source = "\n".join(p.read_text() for p in CONVERTERS.rglob("*.py"))
     quoted = set(re.findall(r"[\"']([a-z0-9_]+)[\"']", source))
-    unreachable = sorted(set(OPS) - quoted - PRODUCED_BY_PASSES - TF_ONLY)
+    unreachable = sorted(set(OPS) - quoted - PRODUCED_BY_PASSES)
     assert not unreachable, f"ops no converter mentions: {unreachable}"
 
 
