@@ -286,6 +286,28 @@ def slicing():
 
 
 @fixture
+def misc_ops():
+    """Div, Pow, AddN and the old Concat on tensors held in NCHW, PlaceholderWithDefault, a Sum over one
+    axis of an NCHW-held tensor (the output keeps a transposed layout), Squeeze of every size-1 dim,
+    StridedSlice with an ellipsis in the middle and a new axis after it, Softmax over NHWC channels."""
+    w1, w2 = w(3, 3, 3, 4), w(1, 1, 3, 4)
+
+    def net(x):
+        c1, c2 = tf.nn.conv2d(x, w1, 1, "SAME"), tf.nn.conv2d(x, w2, 1, "SAME")
+        extra = tf.compat.v1.placeholder_with_default(tf.constant(0.25, shape=[4]), [4])
+        a = tf.raw_ops.Div(x=c1, y=tf.abs(c2) + 1.0) + extra
+        b = tf.pow(tf.abs(c1) + 1.0, tf.constant(1.5))
+        n = tf.add_n([c1, c2, c1])
+        cc = tf.raw_ops.Concat(concat_dim=tf.constant(3), values=[c1, x])
+        s = tf.reduce_sum(c1, axis=1)
+        q = tf.squeeze(tf.reduce_mean(c1, [1, 2], keepdims=True))
+        e = c1[0:1, ..., tf.newaxis, 1]
+        sm = tf.nn.softmax(c2)
+        return a, b, n, cc, s, q, e, sm
+    save("misc_ops", net, {"x": [1, 5, 6, 3]}, {"x": img(1, 5, 6, 3)})
+
+
+@fixture
 def resize():
     """ResizeBilinear and ResizeNearestNeighbor in the three coordinate conventions (legacy, align_corners,
     half_pixel_centers), up and down, on a tensor held in NCHW inside; nearest at sizes where TF's float32
