@@ -41,3 +41,13 @@ class DType(str, enum.Enum):
 
     def __str__(self) -> str:
         return self.value
+
+
+def narrow(arr: np.ndarray) -> np.ndarray:
+    """A source constant in the nearest supported dtype: float64 -> float32, unsigned 16-64 bit -> int64
+    (front ends read models whose exporters store such constants); other dtypes are returned as they are."""
+    if arr.dtype == np.float64:
+        return arr.astype(np.float32)
+    if arr.dtype in (np.uint16, np.uint32, np.uint64):
+        return arr.astype(np.int64)
+    return arr

@@ -16,6 +16,16 @@ class UnsupportedOpsError(ConversionError):
         super().__init__(message)
         self.unsupported = unsupported  # source op type -> node names
 
+    @classmethod
+    def listing(cls, source: str, unsupported: dict[str, list[str]], kind: str = "op type",
+                unit: str = "node") -> "UnsupportedOpsError":
+        """The one report every front end gives: each unsupported type with its count and first names."""
+        total = sum(len(v) for v in unsupported.values())
+        items = "; ".join(f"'{k}' x{len(v)} ({', '.join(v[:5])}{', ...' if len(v) > 5 else ''})"
+                          for k, v in unsupported.items())
+        return cls(f"{source}: this model is not supported, because {len(unsupported)} {kind}(s) ({total} "
+                   f"{unit}(s)) are not supported: {items}", unsupported)
+
 
 class ShapeError(LiteoptError):
     """Shapes or attributes of a node are inconsistent."""

@@ -134,11 +134,7 @@ def load_caffe(prototxt: str, caffemodel: str, input_shapes: dict | None = None)
     layers = list(_layers(net))
     bad = unsupported_layers(layers)
     if bad:
-        total = sum(len(v) for v in bad.values())
-        raise UnsupportedOpsError(
-            f"{prototxt}: this model is not supported, because {len(bad)} layer type(s) ({total} layer(s)) are not "
-            "supported: " + "; ".join(f"'{k}' x{len(v)} ({', '.join(v[:5])}{', ...' if len(v) > 5 else ''})"
-                                      for k, v in bad.items()), bad)
+        raise UnsupportedOpsError.listing(prototxt, bad, kind="layer type", unit="layer")
     blobs: dict[str, list] = {}
     for name, _, _, _, lyr in _layers(weights):
         try:

@@ -10,6 +10,7 @@ from google.protobuf.message import DecodeError
 from onnx import numpy_helper
 
 from ...ir import DType, Graph, Tensor
+from ...ir.dtypes import narrow
 from ...ir.errors import ConversionError, LiteoptError, UnsupportedOpsError
 from .registry import ConvertCtx, converter_for
 
@@ -30,10 +31,7 @@ def _array(init: onnx.TensorProto, path: str) -> np.ndarray:
         arr = numpy_helper.to_array(init)
     except Exception as e:
         raise ConversionError(f"{path}: initializer {init.name!r} cannot be read: {e}") from None
-    if arr.dtype == np.float64:
-        arr = arr.astype(np.float32)
-    elif arr.dtype in (np.uint16, np.uint32, np.uint64):
-        arr = arr.astype(np.int64)
+    arr = narrow(arr)
     try:
         DType.of(arr)
     except ValueError as e:
@@ -122,11 +120,7 @@ def load_onnx(path: str, input_shapes: dict[str, tuple[int, ...]] | None = None)
     opset = model_opset(model, path)
     bad = unsupported_ops(model, opset)
     if bad:
-        total = sum(len(v) for v in bad.values())
-        raise UnsupportedOpsError(
-            f"This model is not supported, because {len(bad)} op type(s) ({total} node(s)) are not supported: "
-            + "; ".join(f"'{k}' x{len(v)} ({', '.join(v[:5])}{', ...' if len(v) > 5 else ''})" for k, v in bad.items()),
-            bad)
+        raise UnsupportedOpsError.listing(path, bad)
     g = model.graph
     graph = Graph(nodes=[], inputs=[], outputs=[], tensors={},
                   metadata={p.key: p.value for p in model.metadata_props})

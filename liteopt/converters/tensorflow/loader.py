@@ -181,11 +181,7 @@ def load_tf(path: str, input_shapes: dict[str, tuple[int, ...]] | None = None) -
     nodes = topo_order(g, path)
     bad = unsupported_ops(nodes)
     if bad:
-        total = sum(len(v) for v in bad.values())
-        raise UnsupportedOpsError(
-            f"{path}: this model is not supported, because {len(bad)} op type(s) ({total} node(s)) are not "
-            "supported: " + "; ".join(f"'{k}' x{len(v)} ({', '.join(v[:5])}{', ...' if len(v) > 5 else ''})"
-                                      for k, v in bad.items()), bad)
+        raise UnsupportedOpsError.listing(path, bad)
     sinks = sink_nodes(nodes)
     if not sinks:
         raise ConversionError(f"{path}: the graph has no output (every node is read by another, or is a "

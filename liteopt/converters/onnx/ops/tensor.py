@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from ....ir import DType
+from ....ir.dtypes import narrow
 from ....ir.ops.tensor import flatten_axis
 from ..registry import onnx_op
 
@@ -275,11 +276,7 @@ def Constant(ctx, *, value=None, value_float=None, value_floats=None, value_int=
     if len(given) != 1:
         raise ctx.error(f"Constant needs exactly one value attribute, got {', '.join(given) or 'none'}")
     (kind, v), = given.items()
-    arr = np.asarray(v, dtype=_CONSTANT_KINDS.get(kind))
-    if arr.dtype == np.float64:
-        arr = arr.astype(np.float32)
-    elif arr.dtype in (np.uint16, np.uint32, np.uint64):
-        arr = arr.astype(np.int64)
+    arr = narrow(np.asarray(v, dtype=_CONSTANT_KINDS.get(kind)))
     try:
         DType.of(arr)
     except ValueError as e:
