@@ -176,6 +176,7 @@ def const(g, name, arr):
 
 
 def write(tmp_path, g, name="g.pb"):
+    g.versions.producer = 1
     p = tmp_path / name
     p.write_bytes(g.SerializeToString())
     return str(p)
@@ -203,6 +204,31 @@ def test_corrupt_files_name_the_file(tmp_path, damage):
     p.write_bytes(data)
     with pytest.raises(ConversionError, match="bad.pb"):
         load_tf(str(p))
+
+
+def test_truncated_anywhere_names_the_file(tmp_path):
+    """Every prefix of a GraphDef is refused (a cut between two nodes parses, but lacks `versions`)."""
+    src = open(model_path("dilated"), "rb").read()
+    p = tmp_path / "cut.pb"
+    for cut in range(len(src)):
+        p.write_bytes(src[:cut])
+        with pytest.raises(ConversionError, match="cut.pb"):
+            load_tf(str(p))
+
+
+def test_dead_nodes_are_not_converted(tmp_path):
+    """A string Const or an unsupported op nobody reads (and that is not an output) does not matter."""
+    g = graph_pb2.GraphDef()
+    placeholder(g, shape=(2,))
+    node(g, "y", "Relu", ["x"])
+    n = node(g, "filename", "Const", value=tensor_pb2.TensorProto(dtype=7, string_val=[b"model.ckpt"]))
+    n.attr["dtype"].type = 7
+    node(g, "save", "SaveV2", ["filename"])
+    node(g, "deps", "NoOp", ["^save"])
+    with pytest.raises(UnsupportedOpsError, match="SaveV2"):  # a sink: an output, so it matters
+        load_tf(write(tmp_path, g))
+    del g.node[-2:]
+    assert load_tf(write(tmp_path, g)).outputs == ["y"]
 
 
 def test_same_stride_2_needs_static_size(tmp_path):

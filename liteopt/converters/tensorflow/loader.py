@@ -4,8 +4,8 @@ Inputs are the Placeholders (name = node name; shape from their `shape` attribut
 overridable with --input_shape); outputs are the graph's sinks: the nodes whose outputs no other node reads
 (control inputs do not count), except NoOp, Const and Placeholder nodes; each output is the sink's first
 output, named after the node. Inputs and outputs keep TF's layout (NHWC); see registry.py for the layout
-of everything in between. Nodes are converted in dependency order (a GraphDef need not be sorted); every
-unsupported op is listed before anything is converted.
+of everything in between. Nodes are converted in dependency order (a GraphDef need not be sorted), only
+those the outputs depend on; every unsupported op among them is listed before anything is converted.
 """
 from __future__ import annotations
 
@@ -41,6 +41,9 @@ def read_graphdef(path: str) -> graph_pb2.GraphDef:
             g.ParseFromString(data)
         except (DecodeError, ValueError, RuntimeError) as e:
             raise ConversionError(f"{path}: not a valid TensorFlow GraphDef (truncated or corrupt?): {e}") from None
+        if g.node and not g.HasField("versions"):  # TF writes it last: a file cut between nodes lacks it
+            raise ConversionError(f"{path}: not a valid TensorFlow GraphDef (truncated? it has no `versions`, "
+                                  f"which every GraphDef TensorFlow writes ends with)")
     if not g.node:
         raise ConversionError(f"{path}: not a valid TensorFlow GraphDef (no nodes found)")
     for n in g.node:
@@ -165,6 +168,20 @@ def sink_nodes(nodes: list) -> list:
     return [n for n in nodes if n.name not in read and n.op not in NOT_OUTPUTS]
 
 
+def live_nodes(nodes: list, sinks: list) -> list:
+    """The nodes the outputs read, directly or not, plus every Placeholder (the model's inputs), in order.
+    Dead ends (a string Const, a NoOp) are neither converted nor checked."""
+    by_name = {n.name: n for n in nodes}
+    live: set[str] = set()
+    stack = [n.name for n in sinks]
+    while stack:
+        name = stack.pop()
+        if name not in live:
+            live.add(name)
+            stack.extend(parse_input(i)[0] for i in by_name[name].input if not i.startswith("^"))
+    return [n for n in nodes if n.name in live or n.op == "Placeholder"]
+
+
 def unsupported_ops(nodes: list) -> dict[str, list[str]]:
     out: dict[str, list[str]] = {}
     for n in nodes:
@@ -179,13 +196,14 @@ def load_tf(path: str, input_shapes: dict[str, tuple[int, ...]] | None = None) -
     """Convert a frozen GraphDef to an ir.Graph (shapes inferred, symbolic where not pinned)."""
     g = read_graphdef(path)
     nodes = topo_order(g, path)
-    bad = unsupported_ops(nodes)
-    if bad:
-        raise UnsupportedOpsError.listing(path, bad)
     sinks = sink_nodes(nodes)
     if not sinks:
         raise ConversionError(f"{path}: the graph has no output (every node is read by another, or is a "
                               f"Const/NoOp/Placeholder)")
+    nodes = live_nodes(nodes, sinks)
+    bad = unsupported_ops(nodes)
+    if bad:
+        raise UnsupportedOpsError.listing(path, bad)
     graph = Graph(nodes=[], inputs=[], outputs=[], tensors={})
     ctx = TFCtx(graph, opset=0, input_shapes=dict(input_shapes or {}))
     values: dict[str, list[TFValue]] = {}  # TF node name -> its outputs

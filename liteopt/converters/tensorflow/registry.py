@@ -107,8 +107,13 @@ class TFCtx(ConvertCtx):
         if is_identity(axis):
             return v.name
         key = (v.name, target)
-        if key not in self._layouts:
-            self._layouts[key] = self.emit("transpose2", [v.name], axis=axis)
+        if key not in self._layouts:  # a node named after the tensor it transposes, not the reader
+            here = self.node_name, self._emitted_here
+            self.node_name, self._emitted_here = f"{v.name}/transpose_{''.join(map(str, axis))}", 0
+            try:
+                self._layouts[key] = self.emit("transpose2", [v.name], axis=axis)
+            finally:
+                self.node_name, self._emitted_here = here
         return self._layouts[key]
 
     def tf(self, v: TFValue) -> str:
