@@ -289,8 +289,9 @@ def slicing():
 def misc_ops():
     """Div, Pow, AddN and the old Concat on tensors held in NCHW, PlaceholderWithDefault, a Sum over one
     axis of an NCHW-held tensor (the output keeps a transposed layout), Squeeze of every size-1 dim,
-    StridedSlice with an ellipsis in the middle and a new axis after it, Softmax over NHWC channels."""
-    w1, w2 = w(3, 3, 3, 4), w(1, 1, 3, 4)
+    StridedSlice with an ellipsis in the middle and a new axis after it, Softmax over NHWC channels, a
+    grouped Conv2D (input channels = 2 x the filter's), a MaxPool with EXPLICIT paddings."""
+    w1, w2, wg = w(3, 3, 3, 4), w(1, 1, 3, 4), w(3, 3, 4, 6)
 
     def net(x):
         c1, c2 = tf.nn.conv2d(x, w1, 1, "SAME"), tf.nn.conv2d(x, w2, 1, "SAME")
@@ -303,7 +304,9 @@ def misc_ops():
         q = tf.squeeze(tf.reduce_mean(c1, [1, 2], keepdims=True))
         e = c1[0:1, ..., tf.newaxis, 1]
         sm = tf.nn.softmax(c2)
-        return a, b, n, cc, s, q, e, sm
+        grouped = tf.nn.conv2d(tf.concat([c1, c2], -1), wg, 1, "SAME")  # 8 channels, filter of 4: 2 groups
+        mp = tf.nn.max_pool2d(c1, 2, 1, [[0, 0], [1, 0], [0, 1], [0, 0]])
+        return a, b, n, cc, s, q, e, sm, grouped, mp
     save("misc_ops", net, {"x": [1, 5, 6, 3]}, {"x": img(1, 5, 6, 3)})
 
 

@@ -280,7 +280,8 @@ def test_unsorted_graph_and_control_inputs(tmp_path):
     node(g, "init", "NoOp")
     placeholder(g, shape=(2, 3))
     x = np.array([[-1, 2, 3], [4, -5, 6]], np.float32)
-    out = load(optimize(model_file=write(tmp_path, g), optimize_out=str(tmp_path / "o"), valid_targets="cpu").path)({"x": x})
+    r = optimize(model_file=write(tmp_path, g), optimize_out=str(tmp_path / "o"), valid_targets="cpu")
+    out = load(r.path)({"x": x})
     np.testing.assert_array_equal(out["out"], np.maximum(2 * x, 0))
 
 

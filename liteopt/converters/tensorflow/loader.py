@@ -15,7 +15,7 @@ import numpy as np
 from google.protobuf import text_format
 from google.protobuf.message import DecodeError
 
-from ...ir import DType, Graph
+from ...ir import Graph
 from ...ir.errors import ConversionError, LiteoptError, UnsupportedOpsError
 from ..onnx.loader import pin_shapes
 from .proto import graph_pb2

@@ -1,5 +1,6 @@
-"""TF element-wise math (Div on integers truncates, as TF's and ours do), activations, softmax, reductions and MatMul. Element-wise ops keep their operands'
-layout (see registry.py); reductions and softmax renumber their axes instead of transposing."""
+"""TF element-wise math (Div on integers truncates, as TF's and ours do), activations, softmax, reductions
+and MatMul. Element-wise ops keep their operands' layout (see registry.py); reductions and softmax renumber
+their axes instead of transposing."""
 from __future__ import annotations
 
 from ..registry import TFValue, inverse, tf_op
