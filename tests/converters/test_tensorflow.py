@@ -231,6 +231,25 @@ def test_dead_nodes_are_not_converted(tmp_path):
     assert load_tf(write(tmp_path, g)).outputs == ["y"]
 
 
+@pytest.mark.parametrize("dtype,field,vals,want", [
+    (1, "float_val", [1.5], np.full((2, 3), 1.5, np.float32)),          # one value fills the shape
+    (3, "int_val", [1, 2], np.array([[1, 2, 2], [2, 2, 2]], np.int32)),  # the last value repeats
+    (2, "double_val", [0.25] * 6, np.full((2, 3), 0.25, np.float32)),    # doubles narrowed
+    (22, "uint32_val", [7] * 6, np.full((2, 3), 7, np.int64)),           # unsigned narrowed
+    (10, "bool_val", [True, False] * 3, np.array([[1, 0, 1], [0, 1, 0]], bool)),
+])
+def test_const_tensor_encodings(dtype, field, vals, want):
+    from liteopt.converters.tensorflow.loader import tensor_array
+    t = tensor_pb2.TensorProto(dtype=dtype)
+    t.tensor_shape.dim.extend([t.tensor_shape.Dim(size=d) for d in (2, 3)])
+    getattr(t, field).extend(vals)
+    got = tensor_array(t)
+    assert got.dtype == want.dtype and np.array_equal(got, want)
+    half = tensor_pb2.TensorProto(dtype=19, half_val=np.array([1.5, -2], np.float16).view(np.uint16).tolist())
+    half.tensor_shape.dim.add(size=2)
+    assert np.array_equal(tensor_array(half), np.array([1.5, -2], np.float16))
+
+
 def test_same_stride_2_needs_static_size(tmp_path):
     """SAME with stride 2 pads by the parity of the size (a 2x2 window does not: P-Net stays dynamic)."""
     g = graph_pb2.GraphDef()

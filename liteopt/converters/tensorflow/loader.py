@@ -16,10 +16,14 @@ from google.protobuf import text_format
 from google.protobuf.message import DecodeError
 
 from ...ir import Graph
+from ...ir.dtypes import narrow
 from ...ir.errors import ConversionError, LiteoptError, UnsupportedOpsError
 from ..onnx.loader import pin_shapes
 from .proto import graph_pb2
 from .registry import TF_DTYPE_NAMES, TF_DTYPES, TF_OPS, TFCtx, TFValue
+
+# constants only (narrowed to int64 like every front end's): DT_UINT16, DT_UINT32, DT_UINT64
+CONST_ONLY_DTYPES = {17: np.dtype("uint16"), 22: np.dtype("uint32"), 23: np.dtype("uint64")}
 
 NOT_OUTPUTS = {"NoOp", "Const", "Placeholder"}
 
@@ -55,10 +59,11 @@ def read_graphdef(path: str) -> graph_pb2.GraphDef:
 # --- attribute and tensor decoding ---------------------------------------------------------------
 
 def tensor_array(t) -> np.ndarray:
-    """A TensorProto's value as numpy (doubles as float32); ValueError for unsupported or malformed ones."""
-    if t.dtype not in TF_DTYPES:
+    """A TensorProto's value as numpy (narrowed: doubles as float32, unsigned ints as int64); ValueError for
+    unsupported or malformed ones."""
+    dt = TF_DTYPES.get(t.dtype, CONST_ONLY_DTYPES.get(t.dtype))
+    if dt is None:
         raise ValueError(f"constants of type {TF_DTYPE_NAMES.get(t.dtype, t.dtype)} are not supported")
-    dt = TF_DTYPES[t.dtype]
     shape = tuple(int(d.size) for d in t.tensor_shape.dim)
     if any(d < 0 for d in shape):
         raise ValueError(f"constant with unknown dims {shape}")
@@ -72,8 +77,8 @@ def tensor_array(t) -> np.ndarray:
         if dt == np.float16:
             vals = np.asarray(t.half_val, np.uint16).view(np.float16)
         else:
-            field = {np.float32: t.float_val, np.float64: t.double_val, np.int64: t.int64_val,
-                     np.bool_: t.bool_val}.get(dt.type, t.int_val)
+            field = {np.float32: t.float_val, np.float64: t.double_val, np.int64: t.int64_val, np.bool_: t.bool_val,
+                     np.uint32: t.uint32_val, np.uint64: t.uint64_val}.get(dt.type, t.int_val)
             vals = np.asarray(field, dt)
         if vals.size > size:
             raise ValueError(f"{vals.size} values for shape {shape}")
@@ -81,9 +86,7 @@ def tensor_array(t) -> np.ndarray:
             vals = np.zeros(1, dt)
         # TF's rule: fewer values than elements repeat the last one
         arr = np.pad(vals, (0, size - vals.size), mode="edge").reshape(shape) if size else np.zeros(shape, dt)
-    if arr.dtype == np.float64:
-        arr = arr.astype(np.float32)
-    return np.array(arr, order="C")
+    return np.array(narrow(arr), order="C")
 
 
 def shape_tuple(s):
