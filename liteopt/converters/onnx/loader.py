@@ -12,6 +12,7 @@ from onnx import numpy_helper
 from ...ir import DType, Graph, Tensor
 from ...ir.dtypes import narrow
 from ...ir.errors import ConversionError, LiteoptError, UnsupportedOpsError
+from ..shapes import pin_shapes
 from .registry import ConvertCtx, converter_for
 
 MIN_OPSET, MAX_OPSET = 9, 21
@@ -94,24 +95,6 @@ def _attr_value(a: onnx.AttributeProto):
     if isinstance(v, onnx.TensorProto):
         return numpy_helper.to_array(v)
     return v
-
-
-def pin_shapes(graph: Graph, input_shapes: dict[str, tuple[int, ...]] | None, source: str) -> None:
-    """Apply --input_shape: every named input must exist, ranks must agree, fixed dims must match."""
-    for name, shape in (input_shapes or {}).items():
-        if name not in graph.inputs:
-            raise ConversionError(f"--input_shape: {source} has no input named {name!r} "
-                                  f"(inputs: {', '.join(graph.inputs) or 'none'})")
-        t = graph.tensors[name]
-        if t.shape is not None:
-            if len(t.shape) != len(shape):
-                raise ConversionError(f"--input_shape: input {name!r} has rank {len(t.shape)} "
-                                      f"{tuple(t.shape)}, got {len(shape)} dims {tuple(shape)}")
-            for k, (old, new) in enumerate(zip(t.shape, shape)):
-                if isinstance(old, int) and old != new:
-                    raise ConversionError(f"--input_shape: input {name!r} dim {k} is fixed to {old} "
-                                          f"in the model, got {new}")
-        t.shape = tuple(int(d) for d in shape)
 
 
 def load_onnx(path: str, input_shapes: dict[str, tuple[int, ...]] | None = None) -> Graph:

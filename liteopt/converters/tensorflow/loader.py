@@ -18,7 +18,7 @@ from google.protobuf.message import DecodeError
 from ...ir import Graph
 from ...ir.dtypes import narrow
 from ...ir.errors import ConversionError, LiteoptError, UnsupportedOpsError
-from ..onnx.loader import pin_shapes
+from ..shapes import pin_shapes
 from .proto import graph_pb2
 from .registry import TF_DTYPE_NAMES, TF_DTYPES, TF_OPS, TFCtx, TFValue
 

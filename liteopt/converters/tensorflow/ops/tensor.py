@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from ....ir import DType, Tensor
-from ...onnx.loader import pin_shapes
+from ...shapes import pin_shapes
 from ..registry import NCHW, TFValue, inverse, ir_dtype, tf_op
 
 INT_MAX = 2**63 - 1  # "to the end" for strided_slice, whatever the step's sign
