@@ -246,6 +246,18 @@ def linear_weights(coord: np.ndarray, in_size: int):
     return lo, hi, (c - lo).astype(_f32)
 
 
+def nearest_indices(x_shape, oh: int, ow: int, sh: float, sw: float, mode: str, nearest_mode: str):
+    """(row indices, column indices) of x that nearest-neighbour resize to (oh, ow) reads"""
+    return (nearest_index(source_coords(oh, x_shape[2], sh, mode), x_shape[2], nearest_mode, sh),
+            nearest_index(source_coords(ow, x_shape[3], sw, mode), x_shape[3], nearest_mode, sw))
+
+
+def bilinear_weights(x_shape, oh: int, ow: int, sh: float, sw: float, mode: str):
+    """((y0, y1, fy), (x0, x1, fx)): linear_weights of the rows and of the columns of a resize to (oh, ow)"""
+    return (linear_weights(source_coords(oh, x_shape[2], sh, mode), x_shape[2]),
+            linear_weights(source_coords(ow, x_shape[3], sw, mode), x_shape[3]))
+
+
 @op("nearest_interp_v2", inputs="X SizeTensor? Scale?", attrs=INTERP_ATTRS, infer=_interp_infer)
 def nearest_interp_v2(x, size_t, scale_t, *, out_h, out_w, scale, coordinate_transformation_mode, nearest_mode,
                       cubic_coeff_a):
@@ -254,9 +266,7 @@ def nearest_interp_v2(x, size_t, scale_t, *, out_h, out_w, scale, coordinate_tra
     oh, ow, sh, sw = interp_size_and_scale(x.shape, size_t, scale_t, out_h, out_w, scale)
     if (oh, ow) == x.shape[2:]:
         return x.copy()
-    m = coordinate_transformation_mode
-    iy = nearest_index(source_coords(oh, x.shape[2], sh, m), x.shape[2], nearest_mode, sh)
-    ix = nearest_index(source_coords(ow, x.shape[3], sw, m), x.shape[3], nearest_mode, sw)
+    iy, ix = nearest_indices(x.shape, oh, ow, sh, sw, coordinate_transformation_mode, nearest_mode)
     return np.asarray(x[:, :, iy][:, :, :, ix], order="C")
 
 
@@ -268,9 +278,7 @@ def bilinear_interp_v2(x, size_t, scale_t, *, out_h, out_w, scale, coordinate_tr
     oh, ow, sh, sw = interp_size_and_scale(x.shape, size_t, scale_t, out_h, out_w, scale)
     if (oh, ow) == x.shape[2:]:
         return x.copy()
-    m = coordinate_transformation_mode
-    y0, y1, fy = linear_weights(source_coords(oh, x.shape[2], sh, m), x.shape[2])
-    x0, x1, fx = linear_weights(source_coords(ow, x.shape[3], sw, m), x.shape[3])
+    (y0, y1, fy), (x0, x1, fx) = bilinear_weights(x.shape, oh, ow, sh, sw, coordinate_transformation_mode)
     xd = x.astype(np.float64)
     top = xd[:, :, y0][:, :, :, x0] * (1 - fx) + xd[:, :, y0][:, :, :, x1] * fx
     bot = xd[:, :, y1][:, :, :, x0] * (1 - fx) + xd[:, :, y1][:, :, :, x1] * fx

@@ -8,7 +8,7 @@ from numba import prange
 
 from ...ir import OPS
 from ...ir.ops.activation import apply_act
-from ...ir.ops.nn import interp_size_and_scale, linear_weights, nearest_index, source_coords
+from ...ir.ops.nn import bilinear_weights, interp_size_and_scale, nearest_indices
 from . import kernel
 from ._util import JIT, njit
 from .conv_fast import ACT_CODES, _act
@@ -194,9 +194,7 @@ def bilinear_interp_v2(x, size_t, scale_t, *, out_h, out_w, scale, coordinate_tr
     oh, ow, sh, sw = interp_size_and_scale(x.shape, size_t, scale_t, out_h, out_w, scale)
     if (oh, ow) == x.shape[2:]:  # the identity, whatever the scales (as the reference)
         return _copy(x, out)
-    m = coordinate_transformation_mode
-    y0, y1, fy = linear_weights(source_coords(oh, x.shape[2], sh, m), x.shape[2])
-    x0, x1, fx = linear_weights(source_coords(ow, x.shape[3], sw, m), x.shape[3])
+    (y0, y1, fy), (x0, x1, fx) = bilinear_weights(x.shape, oh, ow, sh, sw, coordinate_transformation_mode)
     y = _result(out, x.shape[:2] + (oh, ow), x.dtype)
     _bilinear(np.ascontiguousarray(x), y, y0, y1, fy, x0, x1, fx)
     return y
@@ -208,9 +206,7 @@ def nearest_interp_v2(x, size_t, scale_t, *, out_h, out_w, scale, coordinate_tra
     oh, ow, sh, sw = interp_size_and_scale(x.shape, size_t, scale_t, out_h, out_w, scale)
     if (oh, ow) == x.shape[2:]:  # the identity, whatever the scales (as the reference)
         return _copy(x, out)
-    m = coordinate_transformation_mode
-    iy = nearest_index(source_coords(oh, x.shape[2], sh, m), x.shape[2], nearest_mode, sh)
-    ix = nearest_index(source_coords(ow, x.shape[3], sw, m), x.shape[3], nearest_mode, sw)
+    iy, ix = nearest_indices(x.shape, oh, ow, sh, sw, coordinate_transformation_mode, nearest_mode)
     y = _result(out, x.shape[:2] + (oh, ow), x.dtype)
     _nearest(np.ascontiguousarray(x), y, iy, ix)
     return y
