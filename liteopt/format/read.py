@@ -19,7 +19,8 @@ from ..ir.errors import LiteoptError, NbFormatError
 from ..ir.graph import scales_from_amax16
 from ..ir.memory import MemoryPlan, Slot, check_plan
 from .generated.Model import Model, ModelT
-from .schema import ALIGN, FB_TO_ATTR_KIND, FB_TO_DTYPE, IDENTIFIER, SCHEMA_VERSION, TRAILER, align
+from .schema import (ALIGN, FB_TO_ATTR_KIND, FB_TO_DTYPE, IDENTIFIER, OLDEST_READABLE, SCHEMA_VERSION, TRAILER,
+                     align)
 from .write import Manifest
 
 
@@ -66,6 +67,17 @@ def _fail(msg: str):
     raise NbFormatError(msg)
 
 
+def _inflate(buf, start: int, stored: int, length: int, what: str) -> bytes:
+    try:
+        d = zlib.decompressobj()
+        raw = d.decompress(memoryview(buf)[start:start + stored], length)
+        if len(raw) != length or not d.eof or d.unconsumed_tail:
+            raise zlib.error(f"inflates to {len(raw)}{'+' if d.unconsumed_tail else ''} bytes, not {length}")
+    except zlib.error as e:
+        _fail(f"{what}: corrupt compressed weights ({e})")
+    return raw
+
+
 def _parse(buf, where: str, verify_data: bool) -> NbModel:
     mv = memoryview(buf)
     size = len(mv)
@@ -88,9 +100,10 @@ def _parse(buf, where: str, verify_data: bool) -> NbModel:
     root = Model.GetRootAs(bytes(mv[4:header_len]), 0)
     version = root.SchemaVersion()
     producer = _s(root.ProducerVersion())
-    if version != SCHEMA_VERSION:
+    if not OLDEST_READABLE <= version <= SCHEMA_VERSION:
         _fail(f"{where}: written by {producer or 'an unknown producer'} in .nb format version {version}; this "
-              f"liteopt reads version {SCHEMA_VERSION}: convert the model again with this liteopt's opt")
+              f"liteopt reads versions {OLDEST_READABLE} to {SCHEMA_VERSION}: convert the model again with this "
+              f"liteopt's opt")
     m = ModelT.InitFromObj(root)
     data_size = m.dataSize
     if data_start + data_size + TRAILER.size != size:
@@ -124,10 +137,15 @@ def _parse(buf, where: str, verify_data: bool) -> NbModel:
             numel = math.prod(shape)
             if v.dataLength != numel * dtype.itemsize:
                 _fail(f"{where}: constant {name!r}: {v.dataLength} bytes for shape {shape} of {dtype}")
-            if v.dataOffset % ALIGN or v.dataOffset + v.dataLength > data_size:
-                _fail(f"{where}: constant {name!r}: blob at offset {v.dataOffset} (+{v.dataLength}) lies outside "
+            stored = v.storedLength or v.dataLength
+            if v.dataOffset % ALIGN or v.dataOffset + stored > data_size:
+                _fail(f"{where}: constant {name!r}: blob at offset {v.dataOffset} (+{stored}) lies outside "
                       f"the {data_size}-byte data region or is not {ALIGN}-byte aligned")
-            t.data = np.frombuffer(buf, dtype.np, numel, data_start + v.dataOffset).reshape(shape)
+            if v.storedLength:
+                t.data = np.frombuffer(_inflate(buf, data_start + v.dataOffset, stored, v.dataLength,
+                                                f"{where}: constant {name!r}"), dtype.np).reshape(shape)
+            else:
+                t.data = np.frombuffer(buf, dtype.np, numel, data_start + v.dataOffset).reshape(shape)
         if v.quant is not None:
             if v.quant.scaleF16 is not None and len(v.quant.scaleF16):
                 scale = scales_from_amax16(np.asarray(v.quant.scaleF16, np.uint16).view(np.float16), v.quant.bits)

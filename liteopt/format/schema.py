@@ -6,7 +6,8 @@ from .generated.AttrKind import AttrKind
 from .generated.DType import DType as FbDType
 
 IDENTIFIER = b"LTNB"
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3  # 3: Var.stored_length (zlib-compressed integer weights)
+OLDEST_READABLE = 2  # version 2 files have no compressed blobs and read as they are
 ALIGN = 64
 TRAILER = struct.Struct("<4sIII")  # identifier, header size H, crc32(header), crc32(blob region)
 

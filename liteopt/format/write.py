@@ -12,7 +12,7 @@ import numpy as np
 
 from .. import __version__
 from ..ir import Graph, Tensor
-from ..ir.graph import scales_from_amax16
+from ..ir.graph import scales_from_amax16, stored_bytes
 from .generated.Attr import AttrT
 from .generated.KeyValue import KeyValueT
 from .generated.Manifest import ManifestT
@@ -108,7 +108,7 @@ def to_bytes(graph: Graph, manifest: Manifest | None = None) -> bytes:
     index = {n: i for i, n in enumerate(names)}
     blobs: list[bytes] = []
     offset = 0
-    blob_at: dict[int, int] = {}  # id(data) -> offset, so a weight shared by two tensors is stored once
+    blob_at: dict[int, tuple] = {}  # id(data) -> (offset, stored length), so a weight shared by two tensors is stored once
     vars_: list[VarT] = []
     for name in names:
         t: Tensor = graph.tensors[name]
@@ -124,11 +124,11 @@ def to_bytes(graph: Graph, manifest: Manifest | None = None) -> bytes:
                 raise ValueError(f"tensor {name!r}: data shape {data.shape} != declared {t.shape}")
             key = id(t.data)
             if key not in blob_at:
-                raw = data.tobytes()
-                blob_at[key] = offset
+                raw = stored_bytes(data, t.quant is not None)
+                blob_at[key] = offset, len(raw) if len(raw) != data.nbytes else 0
                 blobs.append(raw + b"\0" * (align(len(raw)) - len(raw)))
                 offset += align(len(raw))
-            v.isConst, v.dataOffset, v.dataLength = True, blob_at[key], data.nbytes
+            v.isConst, (v.dataOffset, v.storedLength), v.dataLength = True, blob_at[key], data.nbytes
         if t.quant is not None:
             q = QuantT()
             scale = np.asarray(t.quant.scale, np.float32).reshape(-1)

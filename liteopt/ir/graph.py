@@ -7,6 +7,7 @@ Consumers and producers are computed on demand, never stored.
 from __future__ import annotations
 
 import dataclasses
+import zlib
 from dataclasses import dataclass, field
 from typing import Any, Union
 
@@ -23,6 +24,22 @@ def scales_from_amax16(amax16: np.ndarray, bits: int) -> np.ndarray:
     """Per-channel scales from abs-max values stored as float16 (the .nb's compact form): the one place
     both the quantizer and the reader compute them, so that they agree bit for bit."""
     return (amax16.astype(np.float32) / np.float32(2 ** (bits - 1) - 1)).astype(np.float32)
+
+
+# Quantized integer weights are not uniformly distributed (most values lie near zero): zlib saves 7-14% of an
+# INT8 model. Float blobs barely compress and are stored as they are, ready to be used in place.
+ZLIB_MIN_SAVING = 0.02
+
+
+def stored_bytes(data: np.ndarray, quantized: bool) -> bytes:
+    """A constant's bytes as the .nb stores them: zlib-compressed when quantized and it pays. Here so that
+    the quantizer can weigh its choices in the bytes the writer will spend."""
+    raw = np.ascontiguousarray(data).tobytes()
+    if quantized and data.dtype.kind == "i":
+        packed = zlib.compress(raw, 9)
+        if len(packed) <= (1 - ZLIB_MIN_SAVING) * len(raw):
+            return packed
+    return raw
 
 
 @dataclass

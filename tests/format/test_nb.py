@@ -16,6 +16,7 @@ from liteopt.ir.errors import NbFormatError
 from liteopt.runtime import MobileConfig, create_paddle_predictor, load
 
 GOLDEN = os.path.join(os.path.dirname(__file__), "..", "data", "tiny_cnn.nb")
+GOLDEN_V2 = os.path.join(os.path.dirname(__file__), "..", "data", "tiny_cnn_v2.nb")  # written by format version 2
 X = np.random.default_rng(1).standard_normal((2, 3, 16, 16)).astype(np.float32)
 
 
@@ -88,6 +89,13 @@ def test_golden_file_still_reads_and_rewrites_identically():
     np.testing.assert_allclose(y, run_ort(tiny_cnn(), {"x": X})[0], rtol=1e-5, atol=1e-6)
     assert to_bytes(m.graph, m.manifest).replace(m.producer_version.encode(), b"") == \
         open(GOLDEN, "rb").read().replace(m.producer_version.encode(), b"")
+
+
+def test_version_2_files_still_read():
+    """Files of the previous format version (no compressed blobs) load and run unchanged."""
+    m = read(GOLDEN_V2)
+    assert m.schema_version == 2 < SCHEMA_VERSION
+    np.testing.assert_allclose(load(GOLDEN_V2)({"x": X})["y"], run_ort(tiny_cnn(), {"x": X})[0], rtol=1e-5, atol=1e-6)
 
 
 # --- validation ---------------------------------------------------------------------------------

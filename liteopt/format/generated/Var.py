@@ -130,8 +130,15 @@ class Var(object):
             return obj
         return None
 
+    # Var
+    def StoredLength(self):
+        o = flatbuffers.number_types.UOffsetTFlags.py_type(self._tab.Offset(22))
+        if o != 0:
+            return self._tab.Get(flatbuffers.number_types.Uint64Flags, o + self._tab.Pos)
+        return 0
+
 def VarStart(builder: flatbuffers.Builder):
-    builder.StartObject(9)
+    builder.StartObject(10)
 
 def Start(builder: flatbuffers.Builder):
     VarStart(builder)
@@ -202,6 +209,12 @@ def VarAddQuant(builder: flatbuffers.Builder, quant: int):
 def AddQuant(builder: flatbuffers.Builder, quant: int):
     VarAddQuant(builder, quant)
 
+def VarAddStoredLength(builder: flatbuffers.Builder, storedLength: int):
+    builder.PrependUint64Slot(9, storedLength, 0)
+
+def AddStoredLength(builder: flatbuffers.Builder, storedLength: int):
+    VarAddStoredLength(builder, storedLength)
+
 def VarEnd(builder: flatbuffers.Builder) -> int:
     return builder.EndObject()
 
@@ -228,6 +241,7 @@ class VarT(object):
         dataOffset = 0,
         dataLength = 0,
         quant = None,
+        storedLength = 0,
     ):
         self.name = name  # type: Optional[str]
         self.dtype = dtype  # type: int
@@ -238,6 +252,7 @@ class VarT(object):
         self.dataOffset = dataOffset  # type: int
         self.dataLength = dataLength  # type: int
         self.quant = quant  # type: Optional[liteopt.format.generated.Quant.QuantT]
+        self.storedLength = storedLength  # type: int
 
     @classmethod
     def InitFromBuf(cls, buf, pos):
@@ -279,6 +294,7 @@ class VarT(object):
         self.dataLength = var.DataLength()
         if var.Quant() is not None:
             self.quant = liteopt.format.generated.Quant.QuantT.InitFromObj(var.Quant())
+        self.storedLength = var.StoredLength()
 
     # VarT
     def Pack(self, builder):
@@ -316,5 +332,6 @@ class VarT(object):
         VarAddDataLength(builder, self.dataLength)
         if self.quant is not None:
             VarAddQuant(builder, quant)
+        VarAddStoredLength(builder, self.storedLength)
         var = VarEnd(builder)
         return var
