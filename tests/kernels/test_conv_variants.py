@@ -78,8 +78,9 @@ def test_winograd(variant, tol, shape, pads, act):
 @pytest.mark.parametrize("k,s,pads", [(3, 1, (1, 1, 1, 1)), (3, 2, (0, 1, 0, 1)), (5, 1, (2, 2, 2, 2)),
                                       (5, 2, (1, 2, 2, 1)), (3, 1, (0, 0, 0, 0))])
 @pytest.mark.parametrize("act", [("", 0.0), ("relu6", 6.0), ("hard_swish", 0.0)])
-def test_depthwise_direct(k, s, pads, act):
-    x = RNG.standard_normal((2, 8, 13, 12)).astype(np.float32)
+@pytest.mark.parametrize("hw", [(13, 12), (45, 41)])  # small planes go channels-last, wide ones row by row
+def test_depthwise_direct(k, s, pads, act, hw):
+    x = RNG.standard_normal((2, 8, *hw)).astype(np.float32)
     wt = RNG.standard_normal((8, 1, k, k)).astype(np.float32)
     b = RNG.standard_normal(8).astype(np.float32)
     at = attrs("depthwise_conv2d", strides=(s, s), paddings=pads, groups=8, act_type=act[0], act_alpha=act[1])

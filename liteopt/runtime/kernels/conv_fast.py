@@ -3,7 +3,8 @@
 - `gemm`: im2col + BLAS sgemm per group (1x1 stride-1 convs skip im2col: a plain GEMM);
 - `winograd_f43` / `winograd_f63` / `winograd_f23`: Winograd F(4x4|6x6|2x2, 3x3) for 3x3 stride-1 convs, the filter
   transform done once at load (`prepare`), the 36/16 element-wise products as one batched BLAS matmul;
-- `direct` depthwise 3x3 / 5x5 (stride 1 or 2) numba kernels.
+- `direct` depthwise 3x3 / 5x5 (stride 1 or 2) numba kernels: wide planes row by row, read in place; small
+  planes (rows shorter than a vector or two) channels-last, vectorized over the channels.
 Bias and the fused activation are applied in each kernel's epilogue; every variant writes into `out`
 (an arena view) when given one. Scratch buffers are kept per node, so a steady-state run allocates
 little beyond BLAS's own workspace.
@@ -222,49 +223,87 @@ def _depthwise(x, w, y, bias, has_bias, sh, sw, dh, dw, pt, pb, pl, pr, code, al
                     y[b, ch, oy, ox] = _act(acc[ox] + add, code, alpha)
 
 
+@njit(inline="always", **dict(JIT, fastmath=True))
+def _dw3_edge(w, ch, r0, r1, r2, j0, wd, add):
+    """One output of a 3x3 depthwise row whose taps reach past the left or right border."""
+    acc = add
+    for t in range(3):
+        j = j0 + t
+        if 0 <= j < wd:
+            acc += w[ch, 0, 0, t] * r0[j] + w[ch, 0, 1, t] * r1[j] + w[ch, 0, 2, t] * r2[j]
+    return acc
+
+
 @njit(**dict(PJIT, fastmath=True))
-def _depthwise3x3(x, w, y, bias, has_bias, sh, pt, pb, pl, pr, code, alpha):
-    """The 3x3 (dilation 1, stride 1 or 2) case with the nine taps unrolled: each output row is one
-    vectorizable loop over three padded input rows (stride 2 reads them split into even and odd columns,
-    so the loop stays contiguous). One padded buffer for all channels, allocated once per call."""
+def _depthwise3x3(x, w, y, bias, has_bias, s, pt, pl, code, alpha):
+    """The 3x3 (dilation 1, stride 1 or 2) case for wide planes, read in place (no padded copy): each output
+    row is one loop over three input rows with the nine taps unrolled, over the columns whose taps all lie
+    inside (sliced so that indices start at 0 and the loop vectorizes); the few border columns, and rows
+    past the top or bottom (a zero row), are handled apart."""
     n, c, h, wd = x.shape
     _, _, oh, ow = y.shape
-    hp, wp = h + pt + pb, wd + pl + pr
-    pads = np.zeros((n * c, hp + 1, wp + 2), np.float32)
-    half = (wp + 3) // 2
+    lo = min(ow, (pl + s - 1) // s)                # first output column whose taps are all inside
+    hi = max(lo, min(ow, (wd - 3 + pl) // s + 1))  # one past the last
     for k in prange(n * c):
         b, ch = k // c, k % c
-        pad = pads[k]
-        pad[pt:pt + h, pl:pl + wd] = x[b, ch]
+        zero = np.zeros(wd, np.float32)
         w00, w01, w02 = w[ch, 0, 0, 0], w[ch, 0, 0, 1], w[ch, 0, 0, 2]
         w10, w11, w12 = w[ch, 0, 1, 0], w[ch, 0, 1, 1], w[ch, 0, 1, 2]
         w20, w21, w22 = w[ch, 0, 2, 0], w[ch, 0, 2, 1], w[ch, 0, 2, 2]
         add = bias[ch] if has_bias else np.float32(0.0)
-        if sh == 1:
-            for oy in range(oh):
-                r0, r1, r2 = pad[oy], pad[oy + 1], pad[oy + 2]
-                out = y[b, ch, oy]
-                for ox in range(ow):
-                    out[ox] = (add + w00 * r0[ox] + w01 * r0[ox + 1] + w02 * r0[ox + 2]
-                               + w10 * r1[ox] + w11 * r1[ox + 1] + w12 * r1[ox + 2]
-                               + w20 * r2[ox] + w21 * r2[ox + 1] + w22 * r2[ox + 2])
-                _act_row(out, code, alpha)
-        else:
-            ev = np.empty((3, half), np.float32)
-            od = np.empty((3, half), np.float32)
-            for oy in range(oh):
-                for i in range(3):
-                    r = pad[oy * sh + i]
-                    for q in range(ow + 1):
-                        ev[i, q] = r[2 * q]
-                        od[i, q] = r[2 * q + 1]
-                out = y[b, ch, oy]
-                e0, e1, e2, o0, o1, o2 = ev[0], ev[1], ev[2], od[0], od[1], od[2]
-                for ox in range(ow):
-                    out[ox] = (add + w00 * e0[ox] + w01 * o0[ox] + w02 * e0[ox + 1]
-                               + w10 * e1[ox] + w11 * o1[ox] + w12 * e1[ox + 1]
-                               + w20 * e2[ox] + w21 * o2[ox] + w22 * e2[ox + 1])
-                _act_row(out, code, alpha)
+        for oy in range(oh):
+            iy = oy * s - pt
+            r0 = x[b, ch, iy] if 0 <= iy < h else zero
+            r1 = x[b, ch, iy + 1] if 0 <= iy + 1 < h else zero
+            r2 = x[b, ch, iy + 2] if 0 <= iy + 2 < h else zero
+            out = y[b, ch, oy]
+            if hi > lo:
+                base = lo * s - pl
+                a0, a1, a2, o = r0[base:], r1[base:], r2[base:], out[lo:hi]
+                if s == 1:
+                    for t in range(hi - lo):
+                        o[t] = (add + w00 * a0[t] + w01 * a0[t + 1] + w02 * a0[t + 2]
+                                + w10 * a1[t] + w11 * a1[t + 1] + w12 * a1[t + 2]
+                                + w20 * a2[t] + w21 * a2[t + 1] + w22 * a2[t + 2])
+                else:
+                    for t in range(hi - lo):
+                        j = 2 * t
+                        o[t] = (add + w00 * a0[j] + w01 * a0[j + 1] + w02 * a0[j + 2]
+                                + w10 * a1[j] + w11 * a1[j + 1] + w12 * a1[j + 2]
+                                + w20 * a2[j] + w21 * a2[j + 1] + w22 * a2[j + 2])
+            for ox in range(lo):
+                out[ox] = _dw3_edge(w, ch, r0, r1, r2, ox * s - pl, wd, add)
+            for ox in range(hi, ow):
+                out[ox] = _dw3_edge(w, ch, r0, r1, r2, ox * s - pl, wd, add)
+            _act_row(out, code, alpha)
+
+
+@njit(**dict(PJIT, fastmath=True))
+def _depthwise_hwc(xt, wt, yt, bias, s, pt, pl, k, code, alpha):
+    """Small planes (a row shorter than a few vectors): channels-last, each output pixel one loop over all
+    channels per tap. xt (N, H, W, C), wt (K*K, C), yt (N, OH, OW, C); bias has C values."""
+    n, h, wd, c = xt.shape
+    _, oh, ow, _ = yt.shape
+    for idx in prange(n * oh):
+        b, oy = idx // oh, idx % oh
+        for ox in range(ow):
+            o = yt[b, oy, ox]
+            for q in range(c):
+                o[q] = bias[q]
+            for i in range(k):
+                iy = oy * s + i - pt
+                if 0 <= iy < h:
+                    for j in range(k):
+                        ix = ox * s + j - pl
+                        if 0 <= ix < wd:
+                            xr, wr = xt[b, iy, ix], wt[i * k + j]
+                            for q in range(c):
+                                o[q] += wr[q] * xr[q]
+            _act_row(o, code, alpha)
+
+
+# Output rows narrower than this go channels-last: a row of 7 or 14 values is less than one vector.
+DW_HWC_BELOW = 20
 
 
 @njit(**dict(PJIT, fastmath=True))
@@ -312,8 +351,15 @@ def depthwise_direct(x, w, b, *, out=None, strides, paddings, dilations, groups,
     code = ACT_CODES.get(act_type, 0)
     bias = b.astype(np.float32, copy=False) if b is not None else np.zeros(1, np.float32)
     xc, wc = np.ascontiguousarray(x, dtype=np.float32), np.ascontiguousarray(w, dtype=np.float32)
-    if kh == kw == 3 and dh == dw == 1 and sh == sw:
-        _depthwise3x3(xc, wc, y, bias, b is not None, sh, pt, pb, pl, pr, code, float(act_alpha))
+    if kh == kw and dh == dw == 1 and sh == sw and y.shape[3] < DW_HWC_BELOW:
+        xt = np.ascontiguousarray(xc.transpose(0, 2, 3, 1))
+        wt = np.ascontiguousarray(wc.reshape(c, kh * kw).T)
+        yt = np.empty((n, y.shape[2], y.shape[3], c), np.float32)
+        bias_c = bias if b is not None else np.zeros(c, np.float32)
+        _depthwise_hwc(xt, wt, yt, bias_c, sh, pt, pl, kh, code, float(act_alpha))
+        y[...] = yt.transpose(0, 3, 1, 2)
+    elif kh == kw == 3 and dh == dw == 1 and sh == sw:
+        _depthwise3x3(xc, wc, y, bias, b is not None, sh, pt, pl, code, float(act_alpha))
     elif kh == kw == 5 and dh == dw == 1 and sh == sw:
         _depthwise5x5(xc, wc, y, bias, b is not None, sh, pt, pb, pl, pr, code, float(act_alpha))
     else:
