@@ -163,6 +163,15 @@ def profile(nb_path: str, feeds: dict, repeat: int = 5) -> None:
                 f = 2 * math.prod(o) * math.prod(w[1:])
                 flops = f"{f / ms / 1e6:8.1f}"
         print(f"  {n.name[:34]:34s} {n.op + ' ' + n.kernel:18s} {ms:8.3f} {flops:>8s}")
+    by_kind: dict[str, float] = {}
+    for k, s in enumerate(prog.steps):
+        kind = f"{s.node.op} {s.node.kernel}"
+        by_kind[kind] = by_kind.get(kind, 0.0) + statistics.median(per[k]) * 1e3
+    ops_ms = sum(by_kind.values())
+    whole = median_ms(lambda: pred(feeds), repeat)
+    print(f"  per op kind (sum of ops {ops_ms:.2f} ms; a whole run {whole:.2f} ms, "
+          f"{whole - ops_ms:.2f} ms outside the ops): " +
+          ", ".join(f"{k} {v:.2f}" for k, v in sorted(by_kind.items(), key=lambda kv: -kv[1])[:8]))
     for s, f in zip(prog.steps, orig):
         s.fn = f
 

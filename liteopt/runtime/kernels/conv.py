@@ -59,6 +59,40 @@ def _pool(x, y, kh, kw, sh, sw, pt, pl, is_max, exclusive, ph, pw):
                 y[b, ch, oy, ox] = acc[ox] / div if div > 0 else 0.0
 
 
+@njit(**dict(PJIT, fastmath=True))
+def _maxpool(x, y, kh, kw, sh, sw, pt, pl):
+    """Max pooling without a padded copy of the plane: per output row, the element-wise max of its input
+    rows (contiguous, vectorizes) into a row buffer whose margins hold -inf, then the max over each window
+    of that row. Every window holds at least one input (paddings are smaller than the window)."""
+    n, c, h, w = x.shape
+    oh, ow = y.shape[2], y.shape[3]
+    wp = max((ow - 1) * sw + kw, w + pl)
+    for k in prange(n * c):
+        b, ch = k // c, k % c
+        buf = np.full(wp, -np.inf, np.float32)
+        t = buf[pl:pl + w]
+        for oy in range(oh):
+            y0 = oy * sh - pt
+            first = max(y0, 0)
+            last = min(y0 + kh, h)
+            if first >= last:  # cannot happen with the output sizes of pool_out_size; kept safe
+                y[b, ch, oy, :] = -np.inf
+                continue
+            r = x[b, ch, first]
+            for ix in range(w):
+                t[ix] = r[ix]
+            for iy in range(first + 1, last):
+                r = x[b, ch, iy]
+                for ix in range(w):
+                    t[ix] = max(t[ix], r[ix])
+            out = y[b, ch, oy]
+            for ox in range(ow):
+                m = buf[ox * sw]
+                for j in range(1, kw):
+                    m = max(m, buf[ox * sw + j])
+                out[ox] = m
+
+
 @kernel("pool2d", out=True)
 def pool2d(x, *, pooling_type, ksize, strides, paddings, global_pooling, exclusive, ceil_mode, out=None):
     n, c, h, w = x.shape
@@ -68,6 +102,13 @@ def pool2d(x, *, pooling_type, ksize, strides, paddings, global_pooling, exclusi
         (kh, kw), (sh, sw), (pt, pb, pl, pr) = ksize, strides, paddings
         oh, ow = pool_out_size(h, kh, sh, pt, pb, ceil_mode), pool_out_size(w, kw, sw, pl, pr, ceil_mode)
     y = out if out is not None else np.empty((n, c, oh, ow), x.dtype)
+    if global_pooling:  # numpy's reductions over each flattened plane
+        planes = x.reshape(n, c, h * w)
+        y.reshape(n, c)[...] = planes.max(axis=2) if pooling_type == "max" else planes.mean(axis=2, dtype=np.float32)
+        return y
+    if pooling_type == "max" and x.dtype == np.float32 and max(pt, pb) < kh and max(pl, pr) < kw:
+        _maxpool(np.ascontiguousarray(x), y, kh, kw, sh, sw, pt, pl)
+        return y
     _pool(np.ascontiguousarray(x), y, kh, kw, sh, sw, pt, pl, pooling_type == "max", exclusive,
           h + pt + pb, w + pl + pr)
     return y

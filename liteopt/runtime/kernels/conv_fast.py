@@ -48,40 +48,45 @@ def _act(v, code, alpha):
 
 
 @njit(inline="always", **dict(JIT, fastmath=True))
-def _act_row(row, code, alpha):
-    """The activation over a 1-D row in place, one loop per activation (so each loop vectorizes)."""
+def _bias_act_row(row, add, code, alpha):
+    """row = act(row + add) in place, in one pass, one loop per activation (so each loop vectorizes)."""
     a = np.float32(alpha)
-    if code == 1:
+    if code == 0:
         for i in range(row.size):
-            row[i] = max(row[i], np.float32(0.0))
+            row[i] += add
+    elif code == 1:
+        for i in range(row.size):
+            row[i] = max(row[i] + add, np.float32(0.0))
     elif code == 2:
         for i in range(row.size):
-            row[i] = min(max(row[i], np.float32(0.0)), a)
+            row[i] = min(max(row[i] + add, np.float32(0.0)), a)
     elif code == 3:
         for i in range(row.size):
-            v = row[i]
+            v = row[i] + add
             row[i] = v if v >= 0 else v * a
     elif code == 4:
         for i in range(row.size):
-            v = row[i]
+            v = row[i] + add
             row[i] = v * min(max(v + np.float32(3.0), np.float32(0.0)), np.float32(6.0)) / np.float32(6.0)
-    elif code != 0:
+    else:
         for i in range(row.size):
-            row[i] = _act(row[i], code, alpha)
+            row[i] = _act(row[i] + add, code, alpha)
+
+
+@njit(inline="always", **dict(JIT, fastmath=True))
+def _act_row(row, code, alpha):
+    """The activation over a 1-D row in place."""
+    if code != 0:
+        _bias_act_row(row, np.float32(0.0), code, alpha)
 
 
 @njit(**dict(PJIT, fastmath=True))
 def _epilogue(y, bias, has_bias, code, alpha):
-    """y: (N, O, L) in place: y = act(y + bias[o])."""
+    """y: (N, O, L) in place: y = act(y + bias[o]), one pass over each row."""
     n, o, length = y.shape
     for k in prange(n * o):
         b, c = k // o, k % o
-        row = y[b, c]
-        if has_bias:
-            add = bias[c]
-            for i in range(length):
-                row[i] += add
-        _act_row(row, code, alpha)
+        _bias_act_row(y[b, c], bias[c] if has_bias else np.float32(0.0), code, alpha)
 
 
 def _finish(y4, b, act_type, act_alpha):
@@ -90,9 +95,10 @@ def _finish(y4, b, act_type, act_alpha):
     n, o = y4.shape[:2]
     bias = b.astype(np.float32, copy=False) if b is not None else np.zeros(1, np.float32)
     if code is None:
-        _epilogue(y4.reshape(n, o, -1), bias, b is not None, 0, 0.0)
+        if b is not None:
+            _epilogue(y4.reshape(n, o, -1), bias, True, 0, 0.0)
         y4[...] = apply_act(y4, act_type, act_alpha)
-    else:
+    elif b is not None or code != 0:
         _epilogue(y4.reshape(n, o, -1), bias, b is not None, code, float(act_alpha))
     return y4
 
