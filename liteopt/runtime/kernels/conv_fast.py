@@ -312,32 +312,55 @@ def _depthwise_hwc(xt, wt, yt, bias, s, pt, pl, k, code, alpha):
 DW_HWC_BELOW = 20
 
 
+@njit(inline="always", **dict(JIT, fastmath=True))
+def _dw5_row(o, a, s, w0, w1, w2, w3, w4):
+    """o[t] += the five taps of one kernel row at input a[s * t] (indices from 0, so the loop vectorizes)."""
+    if s == 1:
+        for t in range(o.size):
+            o[t] += w0 * a[t] + w1 * a[t + 1] + w2 * a[t + 2] + w3 * a[t + 3] + w4 * a[t + 4]
+    else:
+        for t in range(o.size):
+            j = 2 * t
+            o[t] += w0 * a[j] + w1 * a[j + 1] + w2 * a[j + 2] + w3 * a[j + 3] + w4 * a[j + 4]
+
+
+@njit(inline="always", **dict(JIT, fastmath=True))
+def _dw5_edge(w, ch, i, r, j0, wd):
+    acc = np.float32(0.0)
+    for t in range(5):
+        if 0 <= j0 + t < wd:
+            acc += w[ch, 0, i, t] * r[j0 + t]
+    return acc
+
+
 @njit(**dict(PJIT, fastmath=True))
-def _depthwise5x5(x, w, y, bias, has_bias, sh, pt, pb, pl, pr, code, alpha):
-    """5x5 (dilation 1, stride 1 or 2): per output row, each of the five kernel rows adds its five taps
-    unrolled (five vectorizable passes instead of twenty-five)."""
+def _depthwise5x5(x, w, y, bias, has_bias, s, pt, pl, code, alpha):
+    """5x5 (dilation 1, stride 1 or 2) for wide planes, read in place like `_depthwise3x3`: per output row,
+    each kernel row inside the input adds its five taps unrolled over the interior columns; the border
+    columns are summed apart."""
     n, c, h, wd = x.shape
     _, _, oh, ow = y.shape
-    hp, wp = h + pt + pb, wd + pl + pr
+    lo = min(ow, (pl + s - 1) // s)
+    hi = max(lo, min(ow, (wd - 5 + pl) // s + 1))
     for k in prange(n * c):
         b, ch = k // c, k % c
-        pad = np.zeros((hp + 1, wp + 4), np.float32)
-        pad[pt:pt + h, pl:pl + wd] = x[b, ch]
         add = bias[ch] if has_bias else np.float32(0.0)
         for oy in range(oh):
             out = y[b, ch, oy]
             for ox in range(ow):
                 out[ox] = add
             for i in range(5):
-                r = pad[oy * sh + i]
+                iy = oy * s - pt + i
+                if iy < 0 or iy >= h:
+                    continue
+                r = x[b, ch, iy]
                 w0, w1, w2, w3, w4 = w[ch, 0, i, 0], w[ch, 0, i, 1], w[ch, 0, i, 2], w[ch, 0, i, 3], w[ch, 0, i, 4]
-                if sh == 1:
-                    for ox in range(ow):
-                        out[ox] += w0 * r[ox] + w1 * r[ox + 1] + w2 * r[ox + 2] + w3 * r[ox + 3] + w4 * r[ox + 4]
-                else:
-                    for ox in range(ow):
-                        j = ox * sh
-                        out[ox] += w0 * r[j] + w1 * r[j + 1] + w2 * r[j + 2] + w3 * r[j + 3] + w4 * r[j + 4]
+                if hi > lo:
+                    _dw5_row(out[lo:hi], r[lo * s - pl:], s, w0, w1, w2, w3, w4)
+                for ox in range(lo):
+                    out[ox] += _dw5_edge(w, ch, i, r, ox * s - pl, wd)
+                for ox in range(hi, ow):
+                    out[ox] += _dw5_edge(w, ch, i, r, ox * s - pl, wd)
             _act_row(out, code, alpha)
 
 
@@ -367,7 +390,7 @@ def depthwise_direct(x, w, b, *, out=None, strides, paddings, dilations, groups,
     elif kh == kw == 3 and dh == dw == 1 and sh == sw:
         _depthwise3x3(xc, wc, y, bias, b is not None, sh, pt, pl, code, float(act_alpha))
     elif kh == kw == 5 and dh == dw == 1 and sh == sw:
-        _depthwise5x5(xc, wc, y, bias, b is not None, sh, pt, pb, pl, pr, code, float(act_alpha))
+        _depthwise5x5(xc, wc, y, bias, b is not None, sh, pt, pl, code, float(act_alpha))
     else:
         _depthwise(xc, wc, y, bias, b is not None, sh, sw, dh, dw, pt, pb, pl, pr, code, float(act_alpha))
     if act_type not in ACT_CODES:
