@@ -218,7 +218,16 @@ def _memory(mp, var, tensors, where: str) -> MemoryPlan:
         names = [var(i, f"memory slot #{k}") for i in (s.tensors if s.tensors is not None else [])]
         if not names or any(tensors[n].data is not None for n in names):
             _fail(f"{where}: memory slot #{k} is empty or holds a constant")
-        slots.append(Slot(names, s.first, s.last, s.size, s.offset))
+        subs = [int(v) for v in (s.tensorOffsets if s.tensorOffsets is not None else [])]
+        if subs and len(subs) != len(names):
+            _fail(f"{where}: memory slot #{k}: {len(subs)} tensor offsets for {len(names)} tensors")
+        sub = {n: v for n, v in zip(names, subs) if v}
+        for n in names:
+            t = tensors[n]
+            if t.shape is None or not all(isinstance(d, int) for d in t.shape) or \
+                    sub.get(n, 0) + math.prod(t.shape) * t.dtype.itemsize > s.size:
+                _fail(f"{where}: memory slot #{k}: tensor {n!r} does not fit its {s.size} bytes")
+        slots.append(Slot(names, s.first, s.last, s.size, s.offset, sub))
     plan = MemoryPlan(slots, mp.arenaBytes, mp.lowerBoundBytes, _s(mp.strategy))
     try:
         check_plan(plan)

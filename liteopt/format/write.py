@@ -85,6 +85,8 @@ def _memory(plan, index: dict[str, int]) -> MemoryPlanT:
         st = MemorySlotT()
         st.tensors = [index[t] for t in s.tensors]
         st.offset, st.size, st.first, st.last = s.offset, s.size, s.first, s.last
+        if s.sub:
+            st.tensorOffsets = [s.sub.get(t, 0) for t in s.tensors]
         mp.slots.append(st)
     return mp
 

@@ -28,6 +28,7 @@ class Slot:
     last: int
     size: int
     offset: int = -1
+    sub: dict[str, int] = field(default_factory=dict)  # a tensor's byte offset inside the slot (default 0)
 
 
 @dataclass
@@ -39,7 +40,7 @@ class MemoryPlan:
     per_strategy: dict[str, int] = field(default_factory=dict)
 
     def offsets(self) -> dict[str, int]:
-        return {t: s.offset for s in self.slots for t in s.tensors}
+        return {t: s.offset + s.sub.get(t, 0) for s in self.slots for t in s.tensors}
 
 
 def _align(n: int) -> int:
@@ -86,7 +87,43 @@ def lifetimes(graph: Graph, inplace: bool = True) -> list[Slot] | None:
     # a view keeps its source alive as long as the view is used
     for s in slots:
         s.last = max([s.last] + [last_use.get(x, s.first) for x in s.tensors])
+    if inplace:
+        _concat_in_place(graph, slots, slot_of, external)
     return slots
+
+
+def _concat_in_place(graph: Graph, slots: list[Slot], slot_of: dict[str, Slot], external: set[str]) -> None:
+    """Concat without copies: when the inputs of a concat are contiguous byte ranges of its output (every
+    dimension before the axis is 1), an input's slot moves inside the output's slot at its range, so its
+    producer writes straight into the concat result and the concat kernel finds nothing to copy. An input
+    qualifies when nothing in its slot is a different size or is written after the concat (an in-place op
+    would overwrite the result), and it is not a graph input, a constant, or part of another concat."""
+    t = graph.tensors
+    produced = {o: i for i, n in enumerate(graph.nodes) for o in n.outputs}
+    for i, node in enumerate(graph.nodes):
+        if node.op != "concat" or len(node.outputs) != 1:
+            continue
+        o = node.outputs[0]
+        shape, dtype = t[o].shape, t[o].dtype
+        a = node.attrs["axis"] % len(shape)
+        out = slot_of.get(o)
+        if out is None or out.tensors[0] != o or math.prod(shape[:a]) != 1 or len(set(node.inputs)) != len(node.inputs):
+            continue
+        inner = math.prod(shape[a + 1:]) * dtype.itemsize
+        at = 0
+        for x in node.inputs:
+            s, nbytes = slot_of.get(x), t[x].shape[a] * inner
+            if (x not in external and s is not None and s is not out and not s.sub and t[x].dtype == dtype
+                    and all(math.prod(t[y].shape) * t[y].dtype.itemsize == nbytes for y in s.tensors)
+                    and all(produced[y] < i or OPS[graph.nodes[produced[y]].op].view_of_input is not None
+                            for y in s.tensors)):
+                for y in s.tensors:
+                    out.tensors.append(y)
+                    out.sub[y] = at
+                    slot_of[y] = out
+                out.first, out.last = min(out.first, s.first), max(out.last, s.last)
+                slots.remove(s)
+            at += nbytes
 
 
 def lower_bound(slots: list[Slot]) -> int:

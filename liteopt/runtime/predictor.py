@@ -44,11 +44,14 @@ class Arena:
         start = (-raw.ctypes.data) % ALIGN
         self.buffer = raw[start:start + plan.arena_bytes]
         self.views: dict[str, np.ndarray] = {}
+        self.slot_of: dict[str, object] = {}
         for slot in plan.slots:
             for name in slot.tensors:
+                self.slot_of[name] = slot
                 t = graph.tensors[name]
                 nbytes = math.prod(t.shape) * t.dtype.itemsize
-                self.views[name] = self.buffer[slot.offset:slot.offset + nbytes].view(t.dtype.np).reshape(t.shape)
+                at = slot.offset + slot.sub.get(name, 0)
+                self.views[name] = self.buffer[at:at + nbytes].view(t.dtype.np).reshape(t.shape)
 
 
 class Program:
@@ -128,8 +131,11 @@ class Program:
                 for name in s.outputs:
                     self._check_inferred(s.node, name, env[name], symbols)
                     d = OPS[s.node.op]
+                    slot = arena.slot_of.get(name) if arena is not None else None
                     if d.view_of_input is None and not d.inplace and any(
-                            a is not None and np.may_share_memory(env[name], a) for a in args):
+                            a is not None and np.may_share_memory(env[name], a)
+                            and (slot is None or arena.slot_of.get(i) is not slot)  # planned: concat in place
+                            for i, a in zip(s.inputs, args)):
                         raise AssertionError(f"op {s.node.name!r} ({s.node.op}) returned a view of its input, but "
                                              f"it is not declared view_of_input: the memory plan would reuse it")
         # outputs may live in the arena, which the next run overwrites: hand out copies

@@ -92,3 +92,48 @@ def test_runs_through_the_arena_match_the_reference(n, edges):
     x = np.random.default_rng(0).standard_normal(16).astype(np.float32)
     got = Program(read(buffer=to_bytes(g))).run({"x": x})
     np.testing.assert_allclose(got[0], evaluate(g, {"x": x})[0], rtol=1e-6)
+
+
+def _concat_graph(lead=1, later_inplace=False):
+    """a = relu(x1), b = sigmoid(x2), c = concat(a, b) along axis 1 (+ an in-place relu of `a` after it)."""
+    f = DType.FLOAT32
+    tensors = {"x1": Tensor("x1", f, (lead, 4)), "x2": Tensor("x2", f, (lead, 6)), "a": Tensor("a", f, (lead, 4)),
+               "b": Tensor("b", f, (lead, 6)), "c": Tensor("c", f, (lead, 10))}
+    nodes = [Node("relu", ["x1"], ["a"], {}, "r"), Node("sigmoid", ["x2"], ["b"], {}, "s"),
+             Node("concat", ["a", "b"], ["c"], {"axis": 1}, "cat")]
+    outputs = ["c"]
+    if later_inplace:
+        tensors["d"] = Tensor("d", f, (lead, 4))
+        nodes.append(Node("relu", ["a"], ["d"], {}, "r2"))
+        outputs.append("d")
+    return Graph(nodes, ["x1", "x2"], outputs, tensors)
+
+
+def _run_planned(g, lead):
+    from liteopt.format import read, to_bytes
+    from liteopt.ir.registry import evaluate
+    from liteopt.runtime import Program
+    g.memory_plan = plan(g)
+    rng = np.random.default_rng(0)
+    feeds = {"x1": rng.standard_normal((lead, 4)).astype(np.float32),
+             "x2": rng.standard_normal((lead, 6)).astype(np.float32)}
+    m = read(buffer=to_bytes(g))
+    assert m.graph.memory_plan.offsets() == g.memory_plan.offsets()  # the .nb keeps the offsets inside slots
+    for got, want in zip(Program(m).run(feeds, check=True), evaluate(g, feeds)):
+        np.testing.assert_allclose(got, want, rtol=1e-6)
+
+
+def test_concat_inputs_are_written_in_place_inside_its_result():
+    g = _concat_graph()
+    off = plan(g).offsets()
+    assert off["a"] == off["c"] and off["b"] == off["c"] + 4 * 4
+    _run_planned(g, 1)
+
+
+def test_concat_copies_when_inputs_are_not_contiguous_ranges_or_are_written_later():
+    for g, lead in ((_concat_graph(lead=2), 2), (_concat_graph(later_inplace=True), 1)):
+        off, p = plan(g).offsets(), plan(g)
+        slot_c = next(s for s in p.slots if "c" in s.tensors)
+        assert "a" not in slot_c.tensors, off
+        check_plan(p)
+        _run_planned(g, lead)

@@ -84,8 +84,35 @@ class MemorySlot(object):
             return self._tab.Get(flatbuffers.number_types.Int32Flags, o + self._tab.Pos)
         return 0
 
+    # MemorySlot
+    def TensorOffsets(self, j: int):
+        o = flatbuffers.number_types.UOffsetTFlags.py_type(self._tab.Offset(14))
+        if o != 0:
+            a = self._tab.Vector(o)
+            return self._tab.Get(flatbuffers.number_types.Uint64Flags, a + flatbuffers.number_types.UOffsetTFlags.py_type(j * 8))
+        return 0
+
+    # MemorySlot
+    def TensorOffsetsAsNumpy(self):
+        o = flatbuffers.number_types.UOffsetTFlags.py_type(self._tab.Offset(14))
+        if o != 0:
+            return self._tab.GetVectorAsNumpy(flatbuffers.number_types.Uint64Flags, o)
+        return 0
+
+    # MemorySlot
+    def TensorOffsetsLength(self) -> int:
+        o = flatbuffers.number_types.UOffsetTFlags.py_type(self._tab.Offset(14))
+        if o != 0:
+            return self._tab.VectorLen(o)
+        return 0
+
+    # MemorySlot
+    def TensorOffsetsIsNone(self) -> bool:
+        o = flatbuffers.number_types.UOffsetTFlags.py_type(self._tab.Offset(14))
+        return o == 0
+
 def MemorySlotStart(builder: flatbuffers.Builder):
-    builder.StartObject(5)
+    builder.StartObject(6)
 
 def Start(builder: flatbuffers.Builder):
     MemorySlotStart(builder)
@@ -126,6 +153,18 @@ def MemorySlotAddLast(builder: flatbuffers.Builder, last: int):
 def AddLast(builder: flatbuffers.Builder, last: int):
     MemorySlotAddLast(builder, last)
 
+def MemorySlotAddTensorOffsets(builder: flatbuffers.Builder, tensorOffsets: int):
+    builder.PrependUOffsetTRelativeSlot(5, flatbuffers.number_types.UOffsetTFlags.py_type(tensorOffsets), 0)
+
+def AddTensorOffsets(builder: flatbuffers.Builder, tensorOffsets: int):
+    MemorySlotAddTensorOffsets(builder, tensorOffsets)
+
+def MemorySlotStartTensorOffsetsVector(builder, numElems: int) -> int:
+    return builder.StartVector(8, numElems, 8)
+
+def StartTensorOffsetsVector(builder, numElems: int) -> int:
+    return MemorySlotStartTensorOffsetsVector(builder, numElems)
+
 def MemorySlotEnd(builder: flatbuffers.Builder) -> int:
     return builder.EndObject()
 
@@ -147,12 +186,14 @@ class MemorySlotT(object):
         size = 0,
         first = 0,
         last = 0,
+        tensorOffsets = None,
     ):
         self.tensors = tensors  # type: Optional[List[int]]
         self.offset = offset  # type: int
         self.size = size  # type: int
         self.first = first  # type: int
         self.last = last  # type: int
+        self.tensorOffsets = tensorOffsets  # type: Optional[List[int]]
 
     @classmethod
     def InitFromBuf(cls, buf, pos):
@@ -186,6 +227,13 @@ class MemorySlotT(object):
         self.size = memorySlot.Size()
         self.first = memorySlot.First()
         self.last = memorySlot.Last()
+        if not memorySlot.TensorOffsetsIsNone():
+            if np is None:
+                self.tensorOffsets = []
+                for i in range(memorySlot.TensorOffsetsLength()):
+                    self.tensorOffsets.append(memorySlot.TensorOffsets(i))
+            else:
+                self.tensorOffsets = memorySlot.TensorOffsetsAsNumpy()
 
     # MemorySlotT
     def Pack(self, builder):
@@ -197,6 +245,14 @@ class MemorySlotT(object):
                 for i in reversed(range(len(self.tensors))):
                     builder.PrependInt32(self.tensors[i])
                 tensors = builder.EndVector()
+        if self.tensorOffsets is not None:
+            if np is not None and type(self.tensorOffsets) is np.ndarray:
+                tensorOffsets = builder.CreateNumpyVector(self.tensorOffsets)
+            else:
+                MemorySlotStartTensorOffsetsVector(builder, len(self.tensorOffsets))
+                for i in reversed(range(len(self.tensorOffsets))):
+                    builder.PrependUint64(self.tensorOffsets[i])
+                tensorOffsets = builder.EndVector()
         MemorySlotStart(builder)
         if self.tensors is not None:
             MemorySlotAddTensors(builder, tensors)
@@ -204,5 +260,7 @@ class MemorySlotT(object):
         MemorySlotAddSize(builder, self.size)
         MemorySlotAddFirst(builder, self.first)
         MemorySlotAddLast(builder, self.last)
+        if self.tensorOffsets is not None:
+            MemorySlotAddTensorOffsets(builder, tensorOffsets)
         memorySlot = MemorySlotEnd(builder)
         return memorySlot
