@@ -154,17 +154,56 @@ def _compare(a, b, code):
 
 @njit(inline="always", **EJIT)
 def _row_float(out, a, b, sa, sb, code):
+    """out = a (op) b over one contiguous row (sa / sb: 0 when that operand is one broadcast value). The
+    four common ops get a loop each, so that LLVM vectorizes them; the others go through _arith_float."""
+    n = out.size
     if sa and sb:
-        for i in range(out.size):
-            out[i] = _arith_float(a[i], b[i], code)
+        if code == ADD:
+            for i in range(n):
+                out[i] = a[i] + b[i]
+        elif code == MUL:
+            for i in range(n):
+                out[i] = a[i] * b[i]
+        elif code == SUB:
+            for i in range(n):
+                out[i] = a[i] - b[i]
+        elif code == DIV:
+            for i in range(n):
+                out[i] = a[i] / b[i]
+        else:
+            for i in range(n):
+                out[i] = _arith_float(a[i], b[i], code)
     elif sa:
         bv = b[0]
-        for i in range(out.size):
-            out[i] = _arith_float(a[i], bv, code)
+        if code == ADD:
+            for i in range(n):
+                out[i] = a[i] + bv
+        elif code == MUL:
+            for i in range(n):
+                out[i] = a[i] * bv
+        elif code == SUB:
+            for i in range(n):
+                out[i] = a[i] - bv
+        elif code == DIV:
+            for i in range(n):
+                out[i] = a[i] / bv
+        else:
+            for i in range(n):
+                out[i] = _arith_float(a[i], bv, code)
     else:
         av = a[0]
-        for i in range(out.size):
-            out[i] = _arith_float(av, b[i], code)
+        if code == ADD:
+            for i in range(n):
+                out[i] = av + b[i]
+        elif code == MUL:
+            for i in range(n):
+                out[i] = av * b[i]
+        else:
+            for i in range(n):
+                out[i] = _arith_float(av, b[i], code)
+
+
+BLOCK = 4096  # a fused activation runs on each block of a row while it is still in L1
 
 
 @njit(**EJIT)
@@ -176,16 +215,18 @@ def _float_loop(out, a, b, dims, strides, rows, code, act, alpha):
     for _ in range(rows):
         o, ia, ib = offs[0], offs[1], offs[2]
         if so == 1 and sa <= 1 and sb <= 1:  # contiguous rows: slices, so that LLVM vectorizes
-            _row_float(out[o:o + n], a[ia:ia + n] if sa else a[ia:ia + 1], b[ib:ib + n] if sb else b[ib:ib + 1],
-                       sa, sb, code)
+            for s0 in range(0, n, BLOCK):
+                m = min(BLOCK, n - s0)
+                _row_float(out[o + s0:o + s0 + m], a[ia + s0:ia + s0 + m] if sa else a[ia:ia + 1],
+                           b[ib + s0:ib + s0 + m] if sb else b[ib:ib + 1], sa, sb, code)
+                if act:
+                    _act_row(out[o + s0:o + s0 + m], act, alpha)
         else:
             for i in range(n):
                 out[o + i * so] = _arith_float(a[ia + i * sa], b[ib + i * sb], code)
-        if act and so == 1:
-            _act_row(out[o:o + n], act, alpha)  # one loop per activation: vectorizes
-        elif act:
-            for i in range(n):
-                out[o + i * so] = _act(out[o + i * so], act, alpha)
+            if act:
+                for i in range(n):
+                    out[o + i * so] = _act(out[o + i * so], act, alpha)
         _advance(idx, dims, strides, offs)
 
 
