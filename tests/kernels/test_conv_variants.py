@@ -86,3 +86,16 @@ def test_depthwise_direct(k, s, pads, act, hw):
     at = attrs("depthwise_conv2d", strides=(s, s), paddings=pads, groups=8, act_type=act[0], act_alpha=act[1])
     close(run_variant("depthwise_conv2d", "direct", x, wt, b, at, out=True),
           OPS["depthwise_conv2d"].run(x, wt, b, **at)[0], 1e-5)
+
+
+@pytest.mark.parametrize("k,s,groups,bias", [((2, 2), (2, 2), 1, True), ((2, 3), (2, 3), 2, False),
+                                             ((3, 3), (2, 2), 1, True)])
+@pytest.mark.parametrize("act", [("", 0.0), ("sigmoid", 0.0), ("relu6", 6.0), ("gelu", 0.0)])
+def test_conv2d_transpose_fused_activation(k, s, groups, bias, act):
+    """The stride == kernel path writes each output once with bias and activation; others scatter-add."""
+    x = RNG.standard_normal((2, 4, 7, 6)).astype(np.float32)
+    wt = RNG.standard_normal((4, 3, *k)).astype(np.float32)
+    b = RNG.standard_normal(3 * groups).astype(np.float32) if bias else None
+    at = attrs("conv2d_transpose", strides=s, groups=groups, act_type=act[0], act_alpha=act[1])
+    close(run_variant("conv2d_transpose", "default", x, wt, b, at, out=True),
+          OPS["conv2d_transpose"].run(x, wt, b, **at)[0], 1e-5)

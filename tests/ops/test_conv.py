@@ -112,6 +112,10 @@ XT = rand(2, 4, 5, 6)
     ((4, 1, 3, 3), True, {"group": 4, "strides": [2, 2]}),
     ((4, 2, 3, 3), True, {"group": 4, "strides": [2, 1], "output_padding": [1, 0], "dilations": [1, 2]}),
     ((4, 3, 3, 3), True, {"kernel_shape": [3, 3], "strides": [2, 2]}),
+    ((4, 3, 2, 2), True, {"strides": [2, 2]}),                     # stride == kernel: each output written once
+    ((4, 3, 2, 2), False, {"strides": [2, 2]}),
+    ((4, 3, 2, 3), True, {"strides": [2, 3]}),
+    ((4, 1, 2, 2), True, {"group": 4, "strides": [2, 2]}),
 ])
 def test_conv_transpose(w_shape, bias, attrs, tmp_path):
     conv(XT, rand(*w_shape), rand(w_shape[1] * attrs.get("group", 1)) if bias else None, op="ConvTranspose",

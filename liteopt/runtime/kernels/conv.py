@@ -7,7 +7,7 @@ from numba import prange
 from ...ir.ops.conv import pool_out_size
 from . import kernel
 from ._util import JIT, njit
-from .conv_fast import _conv_applies, _finish, conv2d_gemm
+from .conv_fast import ACT_CODES, _act_row, _conv_applies, _finish, conv2d_gemm
 
 PJIT = dict(JIT, parallel=True)
 
@@ -114,22 +114,44 @@ def pool2d(x, *, pooling_type, ksize, strides, paddings, global_pooling, exclusi
     return y
 
 
-@njit(**PJIT)
+@njit(**dict(PJIT, fastmath=True))
 def _col2im(cols, y, og, kh, kw, h, w, sh, sw, dh, dw, pt, pl):
-    """cols: (og*kh*kw, h*w) -> scatter-add into y: (og, OH, OW)."""
+    """cols: (og*kh*kw, h*w) -> scatter-add into y: (og, OH, OW). The input columns a kernel tap reaches
+    inside the output are worked out once per tap, so the inner loop has no bounds checks."""
     oh, ow = y.shape[1], y.shape[2]
     for o in prange(og):
+        yo = y[o]
         for i in range(kh):
             for j in range(kw):
-                row = (o * kh + i) * kw + j
+                row = cols[(o * kh + i) * kw + j]
+                off = j * dw - pl
+                x0 = max(0, (-off + sw - 1) // sw)        # first xx with xx*sw + off >= 0
+                x1 = min(w, (ow - 1 - off) // sw + 1)      # one past the last with xx*sw + off < ow
                 for yy in range(h):
                     oy = yy * sh + i * dh - pt
                     if oy < 0 or oy >= oh:
                         continue
-                    for xx in range(w):
-                        ox = xx * sw + j * dw - pl
-                        if 0 <= ox < ow:
-                            y[o, oy, ox] += cols[row, yy * w + xx]
+                    dst = yo[oy]
+                    src = row[yy * w:(yy + 1) * w]
+                    for xx in range(x0, x1):
+                        dst[xx * sw + off] += src[xx]
+
+
+@njit(**dict(PJIT, fastmath=True))
+def _col2im_tiles(cols, y, og, kh, kw, h, w, bias, has_bias, code, alpha):
+    """The stride == kernel, no padding, no dilation case (2x2 stride-2 upsampling in detection heads):
+    every output is written exactly once, so no zero fill and no read-modify-write; the kw taps of a row
+    are interleaved in one loop, and bias and activation are applied on the way."""
+    for k in prange(og * kh):
+        o, i = k // kh, k % kh
+        add = bias[o] if has_bias else np.float32(0.0)
+        for yy in range(h):
+            dst = y[o, yy * kh + i]
+            for j in range(kw):
+                src = cols[(o * kh + i) * kw + j, yy * w:(yy + 1) * w]
+                for xx in range(w):
+                    dst[xx * kw + j] = src[xx] + add
+            _act_row(dst, code, alpha)
 
 
 @kernel("conv2d_transpose", out=True, applies=_conv_applies)
@@ -141,9 +163,20 @@ def conv2d_transpose(x, w, b, *, strides, paddings, dilations, groups, output_pa
     oh = (h - 1) * sh - pt - pb + dh * (kh - 1) + output_padding[0] + 1
     ow = (wd - 1) * sw - pl - pr + dw * (kw - 1) + output_padding[1] + 1
     y = out if out is not None else np.empty((n, og * groups, oh, ow), np.float32)
-    y[...] = 0
     cg = c // groups
     x = np.ascontiguousarray(x, dtype=np.float32)
+    code = ACT_CODES.get(act_type)
+    if (sh, sw) == (kh, kw) and (dh, dw) == (1, 1) and not any(paddings) and not any(output_padding) \
+            and code is not None:
+        bias = b.astype(np.float32, copy=False) if b is not None else np.zeros(1, np.float32)
+        for b_ in range(n):
+            for g in range(groups):
+                wg = np.ascontiguousarray(w[g * cg:(g + 1) * cg]).reshape(cg, og * kh * kw)
+                cols = wg.T @ x[b_, g * cg:(g + 1) * cg].reshape(cg, h * wd)
+                _col2im_tiles(cols, y[b_, g * og:(g + 1) * og], og, kh, kw, h, wd, bias[g * og:(g + 1) * og]
+                              if b is not None else bias, b is not None, code, float(act_alpha))
+        return y
+    y[...] = 0
     for b_ in range(n):
         for g in range(groups):
             wg = np.ascontiguousarray(w[g * cg:(g + 1) * cg]).reshape(cg, og * kh * kw)
