@@ -99,3 +99,19 @@ def test_conv2d_transpose_fused_activation(k, s, groups, bias, act):
     at = attrs("conv2d_transpose", strides=s, groups=groups, act_type=act[0], act_alpha=act[1])
     close(run_variant("conv2d_transpose", "default", x, wt, b, at, out=True),
           OPS["conv2d_transpose"].run(x, wt, b, **at)[0], 1e-5)
+
+
+@pytest.mark.parametrize("c,o,hw,want", [(64, 64, 56, "winograd_f43"), (256, 256, 14, "winograd_f23"),
+                                         (32, 32, 14, "gemm"), (8, 8, 56, "gemm")])
+def test_conv_kernel_choice_and_override(c, o, hw, want):
+    """opt picks a variant where it pays; an override only needs the variant to apply."""
+    from liteopt.ir import DType, Node, Tensor
+    f = DType.FLOAT32
+    tensors = {"x": Tensor("x", f, (1, c, hw, hw)), "w": Tensor("w", f, (o, c, 3, 3)),
+               "y": Tensor("y", f, (1, o, hw, hw))}
+    node = Node("conv2d", ["x", "w", ""], ["y"], attrs("conv2d", paddings=(1, 1, 1, 1)), "conv")
+    assert K.choose(node, tensors, "cpu") == want
+    assert K.choose(node, tensors, "cpu", {"conv2d": "winograd_f63"}) == "winograd_f63"
+    node.attrs["strides"] = (2, 2)  # Winograd does not apply: the override falls back to the choice
+    tensors["y"] = Tensor("y", f, (1, o, hw // 2, hw // 2))
+    assert K.choose(node, tensors, "cpu", {"conv2d": "winograd_f63"}) == "gemm"

@@ -34,6 +34,9 @@ class Kernel:
     applies: Callable | None = None
     # the variant opt prefers among those that apply (higher first); "default" has 0
     priority: int = 0
+    # pays(node, tensors) -> bool: whether opt may pick this variant unprompted (it is faster there); None =
+    # wherever it applies. A kernel_override only needs `applies`.
+    pays: Callable | None = None
     # prepare(consts, attrs) -> fn: work done once at load from the constant inputs (e.g. a Winograd filter
     # transform); `consts` holds the constant input arrays (None for run-time inputs). The returned function
     # replaces `fn` for that node. None when there is nothing to prepare.
@@ -48,7 +51,8 @@ KERNELS: dict[tuple[str, str], dict[str, Kernel]] = {}
 
 
 def kernel(op: str, target: str = "cpu", variant: str = DEFAULT_VARIANT, out: bool = False,
-           applies: Callable | None = None, priority: int = 0, prepare: Callable | None = None):
+           applies: Callable | None = None, priority: int = 0, prepare: Callable | None = None,
+           pays: Callable | None = None):
     """Register fn as the kernel of `op` (see Kernel for the options)."""
     def deco(fn):
         if op not in OPS:
@@ -56,20 +60,22 @@ def kernel(op: str, target: str = "cpu", variant: str = DEFAULT_VARIANT, out: bo
         variants = KERNELS.setdefault((op, target), {})
         if variant in variants:
             raise RuntimeError(f"kernel {op} {target}/{variant} registered twice")
-        variants[variant] = Kernel(op, target, variant, fn, out, applies, priority, prepare)
+        variants[variant] = Kernel(op, target, variant, fn, out=out, applies=applies, priority=priority,
+                                   prepare=prepare, pays=pays)
         return fn
     return deco
 
 
 def choose(node, tensors, target: str, override: dict[str, str] | None = None) -> str | None:
     """The variant opt records for a node on a target: an override (benchmarking) if it applies, else
-    the highest-priority variant whose `applies` accepts the node; None if the target has no kernel."""
+    the highest-priority variant that applies to the node and pays there; None if the target has no kernel."""
     load_all()
     variants = KERNELS.get((node.op, target), {})
     wanted = (override or {}).get(node.op)
     if wanted in variants and (variants[wanted].applies is None or variants[wanted].applies(node, tensors)):
         return wanted
-    ok = [k for k in variants.values() if k.applies is None or k.applies(node, tensors)]
+    ok = [k for k in variants.values() if (k.applies is None or k.applies(node, tensors))
+          and (k.pays is None or k.pays(node, tensors))]
     return max(ok, key=lambda k: (k.priority, k.variant == DEFAULT_VARIANT)).variant if ok else None
 
 

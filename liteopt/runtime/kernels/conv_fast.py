@@ -452,83 +452,103 @@ def winograd_matrices(m: int, r: int = 3):
     return as_np(at), as_np(g), as_np(bt)
 
 
+@njit(inline="always", **dict(JIT, fastmath=True))
+def _lincomb(out, oa, ob, src, r0, rstep, col, coef, add):
+    """out[oa, ob, t] = add + sum_k coef[k] * src[r0 + k * rstep, col, t]: one loop for the whole sum (n = 4,
+    6, 8 unrolled), so a transform step costs one pass over its tiles instead of one per coefficient.
+    Plain 3-D indexing, no views: numba knows the last axis is contiguous, and no reference counting."""
+    n = coef.size
+    nt = out.shape[2]
+    if n == 6:
+        c0, c1, c2, c3, c4, c5 = coef[0], coef[1], coef[2], coef[3], coef[4], coef[5]
+        for t in range(nt):
+            out[oa, ob, t] = (add + c0 * src[r0, col, t] + c1 * src[r0 + rstep, col, t]
+                              + c2 * src[r0 + 2 * rstep, col, t] + c3 * src[r0 + 3 * rstep, col, t]
+                              + c4 * src[r0 + 4 * rstep, col, t] + c5 * src[r0 + 5 * rstep, col, t])
+    elif n == 4:
+        c0, c1, c2, c3 = coef[0], coef[1], coef[2], coef[3]
+        for t in range(nt):
+            out[oa, ob, t] = (add + c0 * src[r0, col, t] + c1 * src[r0 + rstep, col, t]
+                              + c2 * src[r0 + 2 * rstep, col, t] + c3 * src[r0 + 3 * rstep, col, t])
+    elif n == 8:
+        c0, c1, c2, c3 = coef[0], coef[1], coef[2], coef[3]
+        c4, c5, c6, c7 = coef[4], coef[5], coef[6], coef[7]
+        for t in range(nt):
+            out[oa, ob, t] = (add + c0 * src[r0, col, t] + c1 * src[r0 + rstep, col, t]
+                              + c2 * src[r0 + 2 * rstep, col, t] + c3 * src[r0 + 3 * rstep, col, t]
+                              + c4 * src[r0 + 4 * rstep, col, t] + c5 * src[r0 + 5 * rstep, col, t]
+                              + c6 * src[r0 + 6 * rstep, col, t] + c7 * src[r0 + 7 * rstep, col, t])
+    else:
+        for t in range(nt):
+            out[oa, ob, t] = add
+        for k in range(n):
+            ck = coef[k]
+            for t in range(nt):
+                out[oa, ob, t] += ck * src[r0 + k * rstep, col, t]
+
+
 @njit(**dict(PJIT, fastmath=True))
-def _wino_input(xp, v, bt, m, th, tw):
-    """xp: (C, th*m+2, tw*m+2) padded input -> v: (n*n, C, T) = B^T d B of every tile. Per channel, the
-    tiles are gathered side by side so each multiply-add runs over all T tiles at once (vectorizes), and
-    the zeros of B^T are skipped."""
+def _wino_input(xp, v, bt, m, ty0, ty1, tw):
+    """xp: (C, th*m+2, tw*m+2) padded input -> v: (n*n, C, T) = B^T d B of the tiles of tile rows [ty0, ty1).
+    Per channel, the tiles are gathered side by side (d[k, l, t]) so that each step of the transform is one
+    vectorized loop over all T tiles. (Plain indexing throughout: views in these loops cost reference
+    counting, which made this three times slower.)"""
     c_in = xp.shape[0]
     n = bt.shape[0]
-    nt = th * tw
+    nt = (ty1 - ty0) * tw
     for c in prange(c_in):
         d = np.empty((n, n, nt), np.float32)
-        for ty in range(th):
-            for tx in range(tw):
-                t = ty * tw + tx
-                for i in range(n):
-                    for j in range(n):
-                        d[i, j, t] = xp[c, ty * m + i, tx * m + j]
-        tmp = np.zeros((n, n, nt), np.float32)
-        for i in range(n):
+        tmp = np.empty((n, n, nt), np.float32)
+        for ty in range(ty1 - ty0):
             for k in range(n):
-                b = np.float32(bt[i, k])
-                if b != 0:
-                    for j in range(n):
-                        for t in range(nt):
-                            tmp[i, j, t] += b * d[k, j, t]
+                row = (ty0 + ty) * m + k
+                for l in range(n):
+                    for tx in range(tw):
+                        d[k, l, ty * tw + tx] = xp[c, row, tx * m + l]
+        for i in range(n):
+            for l in range(n):
+                _lincomb(tmp, l, i, d, 0, 1, l, bt[i], np.float32(0.0))       # tmp[l, i] = (B^T d)[i, l]
         for i in range(n):
             for j in range(n):
-                row = v[i * n + j, c]
-                for t in range(nt):
-                    row[t] = 0.0
-                for k in range(n):
-                    b = np.float32(bt[j, k])
-                    if b != 0:
-                        for t in range(nt):
-                            row[t] += b * tmp[i, k, t]
+                _lincomb(v, i * n + j, c, tmp, 0, 1, i, bt[j], np.float32(0.0))  # v = (B^T d) B
 
 
 @njit(**dict(PJIT, fastmath=True))
-def _wino_output(mm, y, at, m, th, tw, bias, has_bias, code, alpha):
-    """mm: (n*n, O, T) -> y: (O, oh, ow) = A^T M A of every tile (vectorized over tiles), cropped,
-    + bias, activation."""
+def _wino_output(mm, y, at, m, ty0, ty1, tw, bias, has_bias, code, alpha):
+    """mm: (n*n, O, T) of tile rows [ty0, ty1) -> their rows of y: (O, oh, ow) = A^T M A of every tile
+    (each step one vectorized loop over the tiles), cropped, + bias, activation."""
     o_n = mm.shape[1]
     n = at.shape[1]
+    th = ty1 - ty0
     nt = th * tw
     oh, ow = y.shape[1], y.shape[2]
+    full = min(tw, ow // m)  # tiles wholly inside a row
     for o in prange(o_n):
-        tmp = np.zeros((m, n, nt), np.float32)
+        tmp = np.empty((n, m, nt), np.float32)
+        res = np.empty((m, m, nt), np.float32)
+        add = bias[o] if has_bias else np.float32(0.0)
         for i in range(m):
-            for k in range(n):
-                a = np.float32(at[i, k])
-                if a != 0:
-                    for j in range(n):
-                        src = mm[k * n + j, o]
-                        for t in range(nt):
-                            tmp[i, j, t] += a * src[t]
-        res = np.zeros((m, m, nt), np.float32)
+            for j in range(n):
+                _lincomb(tmp, j, i, mm, j, n, o, at[i], np.float32(0.0))  # tmp[j, i] = (A^T M)[i, j]
         for i in range(m):
             for j in range(m):
-                for k in range(n):
-                    a = np.float32(at[j, k])
-                    if a != 0:
-                        for t in range(nt):
-                            res[i, j, t] += a * tmp[i, k, t]
-        add = bias[o] if has_bias else np.float32(0.0)
+                _lincomb(res, i, j, tmp, 0, 1, i, at[j], add)            # res = (A^T M) A + bias
         for ty in range(th):
-            for i in range(m):
-                yy = ty * m + i
-                if yy >= oh:
-                    break
-                for tx in range(tw):
-                    t = ty * tw + tx
-                    for j in range(m):
-                        xx = tx * m + j
-                        if xx >= ow:
-                            break
-                        y[o, yy, xx] = res[i, j, t] + add
-        for yy in range(oh):
-            _act_row(y[o, yy], code, alpha)
+            for i in range(min(m, oh - (ty0 + ty) * m)):
+                yy = (ty0 + ty) * m + i
+                for j in range(m):
+                    for tx in range(full):
+                        y[o, yy, tx * m + j] = res[i, j, ty * tw + tx]
+                    for tx in range(full, tw):
+                        if tx * m + j < ow:
+                            y[o, yy, tx * m + j] = res[i, j, ty * tw + tx]
+                _act_row(y[o, yy], code, alpha)
+
+
+# Tile rows go through the three steps together in blocks of at most this many tiles (and about 1 MB of
+# transformed input): a 96-channel 160x160 map in one go streamed 22 MB through memory, several times.
+WINO_BLOCK_TILES = 256
+WINO_BLOCK_BYTES = 1 << 20
 
 
 def _wino_applies(node, tensors):
@@ -538,24 +558,34 @@ def _wino_applies(node, tensors):
             and tuple(a["strides"]) == (1, 1) and tuple(a["dilations"]) == (1, 1) and w[0] >= 8 and w[1] >= 8)
 
 
-def _wino_f43_pays(node, tensors):
-    """F(4,3) beats im2col + GEMM on this machine from about 28x28 outputs with 16+ channels
-    (benchmarks/bench.py --profile; smaller maps waste too much of their 4x4 tiles)."""
+def _out_area(node, tensors) -> int:
     y = tensors[node.outputs[0]].shape
+    return y[2] * y[3] if all(isinstance(d, int) for d in y[2:]) else 0
+
+
+def _wino_f43_pays(node, tensors):
+    """F(4,3) beats im2col + GEMM from about 20x20 outputs with 16+ channels (1.5-2x at 28x28 and up,
+    benchmarks/bench.py --profile); smaller maps waste too much of their 4x4 tiles."""
     w = tensors[node.inputs[1]].shape
-    return (_wino_applies(node, tensors) and all(isinstance(d, int) for d in y[2:]) and y[2] * y[3] >= 28 * 28
-            and w[0] >= 16 and w[1] >= 16)
+    return _out_area(node, tensors) >= 20 * 20 and w[0] >= 16 and w[1] >= 16
+
+
+def _wino_f23_pays(node, tensors):
+    """Below 20x20, F(2,3) still beats im2col + GEMM when there are many channels (ResNet50's 14x14 and
+    7x7 stages: 1.3-1.5x)."""
+    w = tensors[node.inputs[1]].shape
+    return 0 < _out_area(node, tensors) < 20 * 20 and w[0] >= 64 and w[1] >= 64
 
 
 def _wino_out_large(node, tensors):
     """F(6,3) pays when the output has many 6x6 tiles (Paddle Lite's rule of thumb: >= 36 units of 8)."""
-    y = tensors[node.outputs[0]].shape
-    return _wino_applies(node, tensors) and all(isinstance(d, int) for d in y[2:]) and y[2] * y[3] >= 36 * 8
+    return _out_area(node, tensors) >= 36 * 8
 
 
 def _wino_prepare(m):
     at, g, bt = winograd_matrices(m)
     n = m + 2
+    at32, bt32 = at.astype(np.float32), bt.astype(np.float32)
 
     def prepare(consts, attrs):
         w = consts[1]
@@ -572,19 +602,24 @@ def _wino_prepare(m):
             oh, ow = h + pt + pb - 2, wd + pl + pr - 2
             th, tw = -(-oh // m), -(-ow // m)
             y = _result(out, (nb, o, oh, ow))
+            rows = max(1, min(th, WINO_BLOCK_TILES // tw, WINO_BLOCK_BYTES // (n * n * max(c, o) * tw * 4)))
             key = (c, th, tw)
-            if key not in scratch:
+            if key not in scratch:  # flat buffers for v and mm: each block uses a contiguous prefix
                 scratch[key] = (np.zeros((c, th * m + 2, tw * m + 2), np.float32),
-                                np.empty((n * n, c, th * tw), np.float32), np.empty((n * n, o, th * tw), np.float32))
+                                np.empty(n * n * c * rows * tw, np.float32), np.empty(n * n * o * rows * tw, np.float32))
             xp, v, mm = scratch[key]
             code = ACT_CODES.get(act_type, 0)
             bias = b.astype(np.float32, copy=False) if b is not None else np.zeros(1, np.float32)
             for k in range(nb):
                 xp[:] = 0
                 xp[:, pt:pt + h, pl:pl + wd] = x[k]
-                _wino_input(xp, v, bt, m, th, tw)
-                np.matmul(u, v, out=mm)
-                _wino_output(mm, y[k], at, m, th, tw, bias, b is not None, code, float(act_alpha))
+                for ty0 in range(0, th, rows):
+                    ty1 = min(th, ty0 + rows)
+                    t = (ty1 - ty0) * tw
+                    vb, mb = v[:n * n * c * t].reshape(n * n, c, t), mm[:n * n * o * t].reshape(n * n, o, t)
+                    _wino_input(xp, vb, bt32, m, ty0, ty1, tw)
+                    np.matmul(u, vb, out=mb)
+                    _wino_output(mb, y[k], at32, m, ty0, ty1, tw, bias, b is not None, code, float(act_alpha))
             if act_type not in ACT_CODES:
                 y[...] = apply_act(y, act_type, act_alpha)
             return y
@@ -601,12 +636,12 @@ def _wino_fallback(x, w, b, **attrs):
     return y
 
 
-# Measured on this machine (benchmarks/bench.py --profile): F(4,3) wins from 28x28 outputs (about 1.5x
-# over im2col + GEMM), F(6,3) is no better and loses precision, F(2,3) saves too little: they rank below
-# `gemm` and are used when forced (kernel_override).
-kernel("conv2d", variant="winograd_f63", out=True, applies=_wino_out_large, priority=5,
+# Measured on this machine (benchmarks/bench.py --profile): F(4,3) wins from 20x20 outputs, F(2,3) on
+# smaller maps with 64+ channels; F(6,3) is no better than F(4,3) here and loses precision: it ranks
+# below `gemm` and is used when forced (kernel_override).
+kernel("conv2d", variant="winograd_f63", out=True, applies=_wino_applies, pays=_wino_out_large, priority=5,
        prepare=_wino_prepare(6))(_wino_fallback)
-kernel("conv2d", variant="winograd_f43", out=True, applies=_wino_f43_pays, priority=15,
+kernel("conv2d", variant="winograd_f43", out=True, applies=_wino_applies, pays=_wino_f43_pays, priority=15,
        prepare=_wino_prepare(4))(_wino_fallback)
-kernel("conv2d", variant="winograd_f23", out=True, applies=_wino_applies, priority=4,
+kernel("conv2d", variant="winograd_f23", out=True, applies=_wino_applies, pays=_wino_f23_pays, priority=12,
        prepare=_wino_prepare(2))(_wino_fallback)
