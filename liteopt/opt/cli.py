@@ -184,8 +184,10 @@ def _print_quantization(q: dict, worst: int = 10) -> None:
     out.print(t)
     e = q.get("end_to_end")
     if e and "cosine" in e:
-        out.print(f"end to end on {e['inputs']} synthetic inputs: cosine {e['cosine']:.6f}, "
-                  f"max|diff|/max|ref| {e['max_rel_err']:.2e} (quantized vs float model)", markup=False)
+        shapes = ", ".join("x".join(map(str, s)) for s in e.get("input_shapes", {}).values())
+        out.print(f"end to end on {e['inputs']} synthetic inputs ({shapes}, uniform in [-1, 1]): cosine "
+                  f"{e['cosine']:.6f}, max|diff|/max|ref| {e['max_rel_err']:.2e} (quantized vs float model)",
+                  markup=False)
     elif e:
         out.print(f"end-to-end check skipped: {e['skipped']}", markup=False)
     out.print("Weights are restored to float32 when the model loads: this saves file size and download time, "

@@ -190,3 +190,18 @@ def test_quantized_weights_are_stored_compressed_and_read_back_exactly(tmp_path)
     data[-TRAILER.size:] = TRAILER.pack(ident, hsize, hcrc, zlib.crc32(bytes(data[start:len(data) - TRAILER.size])))
     with pytest.raises(NbFormatError, match="'w2'.*corrupt compressed weights"):
         read(buffer=bytes(data))
+
+
+def test_end_to_end_check_finds_input_sizes_the_model_accepts(tmp_path):
+    """Dynamic dims get 224 first; a model that cannot take that (here a reshape wants H*W = 64*64) is checked
+    at the next size that runs, and the report says which."""
+    import onnx
+    w = (RNG.standard_normal((4096, 300)) / 64).astype(np.float32)
+    nodes = [helper.make_node("Reshape", ["x", "s"], ["r"]), helper.make_node("MatMul", ["r", "w"], ["y"])]
+    model = make_model(nodes, {"x": (np.float32, [1, 3, "H", "W"])}, ["y"],
+                       {"s": np.array([1, 3, 4096], np.int64), "w": w})
+    src = str(tmp_path / "m.onnx")
+    onnx.save(model, src)
+    q = optimize(model_file=src, optimize_out=str(tmp_path / "q"), quant_model=True, quant_type="QUANT_INT8")
+    e2e = q.quantization["end_to_end"]
+    assert e2e["input_shapes"] == {"x": [1, 3, 64, 64]} and e2e["cosine"] >= 0.999, e2e
