@@ -333,6 +333,54 @@ def _depthwise_hwc(xt, wt, yt, bias, s, pt, pl, k, code, alpha):
         _act_row(yt[b, oy].reshape(-1), code, alpha)
 
 
+@njit(**dict(PJIT, fastmath=True))
+def _depthwise3x3_flat(x, w, y, bias, has_bias, pt, pl, code, alpha):
+    """3x3 stride 1 on mid-size planes (rows of 10-19): each channel copied into a zero-bordered plane and
+    the nine taps summed in one loop over the whole flattened plane (the padded row stride keeps the taps
+    at fixed offsets), then compacted: one long vectorized loop instead of a short one per row. Plain
+    unsigned indexing, one scratch allocation per call."""
+    n, c, h, wd = x.shape
+    _, _, oh, ow = y.shape
+    wp = max(wd + pl, ow + 2)
+    length = (max(h + pt, oh + 2) + 1) * wp
+    pads = np.empty((n * c, length), np.float32)
+    accs = np.empty((n * c, oh * wp), np.float32)
+    r1, r2 = np.uint64(wp), np.uint64(2 * wp)
+    for k in prange(n * c):
+        b, ch = k // c, k % c
+        uk = np.uint64(k)
+        for i in range(wp * pt):
+            pads[k, i] = 0.0
+        for i in range((pt + h) * wp, length):
+            pads[k, i] = 0.0
+        for iy in range(h):
+            base = np.uint64((iy + pt) * wp)
+            for j in range(pl):
+                pads[uk, base + np.uint64(j)] = 0.0
+            for j in range(pl + wd, wp):
+                pads[uk, base + np.uint64(j)] = 0.0
+            for ix in range(wd):
+                pads[uk, base + np.uint64(pl + ix)] = x[b, ch, iy, ix]
+        w00, w01, w02 = w[ch, 0, 0, 0], w[ch, 0, 0, 1], w[ch, 0, 0, 2]
+        w10, w11, w12 = w[ch, 0, 1, 0], w[ch, 0, 1, 1], w[ch, 0, 1, 2]
+        w20, w21, w22 = w[ch, 0, 2, 0], w[ch, 0, 2, 1], w[ch, 0, 2, 2]
+        add = bias[ch] if has_bias else np.float32(0.0)
+        for t in range(oh * wp):
+            p = np.uint64(t)
+            accs[uk, p] = (add + w00 * pads[uk, p] + w01 * pads[uk, p + U1] + w02 * pads[uk, p + U2]
+                           + w10 * pads[uk, p + r1] + w11 * pads[uk, p + r1 + U1] + w12 * pads[uk, p + r1 + U2]
+                           + w20 * pads[uk, p + r2] + w21 * pads[uk, p + r2 + U1] + w22 * pads[uk, p + r2 + U2])
+        for oy in range(oh):
+            base = np.uint64(oy * wp)
+            for ox in range(ow):
+                y[b, ch, oy, ox] = accs[uk, base + np.uint64(ox)]
+            _act_row(y[b, ch, oy], code, alpha)
+
+
+# Output rows from DW_FLAT_FROM (and under DW_HWC_BELOW) wide, 3x3 stride 1, go through the flattened plane.
+DW_FLAT_FROM = 10
+
+
 # Output rows narrower than this go channels-last: a row of 7 or 14 values is less than one vector.
 DW_HWC_BELOW = 20
 
@@ -400,7 +448,9 @@ def depthwise_direct(x, w, b, *, out=None, strides, paddings, dilations, groups,
     code = ACT_CODES.get(act_type, 0)
     bias = b.astype(np.float32, copy=False) if b is not None else np.zeros(1, np.float32)
     xc, wc = np.ascontiguousarray(x, dtype=np.float32), np.ascontiguousarray(w, dtype=np.float32)
-    if kh == kw and dh == dw == 1 and sh == sw and y.shape[3] < DW_HWC_BELOW:
+    if kh == kw == 3 and dh == dw == 1 and sh == sw == 1 and DW_FLAT_FROM <= y.shape[3] < DW_HWC_BELOW:
+        _depthwise3x3_flat(xc, wc, y, bias, b is not None, pt, pl, code, float(act_alpha))
+    elif kh == kw and dh == dw == 1 and sh == sw and y.shape[3] < DW_HWC_BELOW:
         xt = np.ascontiguousarray(xc.transpose(0, 2, 3, 1))
         wt = np.ascontiguousarray(wc.reshape(c, kh * kw).T)
         yt = np.empty((n, y.shape[2], y.shape[3], c), np.float32)
