@@ -381,7 +381,9 @@ def _depthwise3x3_flat(x, w, y, bias, has_bias, pt, pl, code, alpha):
 DW_FLAT_FROM = 10
 
 
-# Output rows narrower than this go channels-last: a row of 7 or 14 values is less than one vector.
+# Output rows narrower than this go channels-last (5x5, and 3x3 stride 1 under DW_FLAT_FROM): a row of 7 or
+# 14 values is less than one vector. 3x3 stride 2 stays row by row at any width (its input rows are twice
+# as long, and channels-last would transpose four times the output).
 DW_HWC_BELOW = 20
 
 
@@ -450,7 +452,7 @@ def depthwise_direct(x, w, b, *, out=None, strides, paddings, dilations, groups,
     xc, wc = np.ascontiguousarray(x, dtype=np.float32), np.ascontiguousarray(w, dtype=np.float32)
     if kh == kw == 3 and dh == dw == 1 and sh == sw == 1 and DW_FLAT_FROM <= y.shape[3] < DW_HWC_BELOW:
         _depthwise3x3_flat(xc, wc, y, bias, b is not None, pt, pl, code, float(act_alpha))
-    elif kh == kw and dh == dw == 1 and sh == sw and y.shape[3] < DW_HWC_BELOW:
+    elif kh == kw and dh == dw == 1 and sh == sw and y.shape[3] < DW_HWC_BELOW and (kh == 5 or sh == 1):
         xt = np.ascontiguousarray(xc.transpose(0, 2, 3, 1))
         wt = np.ascontiguousarray(wc.reshape(c, kh * kw).T)
         yt = np.empty((n, y.shape[2], y.shape[3], c), np.float32)
