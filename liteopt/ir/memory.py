@@ -88,18 +88,24 @@ def lifetimes(graph: Graph, inplace: bool = True) -> list[Slot] | None:
     for s in slots:
         s.last = max([s.last] + [last_use.get(x, s.first) for x in s.tensors])
     if inplace:
-        _concat_in_place(graph, slots, slot_of, external)
+        _concat_in_place(graph, slots, slot_of, external, last_use)
     return slots
 
 
-def _concat_in_place(graph: Graph, slots: list[Slot], slot_of: dict[str, Slot], external: set[str]) -> None:
+def _concat_in_place(graph: Graph, slots: list[Slot], slot_of: dict[str, Slot], external: set[str],
+                     last_use: dict[str, int]) -> None:
     """Concat without copies: when the inputs of a concat are contiguous byte ranges of its output (every
     dimension before the axis is 1), an input's slot moves inside the output's slot at its range, so its
     producer writes straight into the concat result and the concat kernel finds nothing to copy. An input
     qualifies when nothing in its slot is a different size or is written after the concat (an in-place op
-    would overwrite the result), and it is not a graph input, a constant, or part of another concat."""
+    would overwrite the result), when it is no longer read once an in-place op overwrites the result, and
+    when it is not a graph input, a constant, or part of another concat."""
     t = graph.tensors
     produced = {o: i for i, n in enumerate(graph.nodes) for o in n.outputs}
+
+    def writes(y: str) -> bool:  # y's producer writes bytes (a view only names them)
+        return OPS[graph.nodes[produced[y]].op].view_of_input is None
+
     for i, node in enumerate(graph.nodes):
         if node.op != "concat" or len(node.outputs) != 1:
             continue
@@ -110,13 +116,15 @@ def _concat_in_place(graph: Graph, slots: list[Slot], slot_of: dict[str, Slot], 
         if out is None or out.tensors[0] != o or math.prod(shape[:a]) != 1 or len(set(node.inputs)) != len(node.inputs):
             continue
         inner = math.prod(shape[a + 1:]) * dtype.itemsize
+        # the first step after the concat that writes over the result in place (e.g. a relu on it)
+        overwritten = min((produced[z] for z in out.tensors if produced[z] > i and writes(z)), default=math.inf)
         at = 0
         for x in node.inputs:
             s, nbytes = slot_of.get(x), t[x].shape[a] * inner
             if (x not in external and s is not None and s is not out and not s.sub and t[x].dtype == dtype
                     and all(math.prod(t[y].shape) * t[y].dtype.itemsize == nbytes for y in s.tensors)
-                    and all(produced[y] < i or OPS[graph.nodes[produced[y]].op].view_of_input is not None
-                            for y in s.tensors)):
+                    and all(produced[y] < i or not writes(y) for y in s.tensors)
+                    and all(last_use.get(y, produced[y]) < overwritten for y in s.tensors)):
                 for y in s.tensors:
                     out.tensors.append(y)
                     out.sub[y] = at
