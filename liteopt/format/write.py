@@ -110,7 +110,8 @@ def to_bytes(graph: Graph, manifest: Manifest | None = None) -> bytes:
     index = {n: i for i, n in enumerate(names)}
     blobs: list[bytes] = []
     offset = 0
-    blob_at: dict[int, tuple] = {}  # id(data) -> (offset, stored length), so a weight shared by two tensors is stored once
+    # id(data) -> (offset, stored length if compressed else 0): a weight shared by two tensors is stored once
+    blob_at: dict[int, tuple] = {}
     vars_: list[VarT] = []
     for name in names:
         t: Tensor = graph.tensors[name]

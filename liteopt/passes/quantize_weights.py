@@ -5,10 +5,11 @@ float32 constant of at least MIN_ELEMENTS values:
     scale[c] = max|W[c]| / (2^(bits-1) - 1)          (symmetric, per output channel; 1 for an all-zero channel)
     q = clip(round(W / scale), -qmax, qmax)          stored as int8/int16 with its scales
 Biases (one scale per tensor) take 16 bits. INT8 also keeps its smallest layers in 16 bits as long as the
-stored (compressed) weights stay within a quarter of their float bytes (INT8_TARGET). With `quant_min_sqnr`, a layer whose SQNR falls below it is tried with 16 bits, then kept in float32: a
-per-layer mixed-precision choice made from the weights alone. With `enable_fp16`, float32 weights that are
-not quantized are stored as float16 unless values fall outside its range or would be flushed to zero.
-The runtime restores float32 once at load: this saves file size and download time, not inference time.
+stored (compressed) weights stay within a quarter of their float bytes (INT8_TARGET). With `quant_min_sqnr`,
+a layer whose SQNR falls below it is tried with 16 bits, then kept in float32: a per-layer mixed-precision
+choice made from the weights alone. With `enable_fp16`, float32 weights that are not quantized are stored as
+float16 unless values fall outside its range or would be flushed to zero. The runtime restores float32 once
+at load: this saves file size and download time, not inference time.
 """
 from __future__ import annotations
 

@@ -662,8 +662,9 @@ def _wino_prepare(m):
             rows = max(1, min(th, WINO_BLOCK_TILES // tw, WINO_BLOCK_BYTES // (n * n * max(c, o) * tw * 4)))
             key = (c, th, tw)
             if key not in scratch:  # flat buffers for v and mm: each block uses a contiguous prefix
+                t = rows * tw
                 scratch[key] = (np.zeros((c, th * m + 2, tw * m + 2), np.float32),
-                                np.empty(n * n * c * rows * tw, np.float32), np.empty(n * n * o * rows * tw, np.float32))
+                                np.empty(n * n * c * t, np.float32), np.empty(n * n * o * t, np.float32))
             xp, v, mm = scratch[key]
             code = ACT_CODES.get(act_type, 0)
             bias = b.astype(np.float32, copy=False) if b is not None else np.zeros(1, np.float32)
