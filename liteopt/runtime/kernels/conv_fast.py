@@ -627,13 +627,6 @@ def _wino_f43_pays(node, tensors):
     return _out_area(node, tensors) >= 20 * 20 and w[0] >= 16 and w[1] >= 16
 
 
-def _wino_f23_pays(node, tensors):
-    """Below 20x20, F(2,3) still beats im2col + GEMM when there are many channels (ResNet50's 14x14 and
-    7x7 stages: 1.3-1.5x)."""
-    w = tensors[node.inputs[1]].shape
-    return 0 < _out_area(node, tensors) < 20 * 20 and w[0] >= 64 and w[1] >= 64
-
-
 def _wino_out_large(node, tensors):
     """F(6,3) pays when the output has many 6x6 tiles (Paddle Lite's rule of thumb: >= 36 units of 8)."""
     return _out_area(node, tensors) >= 36 * 8
@@ -694,12 +687,14 @@ def _wino_fallback(x, w, b, **attrs):
     return y
 
 
-# Measured on this machine (benchmarks/bench.py --profile): F(4,3) wins from 20x20 outputs, F(2,3) on
-# smaller maps with 64+ channels; F(6,3) is no better than F(4,3) here and loses precision: it ranks
-# below `gemm` and is used when forced (kernel_override).
+# Measured on this machine (benchmarks/bench.py --profile): F(4,3) wins from 20x20 outputs. F(6,3) is no
+# better than F(4,3) here and loses precision; F(2,3), which wins on 7x7 and 14x14 maps in isolation, loses
+# inside a network (its transformed filters are 16/9 the size of the filter, and on a 7x7 map reading them
+# costs more than the multiplications save: ResNet50's last stage 2.9 -> 4.1 ms). Both rank below `gemm`
+# and are used when forced (kernel_override).
 kernel("conv2d", variant="winograd_f63", out=True, applies=_wino_applies, pays=_wino_out_large, priority=5,
        prepare=_wino_prepare(6))(_wino_fallback)
 kernel("conv2d", variant="winograd_f43", out=True, applies=_wino_applies, pays=_wino_f43_pays, priority=15,
        prepare=_wino_prepare(4))(_wino_fallback)
-kernel("conv2d", variant="winograd_f23", out=True, applies=_wino_applies, pays=_wino_f23_pays, priority=12,
+kernel("conv2d", variant="winograd_f23", out=True, applies=_wino_applies, priority=4,
        prepare=_wino_prepare(2))(_wino_fallback)
