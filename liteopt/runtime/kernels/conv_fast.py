@@ -310,12 +310,20 @@ def _depthwise3x3(x, w, y, bias, has_bias, s, pt, pl, code, alpha):
 
 
 @njit(**dict(PJIT, fastmath=True))
-def _depthwise_hwc(xt, wt, yt, bias, s, pt, pl, k, code, alpha):
-    """Small planes (a row shorter than a few vectors): channels-last, each output pixel one loop over all
-    channels per tap (plain indexing: no views to reference-count). xt (N, H, W, C), wt (K*K, C),
-    yt (N, OH, OW, C); bias has C values."""
-    n, h, wd, c = xt.shape
-    _, oh, ow, _ = yt.shape
+def _depthwise_hwc(x, wt, y, bias, s, pt, pl, k, code, alpha):
+    """Small planes (a row shorter than a few vectors): channels-last. x (N, C, H, W) is transposed to
+    (N, H, W, C) here, each output pixel is one loop over all channels per tap, and the result goes back to
+    y (N, C, OH, OW); plain indexing throughout (no views to reference-count, no numpy transposes).
+    wt (K*K, C); bias has C values."""
+    n, c, h, wd = x.shape
+    _, _, oh, ow = y.shape
+    xt = np.empty((n, h, wd, c), np.float32)
+    yt = np.empty((n, oh, ow, c), np.float32)
+    for idx in prange(n * h):
+        b, iy = idx // h, idx % h
+        for q in range(c):
+            for ix in range(wd):
+                xt[b, iy, ix, q] = x[b, q, iy, ix]
     for idx in prange(n * oh):
         b, oy = idx // oh, idx % oh
         for ox in range(ow):
@@ -331,6 +339,11 @@ def _depthwise_hwc(xt, wt, yt, bias, s, pt, pl, k, code, alpha):
                             for q in range(c):
                                 yt[b, oy, ox, q] += wt[t, q] * xt[b, iy, ix, q]
         _act_row(yt[b, oy].reshape(-1), code, alpha)
+    for idx in prange(n * c):
+        b, q = idx // c, idx % c
+        for oy in range(oh):
+            for ox in range(ow):
+                y[b, q, oy, ox] = yt[b, oy, ox, q]
 
 
 @njit(**dict(PJIT, fastmath=True))
@@ -453,12 +466,9 @@ def depthwise_direct(x, w, b, *, out=None, strides, paddings, dilations, groups,
     if kh == kw == 3 and dh == dw == 1 and sh == sw == 1 and DW_FLAT_FROM <= y.shape[3] < DW_HWC_BELOW:
         _depthwise3x3_flat(xc, wc, y, bias, b is not None, pt, pl, code, float(act_alpha))
     elif kh == kw and dh == dw == 1 and sh == sw and y.shape[3] < DW_HWC_BELOW and (kh == 5 or sh == 1):
-        xt = np.ascontiguousarray(xc.transpose(0, 2, 3, 1))
         wt = np.ascontiguousarray(wc.reshape(c, kh * kw).T)
-        yt = np.empty((n, y.shape[2], y.shape[3], c), np.float32)
         bias_c = bias if b is not None else np.zeros(c, np.float32)
-        _depthwise_hwc(xt, wt, yt, bias_c, sh, pt, pl, kh, code, float(act_alpha))
-        y[...] = yt.transpose(0, 3, 1, 2)
+        _depthwise_hwc(xc, wt, y, bias_c, sh, pt, pl, kh, code, float(act_alpha))
     elif kh == kw == 3 and dh == dw == 1 and sh == sw:
         _depthwise3x3(xc, wc, y, bias, b is not None, sh, pt, pl, code, float(act_alpha))
     elif kh == kw == 5 and dh == dw == 1 and sh == sw:
