@@ -13,6 +13,7 @@ from ..ir import OPS, Graph, infer_shapes
 from ..ir.errors import LiteoptError, ShapeError
 from ..ir.memory import ALIGN, plan
 from . import kernels as K
+from .kernels._util import frozen
 
 MAX_PLANS = 8  # input-shape signatures whose arena is kept
 
@@ -65,8 +66,9 @@ class Program:
     def __init__(self, nb: NbModel, target: str | None = None):
         self.nb = nb
         self.graph: Graph = nb.graph
-        # quantized or float16 weights are restored to float32 once, here (outside the arena)
-        self.consts = {k: t.value() for k, t in self.graph.tensors.items() if t.data is not None}
+        # quantized or float16 weights are restored to float32 once, here (outside the arena); all constants are
+        # read-only, like the weights mapped from the file, so that kernels see one array type (kernels/_util)
+        self.consts = {k: frozen(t.value()) for k, t in self.graph.tensors.items() if t.data is not None}
         self.steps: list[_Step] = []
         for node in self.graph.nodes:
             k = self._kernel_for(node, target)

@@ -63,7 +63,9 @@ def _graph() -> tuple[Graph, dict]:
     z = add("depthwise_conv2d", [z, const("w7", (16, 1, 3, 3))], paddings=(1, 1, 1, 1), groups=16)
     z = add("depthwise_conv2d", [z, const("w8", (16, 1, 3, 3))], paddings=(1, 1, 1, 1), strides=(2, 2), groups=16)
     z = add("conv2d_transpose", [z, const("w9", (16, 16, 3, 3))], strides=(2, 2), paddings=(1, 1, 1, 1))
-    z = add("depthwise_conv2d", [z, const("w10", (16, 1, 5, 5))], paddings=(2, 2, 2, 2), groups=16)
+    z = add("depthwise_conv2d", [z, const("w10", (16, 1, 5, 5)), const("b10", (16,))], paddings=(2, 2, 2, 2),
+            groups=16)
+    z = add("elementwise_add", [add("elementwise_mul", [z, const("k1", (1,))]), const("k2", (1, 16, 1, 1))])
     z = add("shuffle_channel", [z], group=2)
     z = add("strided_slice", [z, "", "", ""], axes=(1,), starts=(0,), ends=(8,))
     graph = Graph(nodes, ["x", "z"], [y, z], t)

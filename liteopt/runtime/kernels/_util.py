@@ -8,6 +8,23 @@ from numba import njit  # noqa: F401  (re-exported: kernel modules use `from ._u
 JIT = dict(cache=True, nogil=True)
 
 
+def frozen(a: np.ndarray) -> np.ndarray:
+    """A read-only view. numba compiles one signature per array flavour, read-only included: weights mapped
+    from a file are read-only, weights restored at load and placeholders are not. Constants and biases reach
+    the kernels frozen, so each kernel compiles (and the warm-up caches) one signature."""
+    v = a.view()
+    v.flags.writeable = False
+    return v
+
+
+NO_BIAS = frozen(np.zeros(1, np.float32))  # the bias argument of a kernel called without one
+
+
+def bias_of(b) -> np.ndarray:
+    """A kernel's bias argument: the float32 bias, read-only, or NO_BIAS."""
+    return frozen(b.astype(np.float32, copy=False)) if b is not None else NO_BIAS
+
+
 def flat(x: np.ndarray) -> np.ndarray:
     """A contiguous 1-D view (or copy) of x."""
     return np.ascontiguousarray(x).reshape(-1)

@@ -6,7 +6,7 @@ from numba import prange
 
 from ...ir.ops.conv import pool_out_size
 from . import kernel
-from ._util import JIT, njit
+from ._util import JIT, bias_of, njit
 from .conv_fast import ACT_CODES, _act_row, _conv_applies, _finish, conv2d_gemm
 
 PJIT = dict(JIT, parallel=True)
@@ -168,7 +168,7 @@ def conv2d_transpose(x, w, b, *, strides, paddings, dilations, groups, output_pa
     code = ACT_CODES.get(act_type)
     if (sh, sw) == (kh, kw) and (dh, dw) == (1, 1) and not any(paddings) and not any(output_padding) \
             and code is not None:
-        bias = b.astype(np.float32, copy=False) if b is not None else np.zeros(1, np.float32)
+        bias = bias_of(b)
         for b_ in range(n):
             for g in range(groups):
                 wg = np.ascontiguousarray(w[g * cg:(g + 1) * cg]).reshape(cg, og * kh * kw)

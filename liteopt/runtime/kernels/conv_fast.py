@@ -19,7 +19,7 @@ from numba import prange
 
 from ...ir.ops.activation import apply_act
 from . import kernel
-from ._util import JIT, njit
+from ._util import JIT, bias_of, frozen, njit
 
 PJIT = dict(JIT, parallel=True)
 ACT_CODES = {"": 0, "relu": 1, "relu6": 2, "leaky_relu": 3, "hard_swish": 4, "sigmoid": 5, "swish": 6,
@@ -93,7 +93,7 @@ def _finish(y4, b, act_type, act_alpha):
     """Bias + activation on an (N, O, H, W) result, in place when the activation is one we compile."""
     code = ACT_CODES.get(act_type)
     n, o = y4.shape[:2]
-    bias = b.astype(np.float32, copy=False) if b is not None else np.zeros(1, np.float32)
+    bias = bias_of(b)
     if code is None:
         if b is not None:
             _epilogue(y4.reshape(n, o, -1), bias, True, 0, 0.0)
@@ -461,13 +461,13 @@ def depthwise_direct(x, w, b, *, out=None, strides, paddings, dilations, groups,
     (sh, sw), (pt, pb, pl, pr), (dh, dw) = strides, paddings, dilations
     y = _result(out, (n, c, _out_size(h, kh, sh, pt, pb, dh), _out_size(wd, kw, sw, pl, pr, dw)))
     code = ACT_CODES.get(act_type, 0)
-    bias = b.astype(np.float32, copy=False) if b is not None else np.zeros(1, np.float32)
+    bias = bias_of(b)
     xc, wc = np.ascontiguousarray(x, dtype=np.float32), np.ascontiguousarray(w, dtype=np.float32)
     if kh == kw == 3 and dh == dw == 1 and sh == sw == 1 and DW_FLAT_FROM <= y.shape[3] < DW_HWC_BELOW:
         _depthwise3x3_flat(xc, wc, y, bias, b is not None, pt, pl, code, float(act_alpha))
     elif kh == kw and dh == dw == 1 and sh == sw and y.shape[3] < DW_HWC_BELOW and (kh == 5 or sh == 1):
         wt = np.ascontiguousarray(wc.reshape(c, kh * kw).T)
-        bias_c = bias if b is not None else np.zeros(c, np.float32)
+        bias_c = bias if b is not None else frozen(np.zeros(c, np.float32))
         _depthwise_hwc(xc, wt, y, bias_c, sh, pt, pl, kh, code, float(act_alpha))
     elif kh == kw == 3 and dh == dw == 1 and sh == sw:
         _depthwise3x3(xc, wc, y, bias, b is not None, sh, pt, pl, code, float(act_alpha))
@@ -670,7 +670,7 @@ def _wino_prepare(m):
                                 np.empty(n * n * c * t, np.float32), np.empty(n * n * o * t, np.float32))
             xp, v, mm = scratch[key]
             code = ACT_CODES.get(act_type, 0)
-            bias = b.astype(np.float32, copy=False) if b is not None else np.zeros(1, np.float32)
+            bias = bias_of(b)
             for k in range(nb):
                 xp[:] = 0
                 xp[:, pt:pt + h, pl:pl + wd] = x[k]

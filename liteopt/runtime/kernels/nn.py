@@ -10,7 +10,7 @@ from ...ir import OPS
 from ...ir.ops.activation import apply_act
 from ...ir.ops.nn import bilinear_weights, interp_size_and_scale, nearest_indices
 from . import kernel
-from ._util import JIT, njit
+from ._util import JIT, NO_BIAS, bias_of, njit
 from .conv_fast import ACT_CODES, _act
 
 PJIT = dict(JIT, parallel=True)
@@ -121,7 +121,7 @@ def fc(x, w, b, *, in_num_col_dims, act_type, act_alpha, out=None):
     y2 = y.reshape(rows, w.shape[1])
     np.dot(np.ascontiguousarray(x, dtype=np.float32).reshape(rows, -1), w, out=y2)
     code = ACT_CODES.get(act_type, 0)
-    bias = b.astype(np.float32, copy=False) if b is not None else np.zeros(1, np.float32)
+    bias = bias_of(b)
     _bias_act(y2, bias, b is not None, code, float(act_alpha))
     if act_type not in ACT_CODES:
         y[...] = apply_act(y, act_type, act_alpha)
@@ -155,7 +155,7 @@ def layer_norm(x, scale, bias, *, epsilon, begin_norm_axis, out=None):
     a = begin_norm_axis % x.ndim
     n = math.prod(x.shape[a:])
     y = _result(out, x.shape)
-    one = np.zeros(1, np.float32)
+    one = NO_BIAS
     _layer_norm(np.ascontiguousarray(x).reshape(-1, n), y.reshape(-1, n),
                 scale.reshape(-1) if scale is not None else one, bias.reshape(-1) if bias is not None else one,
                 scale is not None, bias is not None, epsilon)
