@@ -7,7 +7,7 @@ import numpy as np
 
 from ...ir import OPS
 from . import kernel
-from ._util import JIT, njit
+from ._util import JIT, frozen, njit
 
 
 def _map(op_name, **jit_kw):
@@ -26,7 +26,7 @@ def _map(op_name, **jit_kw):
             params = [float(attrs[k]) for k in names] + [0.0] * (3 - len(names))
             y = out if out is not None else np.empty(x.shape, x.dtype)
             if x.size:
-                loop(np.ascontiguousarray(x).reshape(-1), y.reshape(-1), *params)
+                loop(frozen(np.ascontiguousarray(x).reshape(-1)), y.reshape(-1), *params)
             return y
         run.__name__ = op_name
         kernel(op_name, out=True)(run)

@@ -17,7 +17,7 @@ import numpy as np
 from ...ir import OPS
 from ...ir.ops.activation import apply_act
 from . import kernel
-from ._util import JIT, njit
+from ._util import JIT, frozen, njit
 from .conv_fast import ACT_CODES, _act, _act_row
 
 # division by zero gives inf/nan (float) instead of raising; integer division by zero is guarded below
@@ -277,7 +277,7 @@ def _prepare(out, dtype, *operands):
     res = out if out is not None else np.empty(shape, dtype)
     if not res.flags.c_contiguous:
         res = np.empty(shape, dtype)
-    flats = [np.ascontiguousarray(a).reshape(-1) for a in operands]
+    flats = [frozen(np.ascontiguousarray(a).reshape(-1)) for a in operands]  # one signature, constants or not
     dims, strides = _layout(shape, [res, *operands])
     return res, res.reshape(-1), flats, dims, strides, _rows(dims)
 
