@@ -21,7 +21,7 @@ import numpy as np
 from ...ir import OPS, DType
 from ...ir.ops.tensor import slice_bounds, slice_len, slice_params, split_sections
 from . import kernel
-from ._util import JIT, njit
+from ._util import JIT, frozen, njit
 
 _UINT = {1: np.uint8, 2: np.uint16, 4: np.uint32, 8: np.uint64}
 
@@ -103,7 +103,7 @@ def _copy(src: np.ndarray, s_off: int, s_str, dst: np.ndarray, d_off: int, d_str
         return
     dims = _collapse(shape, s_str, d_str)
     n, s, d = (np.array(v, np.int64) for v in zip(*dims))
-    _copy_box(_bits(src), s_off, s, _bits(dst), d_off, d, n)
+    _copy_box(frozen(_bits(src)), s_off, s, _bits(dst), d_off, d, n)  # read-only: one signature, constant or not
 
 
 def _out(out, shape, dtype) -> np.ndarray:
