@@ -70,7 +70,10 @@ def _graph() -> tuple[Graph, dict]:
         z = add(act, [z])
     z = add("shuffle_channel", [z], group=2)
     z = add("strided_slice", [z, "", "", ""], axes=(1,), starts=(0,), ends=(8,))
-    graph = Graph(nodes, ["x", "z"], [y, z], t)
+    # shape arithmetic left to run time (dynamic shapes): 8-byte copies
+    t["i64"] = Tensor("i64", DType.INT64, (2,), np.array([1, -1], np.int64))
+    s = add("concat", [add("shape", [z]), "i64"], axis=0)
+    graph = Graph(nodes, ["x", "z"], [y, z, s], t)
     infer_shapes(graph)
     return graph, {"x": RNG.standard_normal((1, 8, 16, 16)).astype(np.float32),
                    "z": RNG.standard_normal((1, 16, 24, 24)).astype(np.float32)}
