@@ -15,10 +15,13 @@ def _map(op_name, **jit_kw):
     def deco(f):
         fj = njit(inline="always", **JIT)(f)
 
-        @njit(**JIT)
         def loop(x, out, p0, p1, p2):
             for i in range(x.size):
                 out[i] = fj(x[i], p0, p1, p2)
+        # numba names a function's disk cache after its qualified name: one per op, or the ops' loops (all
+        # "_map.<locals>.deco.<locals>.loop", same signature) evict each other and recompile in every process
+        loop.__qualname__ = loop.__name__ = f"{op_name}_loop"
+        loop = njit(**JIT)(loop)
 
         names = list(OPS[op_name].attrs)
 
