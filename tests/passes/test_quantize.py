@@ -74,12 +74,14 @@ def test_min_sqnr_raises_bits_then_keeps_float():
     assert layer.storage == "float32" and "quant_min_sqnr" in layer.note
 
 
-def _conv_net():
+def _conv_net(channels=((3, 32), (32, 64), (64, 64)), bias=True):
+    """3x3 convs (weights w0, w1, ..., biases b0, b1, ...) with relus, then a global average pool."""
     nodes, inits, x = [], {}, "x"
-    for i, (cin, cout) in enumerate([(3, 32), (32, 64), (64, 64)]):
+    for i, (cin, cout) in enumerate(channels):
         inits[f"w{i}"] = (RNG.standard_normal((cout, cin, 3, 3)) * np.sqrt(2 / (cin * 9))).astype(np.float32)
-        inits[f"b{i}"] = (RNG.standard_normal(cout) * 0.1).astype(np.float32)
-        nodes += [helper.make_node("Conv", [x, f"w{i}", f"b{i}"], [f"c{i}"], pads=[1, 1, 1, 1]),
+        if bias:
+            inits[f"b{i}"] = (RNG.standard_normal(cout) * 0.1).astype(np.float32)
+        nodes += [helper.make_node("Conv", [x, f"w{i}"] + ([f"b{i}"] if bias else []), [f"c{i}"], pads=[1, 1, 1, 1]),
                   helper.make_node("Relu", [f"c{i}"], [f"r{i}"])]
         x = f"r{i}"
     nodes.append(helper.make_node("GlobalAveragePool", [x], ["y"]))
@@ -113,15 +115,20 @@ def test_end_to_end_size_and_agreement(tmp_path, quant_type, max_ratio, min_cos)
     assert storage["b1"] == storage["b2"] == "int16" and storage["b0"] == "float32"
 
 
-def test_per_tensor_bias_and_fp16_scales_round_trip(tmp_path):
-    """Scales travel as float16 abs-max values and come back bit for bit; per-tensor scales have one value."""
-    from liteopt.format import read
+def _int8_conv_net(tmp_path):
+    """_conv_net saved and converted to INT8: (source path, the .nb's path, its graph read back)."""
     import onnx
+    from liteopt.format import read
     src = str(tmp_path / "m.onnx")
     onnx.save(_conv_net(), src)
     q = optimize(model_file=src, optimize_out=str(tmp_path / "q"), valid_targets="cpu,ref", quant_model=True,
                  quant_type="QUANT_INT8")
-    g = read(q.path).graph
+    return src, q.path, read(q.path).graph
+
+
+def test_per_tensor_bias_and_fp16_scales_round_trip(tmp_path):
+    """Scales travel as float16 abs-max values and come back bit for bit; per-tensor scales have one value."""
+    _, _, g = _int8_conv_net(tmp_path)
     from liteopt.ir.graph import scales_from_amax16
     quant = [t.quant for t in g.tensors.values() if t.quant is not None]
     for qi in quant:
@@ -142,15 +149,8 @@ def test_int8_keeps_the_smallest_layers_in_16_bits_within_a_quarter_of_the_float
     """Stems and small layers take 16 bits, smallest first, while the compressed weights stay within 25%."""
     import onnx
     from liteopt.format import read
-    nodes, inits, x = [], {}, "x"
-    for i, (cin, cout) in enumerate([(3, 16), (16, 32), (32, 64), (64, 128), (128, 128)]):
-        inits[f"w{i}"] = (RNG.standard_normal((cout, cin, 3, 3)) * np.sqrt(2 / (cin * 9))).astype(np.float32)
-        nodes += [helper.make_node("Conv", [x, f"w{i}"], [f"c{i}"], pads=[1, 1, 1, 1]),
-                  helper.make_node("Relu", [f"c{i}"], [f"r{i}"])]
-        x = f"r{i}"
-    nodes.append(helper.make_node("GlobalAveragePool", [x], ["y"]))
     src = str(tmp_path / "m.onnx")
-    onnx.save(make_model(nodes, {"x": (np.float32, [1, 3, 16, 16])}, ["y"], inits), src)
+    onnx.save(_conv_net([(3, 16), (16, 32), (32, 64), (64, 128), (128, 128)], bias=False), src)
     q = optimize(model_file=src, optimize_out=str(tmp_path / "q"), quant_model=True, quant_type="QUANT_INT8")
     storage = {e["tensor"]: e["storage"] for e in q.quantization["layers"]}
     bits = [storage[f"w{i}"] for i in range(5)]  # in increasing size
@@ -168,11 +168,7 @@ def test_quantized_weights_are_stored_compressed_and_read_back_exactly(tmp_path)
     from liteopt.format import read
     from liteopt.format.schema import TRAILER
     from liteopt.ir.errors import NbFormatError
-    src = str(tmp_path / "m.onnx")
-    onnx.save(_conv_net(), src)
-    q = optimize(model_file=src, optimize_out=str(tmp_path / "q"), valid_targets="cpu,ref", quant_model=True,
-                 quant_type="QUANT_INT8")
-    g = read(q.path).graph
+    src, path, g = _int8_conv_net(tmp_path)
     w2 = g.tensors["w2"]
     expect, _ = quantize(onnx.numpy_helper.to_array(
         [i for i in onnx.load(src).graph.initializer if i.name == "w2"][0]), 0, 8)
@@ -181,7 +177,7 @@ def test_quantized_weights_are_stored_compressed_and_read_back_exactly(tmp_path)
     assert _weight_bytes(g)[1] < raw  # zlib found something to save
     # a corrupt compressed blob (with the data checksum recomputed, so that only inflating can tell) is an error
     # that names the constant
-    data = bytearray(open(q.path, "rb").read())
+    data = bytearray(open(path, "rb").read())
     packed = zlib.compress(np.ascontiguousarray(w2.data).tobytes(), 9)
     at = bytes(data).index(packed)
     data[at + len(packed) // 2] ^= 0x55
