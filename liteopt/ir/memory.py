@@ -96,10 +96,10 @@ def _concat_in_place(graph: Graph, slots: list[Slot], slot_of: dict[str, Slot], 
                      last_use: dict[str, int]) -> None:
     """Concat without copies: when the inputs of a concat are contiguous byte ranges of its output (every
     dimension before the axis is 1), an input's slot moves inside the output's slot at its range, so its
-    producer writes straight into the concat result and the concat kernel finds nothing to copy. An input
-    qualifies when nothing in its slot is a different size or is written after the concat (an in-place op
-    would overwrite the result), when it is no longer read once an in-place op overwrites the result, and
-    when it is not a graph input, a constant, or part of another concat."""
+    producer writes straight into the concat result and the runtime skips the concat (Arena.assembled).
+    An input qualifies when nothing in its slot is a different size or is written after the concat (an
+    in-place op would overwrite the result), when it is no longer read once an in-place op overwrites the
+    result, and when it is not a graph input, a constant, or part of another concat."""
     t = graph.tensors
     produced = {o: i for i, n in enumerate(graph.nodes) for o in n.outputs}
 
