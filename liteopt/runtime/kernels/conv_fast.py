@@ -288,7 +288,7 @@ def _depthwise3x3(x, w, y, bias, has_bias, s, pt, pl, code, alpha):
             else:
                 r0, r1, r2, uo = np.uint64(iy), np.uint64(iy + 1), np.uint64(iy + 2), np.uint64(oy)
                 base, ulo = np.uint64(lo * s - pl), np.uint64(lo)
-                if s == 1:
+                if s == 1:  # a literal stride in each loop: with `s` as a factor, stride 2 ran 25% slower
                     for t in range(hi - lo):
                         j = np.uint64(t) + base
                         y[ub, uc, uo, np.uint64(t) + ulo] = (
@@ -637,11 +637,6 @@ def _wino_f43_pays(node, tensors):
     return _out_area(node, tensors) >= 20 * 20 and w[0] >= 16 and w[1] >= 16
 
 
-def _wino_out_large(node, tensors):
-    """F(6,3) pays when the output has many 6x6 tiles (Paddle Lite's rule of thumb: >= 36 units of 8)."""
-    return _out_area(node, tensors) >= 36 * 8
-
-
 def _wino_prepare(m):
     at, g, bt = winograd_matrices(m)
     n = m + 2
@@ -702,7 +697,7 @@ def _wino_fallback(x, w, b, **attrs):
 # inside a network (its transformed filters are 16/9 the size of the filter, and on a 7x7 map reading them
 # costs more than the multiplications save: ResNet50's last stage 2.9 -> 4.1 ms). Both rank below `gemm`
 # and are used when forced (kernel_override).
-kernel("conv2d", variant="winograd_f63", out=True, applies=_wino_applies, pays=_wino_out_large, priority=5,
+kernel("conv2d", variant="winograd_f63", out=True, applies=_wino_applies, priority=5,
        prepare=_wino_prepare(6))(_wino_fallback)
 kernel("conv2d", variant="winograd_f43", out=True, applies=_wino_applies, pays=_wino_f43_pays, priority=15,
        prepare=_wino_prepare(4))(_wino_fallback)
