@@ -61,6 +61,21 @@ def test_gemm(c, o, h, w, k, s, d, pads, g, act, bias, out):
     close(run_variant("conv2d", "gemm", x, wt, b, at, out), OPS["conv2d"].run(x, wt, b, **at)[0], 1e-5)
 
 
+@pytest.mark.parametrize("k,s,pads,g", [(3, 1, (1, 1, 1, 1), 1), (7, 2, (3, 2, 3, 1), 2), (3, 2, (0, 1, 1, 0), 1)])
+def test_gemm_in_row_blocks(monkeypatch, k, s, pads, g):
+    """im2col + GEMM + epilogue over blocks of output rows (blocks of 2-3 rows here, the last one shorter)."""
+    from liteopt.runtime.kernels import conv_fast
+    monkeypatch.setattr(conv_fast, "GEMM_BLOCK_BYTES", 1)
+    monkeypatch.setattr(conv_fast, "GEMM_MIN_COLS", 25)
+    x = RNG.standard_normal((2, 4, 23, 13)).astype(np.float32)
+    wt = RNG.standard_normal((6, 4 // g, k, k)).astype(np.float32)
+    b = RNG.standard_normal(6).astype(np.float32)
+    at = attrs("conv2d", strides=(s, s), paddings=pads, groups=g, act_type="relu6", act_alpha=6.0)
+    ref = OPS["conv2d"].run(x, wt, b, **at)[0]
+    assert conv_fast._row_blocks(4 // g * k * k, ref.shape[2], ref.shape[3]) < ref.shape[2]
+    close(run_variant("conv2d", "gemm", x, wt, b, at, out=True), ref, 1e-5)
+
+
 @pytest.mark.parametrize("variant,tol", [("winograd_f23", 1e-5), ("winograd_f43", 5e-5), ("winograd_f63", 1e-4)])
 @pytest.mark.parametrize("shape,pads,act", [((1, 8, 9, 11, 16), (1, 1, 1, 1), ("relu", 0.0)),
                                             ((2, 16, 20, 20, 8), (0, 1, 2, 1), ("relu6", 6.0)),

@@ -81,25 +81,28 @@ def _act_row(row, code, alpha):
 
 
 @njit(**dict(PJIT, fastmath=True))
-def _epilogue(y, bias, has_bias, code, alpha):
-    """y: (N, O, L) in place: y = act(y + bias[o]), one pass over each row."""
+def _epilogue(y, bias, has_bias, code, alpha, c0, c1):
+    """y: (N, O, L) in place, columns c0:c1 of each row: y = act(y + bias[o]), one pass over each row."""
     n, o, length = y.shape
     for k in prange(n * o):
         b, c = k // o, k % o
-        _bias_act_row(y[b, c], bias[c] if has_bias else np.float32(0.0), code, alpha)
+        _bias_act_row(y[b, c, c0:c1], bias[c] if has_bias else np.float32(0.0), code, alpha)
 
 
-def _finish(y4, b, act_type, act_alpha):
-    """Bias + activation on an (N, O, H, W) result, in place when the activation is one we compile."""
+def _finish(y4, b, act_type, act_alpha, c0=0, c1=None):
+    """Bias + activation on an (N, O, H, W) result (its flattened columns c0:c1, all by default), in place
+    when the activation is one we compile."""
     code = ACT_CODES.get(act_type)
     n, o = y4.shape[:2]
+    y3 = y4.reshape(n, o, -1)
+    c1 = y3.shape[2] if c1 is None else c1
     bias = bias_of(b)
     if code is None:
         if b is not None:
-            _epilogue(y4.reshape(n, o, -1), bias, True, 0, 0.0)
-        y4[...] = apply_act(y4, act_type, act_alpha)
+            _epilogue(y3, bias, True, 0, 0.0, c0, c1)
+        y3[:, :, c0:c1] = apply_act(y3[:, :, c0:c1], act_type, act_alpha)
     elif b is not None or code != 0:
-        _epilogue(y4.reshape(n, o, -1), bias, b is not None, code, float(act_alpha))
+        _epilogue(y3, bias, b is not None, code, float(act_alpha), c0, c1)
     return y4
 
 
@@ -114,9 +117,10 @@ def _result(out, shape):
 # --- im2col + GEMM -----------------------------------------------------------------------------
 
 @njit(**PJIT)
-def _im2col(x, cols, kh, kw, sh, sw, dh, dw, pt, pl, oh, ow):
-    """x: (C, H, W) -> cols: (C*kh*kw, >= oh*ow), zero where the window reads padding. The output columns
-    whose tap falls inside the row are worked out once per tap: the copy loop has no branches."""
+def _im2col(x, cols, kh, kw, sh, sw, dh, dw, pt, pl, oy0, oy1, ow):
+    """x: (C, H, W) -> cols: (C*kh*kw, >= (oy1-oy0)*ow), the windows of output rows oy0:oy1, zero where the
+    window reads padding. The output columns whose tap falls inside the row are worked out once per tap:
+    the copy loop has no branches."""
     c_in, h, w = x.shape
     for row in prange(c_in * kh * kw):
         c = row // (kh * kw)
@@ -125,9 +129,9 @@ def _im2col(x, cols, kh, kw, sh, sw, dh, dw, pt, pl, oh, ow):
         off = j * dw - pl                               # ix = xo * sw + off
         x0 = min(ow, max(0, (-off + sw - 1) // sw))     # first xo with ix >= 0
         x1 = max(x0, min(ow, (w - 1 - off) // sw + 1))  # one past the last with ix < w
-        for y in range(oh):
+        for y in range(oy0, oy1):
             iy = y * sh - pt + i * dh
-            dst = cols[row, y * ow:(y + 1) * ow]
+            dst = cols[row, (y - oy0) * ow:(y - oy0 + 1) * ow]
             if iy < 0 or iy >= h:
                 for xo in range(ow):
                     dst[xo] = 0.0
@@ -146,6 +150,19 @@ def _im2col(x, cols, kh, kw, sh, sw, dh, dw, pt, pl, oh, ow):
                     d[t] = src[t * sw]
 
 
+# im2col runs over blocks of output rows whose columns take about this many bytes, each block's GEMM and
+# epilogue right after it, while the block is still in cache (a whole 7x7 stem's columns are 7 MB); blocks
+# never go under GEMM_MIN_COLS columns, where BLAS would spend more on re-packing the filter than it saves.
+GEMM_BLOCK_BYTES = 512 * 1024
+GEMM_MIN_COLS = 1024
+
+
+def _row_blocks(k: int, oh: int, ow: int) -> int:
+    """Output rows per im2col block for a K-row column matrix."""
+    rows = max(GEMM_BLOCK_BYTES // (4 * k * ow), -(-GEMM_MIN_COLS // ow), 1)
+    return min(rows, oh)
+
+
 def _gemm_conv(x, w2d, b, w_shape, strides, paddings, dilations, groups, act_type, act_alpha, out, scratch):
     n, c, h, wd = x.shape
     o, cg, kh, kw = w_shape
@@ -153,26 +170,31 @@ def _gemm_conv(x, w2d, b, w_shape, strides, paddings, dilations, groups, act_typ
     oh, ow = _out_size(h, kh, sh, pt, pb, dh), _out_size(wd, kw, sw, pl, pr, dw)
     y = _result(out, (n, o, oh, ow))
     og = o // groups
-    pointwise = kh == kw == 1 and sh == sw == 1 and not any(paddings)
     x = np.ascontiguousarray(x, dtype=np.float32)
-    if not pointwise:
-        key = (cg * kh * kw, oh * ow)
-        cols = scratch.get(key)
-        if cols is None:
-            # rows 64 bytes longer than the data: a row stride of a large power of two (112*112*4 bytes is
-            # 49 * 1024) makes BLAS's reads of successive rows collide in the cache (ResNet50 stem -15%)
-            cols = scratch[key] = np.empty((key[0], key[1] + 16), np.float32)
+    if kh == kw == 1 and sh == sw == 1 and not any(paddings):  # pointwise: a plain GEMM
+        for b_ in range(n):
+            yb = y[b_].reshape(o, oh * ow)
+            for g in range(groups):
+                rhs = x[b_, g * cg:(g + 1) * cg].reshape(cg, h * wd)
+                np.matmul(w2d[g * og:(g + 1) * og], rhs, out=yb[g * og:(g + 1) * og])
+        return _finish(y, b, act_type, act_alpha)
+    rows = _row_blocks(cg * kh * kw, oh, ow)
+    key = (cg * kh * kw, rows * ow)
+    cols = scratch.get(key)
+    if cols is None:
+        # rows 64 bytes longer than the data: a row stride of a large power of two (112*112*4 bytes is
+        # 49 * 1024) makes BLAS's reads of successive rows collide in the cache (ResNet50 stem -15%)
+        cols = scratch[key] = np.empty((key[0], key[1] + 16), np.float32)
     for b_ in range(n):
         yb = y[b_].reshape(o, oh * ow)
-        for g in range(groups):
-            xg = x[b_, g * cg:(g + 1) * cg]
-            if pointwise:
-                rhs = xg.reshape(cg, h * wd)
-            else:
-                _im2col(xg, cols, kh, kw, sh, sw, dh, dw, pt, pl, oh, ow)
-                rhs = cols[:, :oh * ow]
-            np.matmul(w2d[g * og:(g + 1) * og], rhs, out=yb[g * og:(g + 1) * og])
-    return _finish(y, b, act_type, act_alpha)
+        for y0 in range(0, oh, rows):
+            y1 = min(oh, y0 + rows)
+            c0, c1 = y0 * ow, y1 * ow
+            for g in range(groups):
+                _im2col(x[b_, g * cg:(g + 1) * cg], cols, kh, kw, sh, sw, dh, dw, pt, pl, y0, y1, ow)
+                np.matmul(w2d[g * og:(g + 1) * og], cols[:, :c1 - c0], out=yb[g * og:(g + 1) * og, c0:c1])
+            _finish(y[b_:b_ + 1], b, act_type, act_alpha, c0, c1)
+    return y
 
 
 def _conv_applies(node, tensors):
