@@ -18,6 +18,7 @@ from .fuse_conv_affine import fuse_conv_affine
 from .fuse_conv_bn import fuse_conv_bn
 from .fuse_fc import fuse_fc
 from .fuse_pad import fuse_pad
+from .fuse_residual import fuse_residual
 from .pick_kernels import pick_kernels
 from .plan_memory import plan_memory
 from .quantize_weights import quantize_weights
@@ -40,6 +41,7 @@ PIPELINE: list[Callable[[Graph, PassContext], None]] = [
     fuse_conv_affine,      # conv + per-channel add / mul
     fuse_fc,               # matmul (+ add) -> fc, flatten + fc
     fuse_activation,       # conv/fc/elementwise + activation -> act_type epilogue
+    fuse_residual,         # conv + add of a same-shape tensor (+ its activation) -> the conv's epilogue
     quantize_weights,      # --quant_model / --enable_fp16: weight storage only, after the fusions
     pick_kernels,
     plan_memory,           # one arena: lifetimes, in-place, best of two placement strategies
@@ -59,4 +61,4 @@ def run_pipeline(graph: Graph, ctx: PassContext, pipeline=None) -> Graph:
 
 __all__ = ["PIPELINE", "PassContext", "PassRecord", "run_pipeline", "cancel_chains", "eliminate_identities",
            "fold_constants", "fuse_activation", "fuse_conv_affine", "fuse_conv_bn", "fuse_fc", "fuse_pad",
-           "pick_kernels", "plan_memory", "quantize_weights", "recognize_patterns"]
+           "fuse_residual", "pick_kernels", "plan_memory", "quantize_weights", "recognize_patterns"]

@@ -72,8 +72,24 @@ def test_resnet_like(tmp_path):
     model = _resnet_like()
     check_model(model, {"x": RNG.standard_normal((2, 3, 32, 32)).astype(F)}, tmpdir=str(tmp_path))
     ops = ops_of(convert(model, str(tmp_path), valid_targets="cpu"))
-    # 6 convs, 2 residual adds with their relu fused, 2 pools, one fc: nothing else
-    assert ops == {"conv2d": 6, "elementwise_add": 2, "pool2d": 2, "fc": 1}, ops
+    # 6 convs (the residual adds and their relu in the epilogues of two), 2 pools, one fc: nothing else
+    assert ops == {"conv2d": 6, "pool2d": 2, "fc": 1}, ops
+
+
+def test_residual_into_bias_free_convs(tmp_path):
+    """Residual adds fused into convs without a bias (the conv's inputs: x, w, -, r), in a 7x7 conv run by
+    blocks of im2col rows and in a Winograd-sized 3x3 one, with a dynamic batch; the first add's input is
+    the graph input itself."""
+    nodes = [helper.make_node("Conv", ["x", "w1"], ["c1"], pads=[3, 3, 3, 3]),
+             helper.make_node("Add", ["x", "c1"], ["a1"]),
+             helper.make_node("Conv", ["a1", "w2"], ["c2"], pads=[1, 1, 1, 1]),
+             helper.make_node("Add", ["c2", "a1"], ["a2"]), helper.make_node("Relu", ["a2"], ["y"])]
+    model = make_model(nodes, {"x": (F, ["N", 16, 40, 40])}, ["y"], {"w1": w(16, 16, 7, 7, scale=0.05),
+                                                                     "w2": w(16, 16, 3, 3, scale=0.1)})
+    check_model(model, {"x": RNG.standard_normal((2, 16, 40, 40)).astype(F)}, tmpdir=str(tmp_path))
+    g = read(convert(model, str(tmp_path), valid_targets="cpu")).graph
+    assert g.op_counts() == {"conv2d": 2}
+    assert [n.inputs[2:] for n in g.nodes] == [["", "x"], ["", g.nodes[0].outputs[0]]]
 
 
 def _transformer_block(d=16, heads=2, seq="T"):

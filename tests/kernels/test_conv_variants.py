@@ -21,16 +21,19 @@ def attrs(op, **kw):
     return a
 
 
-def run_variant(op, variant, x, w, b, at, out=False):
+def run_variant(op, variant, x, w, b, at, out=False, r=None):
     k = K.KERNELS[(op, "cpu")][variant]
     fn = (k.prepare([None, w, b], at) if k.prepare else None) or k.fn
+    args = (x, w, b) if r is None else (x, w, b, r.copy())
     if out:
         ref_shape = OPS[op].run(x, w, b, **at)[0].shape
         buf = np.full(ref_shape, np.nan, np.float32)
-        y = fn(x, w, b, out=buf, **at)
+        y = fn(*args, out=buf, **at)
         assert y is buf
-        return y
-    return fn(x, w, b, **at)
+    else:
+        y = fn(*args, **at)
+    assert r is None or np.array_equal(args[3], r), "the residual input was written"
+    return y
 
 
 def close(y, ref, tol):
@@ -49,8 +52,8 @@ def test_winograd_matrices_compute_a_correlation():
 @given(c=st.integers(1, 12), o=st.integers(1, 12), h=st.integers(3, 14), w=st.integers(3, 14),
        k=st.sampled_from([1, 3, 5]), s=st.sampled_from([1, 2]), d=st.sampled_from([1, 2]),
        pads=st.tuples(*[st.integers(0, 2)] * 4), g=st.sampled_from([1, 2]), act=st.sampled_from(ACTS),
-       bias=st.booleans(), out=st.booleans())
-def test_gemm(c, o, h, w, k, s, d, pads, g, act, bias, out):
+       bias=st.booleans(), out=st.booleans(), residual=st.booleans())
+def test_gemm(c, o, h, w, k, s, d, pads, g, act, bias, out, residual):
     c, o = c * g, o * g
     if h + pads[0] + pads[1] < d * (k - 1) + 1 or w + pads[2] + pads[3] < d * (k - 1) + 1:
         return
@@ -58,12 +61,15 @@ def test_gemm(c, o, h, w, k, s, d, pads, g, act, bias, out):
     wt = RNG.standard_normal((o, c // g, k, k)).astype(np.float32)
     b = RNG.standard_normal(o).astype(np.float32) if bias else None
     at = attrs("conv2d", strides=(s, s), paddings=pads, dilations=(d, d), groups=g, act_type=act[0], act_alpha=act[1])
-    close(run_variant("conv2d", "gemm", x, wt, b, at, out), OPS["conv2d"].run(x, wt, b, **at)[0], 1e-5)
+    shape = OPS["conv2d"].run(x, wt, b, **at)[0].shape
+    r = RNG.standard_normal(shape).astype(np.float32) if residual else None
+    close(run_variant("conv2d", "gemm", x, wt, b, at, out, r), OPS["conv2d"].run(x, wt, b, r, **at)[0], 1e-5)
 
 
 @pytest.mark.parametrize("k,s,pads,g", [(3, 1, (1, 1, 1, 1), 1), (7, 2, (3, 2, 3, 1), 2), (3, 2, (0, 1, 1, 0), 1)])
 def test_gemm_in_row_blocks(monkeypatch, k, s, pads, g):
-    """im2col + GEMM + epilogue over blocks of output rows (blocks of 2-3 rows here, the last one shorter)."""
+    """im2col + GEMM + epilogue over blocks of output rows (blocks of 2-3 rows here, the last one shorter),
+    with and without a residual input."""
     from liteopt.runtime.kernels import conv_fast
     monkeypatch.setattr(conv_fast, "GEMM_BLOCK_BYTES", 1)
     monkeypatch.setattr(conv_fast, "GEMM_MIN_COLS", 25)
@@ -71,9 +77,10 @@ def test_gemm_in_row_blocks(monkeypatch, k, s, pads, g):
     wt = RNG.standard_normal((6, 4 // g, k, k)).astype(np.float32)
     b = RNG.standard_normal(6).astype(np.float32)
     at = attrs("conv2d", strides=(s, s), paddings=pads, groups=g, act_type="relu6", act_alpha=6.0)
-    ref = OPS["conv2d"].run(x, wt, b, **at)[0]
-    assert conv_fast._row_blocks(4 // g * k * k, ref.shape[2], ref.shape[3]) < ref.shape[2]
-    close(run_variant("conv2d", "gemm", x, wt, b, at, out=True), ref, 1e-5)
+    shape = OPS["conv2d"].run(x, wt, b, **at)[0].shape
+    assert conv_fast._row_blocks(4 // g * k * k, shape[2], shape[3]) < shape[2]
+    for r in (None, RNG.standard_normal(shape).astype(np.float32)):
+        close(run_variant("conv2d", "gemm", x, wt, b, at, True, r), OPS["conv2d"].run(x, wt, b, r, **at)[0], 1e-5)
 
 
 @pytest.mark.parametrize("variant,tol", [("winograd_f23", 1e-5), ("winograd_f43", 5e-5), ("winograd_f63", 1e-4)])
@@ -87,7 +94,9 @@ def test_winograd(variant, tol, shape, pads, act):
     wt = (RNG.standard_normal((o, c, 3, 3)) / np.sqrt(9 * c)).astype(np.float32)
     b = RNG.standard_normal(o).astype(np.float32)
     at = attrs("conv2d", paddings=pads, act_type=act[0], act_alpha=act[1])
-    close(run_variant("conv2d", variant, x, wt, b, at, out=True), OPS["conv2d"].run(x, wt, b, **at)[0], tol)
+    shape = OPS["conv2d"].run(x, wt, b, **at)[0].shape
+    for r in (None, RNG.standard_normal(shape).astype(np.float32)):  # the residual goes in before the activation
+        close(run_variant("conv2d", variant, x, wt, b, at, True, r), OPS["conv2d"].run(x, wt, b, r, **at)[0], tol)
 
 
 @pytest.mark.parametrize("k,s,pads", [(3, 1, (1, 1, 1, 1)), (3, 2, (0, 1, 0, 1)), (5, 1, (2, 2, 2, 2)),

@@ -9,7 +9,7 @@ from helpers import make_model
 from pass_helpers import check_pass
 
 from liteopt.passes import (eliminate_identities, fuse_activation, fuse_conv_affine, fuse_conv_bn, fuse_fc,
-                            fuse_pad)
+                            fuse_pad, fuse_residual)
 
 RNG = np.random.default_rng(0)
 X = RNG.standard_normal((2, 4, 8, 8)).astype(np.float32)
@@ -91,6 +91,63 @@ def test_residual_add_relu():
              helper.make_node("Relu", ["a"], ["y"])]
     check_pass(make_model(nodes, {"x": X}, ["y"], {"w": w(4, 4, 3, 3)}), fuse_activation, {"x": X},
                ops_after={"conv2d": 1, "elementwise_add": 1}, hits=1)
+
+
+def activation_then_residual(g, ctx):
+    """The two passes in pipeline order: the add's activation is fused first, then the add into the conv."""
+    fuse_activation(g, ctx)
+    fuse_residual(g, ctx)
+
+
+@pytest.mark.parametrize("swap", [False, True])
+@pytest.mark.parametrize("act", [None, "Relu"])
+def test_conv_residual(swap, act):
+    """conv + add(x) (+ relu) -> one conv2d with x as ResidualData, either operand order."""
+    ins = ["x", "c"] if swap else ["c", "x"]
+    nodes = [conv("x", "c", "w", "b", pads=[1, 1, 1, 1]), helper.make_node("Add", ins, ["a" if act else "y"])]
+    if act:
+        nodes.append(helper.make_node(act, ["a"], ["y"]))
+    rec = check_pass(make_model(nodes, {"x": X}, ["y"], {"w": w(4, 4, 3, 3), "b": w(4)}), activation_then_residual,
+                     {"x": X}, ops_after={"conv2d": 1}, hits=1 + bool(act))
+    assert not rec.near_misses
+
+
+def test_conv_residual_chain_of_blocks():
+    """Blocks whose input is the previous block's fused output (used by a conv and by the add): each block's
+    add still fuses, whichever operand comes first."""
+    nodes, inits, prev = [], {}, "x"
+    for k in range(3):
+        nodes += [conv(prev, f"h{k}", f"w{k}a", pads=[1, 1, 1, 1]), helper.make_node("Relu", [f"h{k}"], [f"r{k}"]),
+                  conv(f"r{k}", f"c{k}", f"w{k}b"), helper.make_node("Add", [prev, f"c{k}"], [f"y{k}"])]
+        inits.update({f"w{k}a": w(4, 4, 3, 3), f"w{k}b": w(4, 4, 1, 1)})
+        prev = f"y{k}"
+    check_pass(make_model(nodes, {"x": X}, [prev], inits), activation_then_residual, {"x": X},
+               ops_after={"conv2d": 6}, hits=6)
+
+
+@pytest.mark.parametrize("case,reason", [
+    ("act_before_add", "applies relu before the add"), ("broadcast", "not of the conv output's type"),
+    ("constant", "is a constant"), ("used_twice", "also used by")])
+def test_conv_residual_misses(case, reason):
+    inits = {"w": w(4, 4, 3, 3)}
+    other = "x"
+    nodes = [conv("x", "c", "w", pads=[1, 1, 1, 1])]
+    outputs = ["y"]
+    if case == "act_before_add":
+        nodes = [conv("x", "c0", "w", pads=[1, 1, 1, 1]), helper.make_node("Relu", ["c0"], ["c"])]
+    elif case == "broadcast":
+        other, inits["k"] = "k", w(1, 4, 1, 8)
+        nodes.append(helper.make_node("Neg", ["k"], ["s"]))  # a run-time tensor that broadcasts
+        other = "s"
+    elif case == "constant":
+        other, inits["k"] = "k", w(2, 4, 8, 8)
+    else:
+        nodes.append(helper.make_node("Neg", ["c"], ["z"]))
+        outputs.append("z")
+    nodes.append(helper.make_node("Add", ["c", other], ["y"]))
+    rec = check_pass(make_model(nodes, {"x": X}, outputs, inits), activation_then_residual, {"x": X},
+                     hits=int(case == "act_before_add"))  # (that hit: the relu into the conv)
+    assert any(reason in m for m in rec.near_misses), rec.near_misses
 
 
 @pytest.mark.parametrize("pads,hit", [([0, 0, 1, 2, 0, 0, 3, 1], True), ([0, 1, 1, 1, 0, 1, 1, 1], False)])

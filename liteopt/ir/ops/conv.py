@@ -78,11 +78,26 @@ def conv2d_reference(x, w, b, *, strides, paddings, dilations, groups, act_type,
     return apply_act(y.astype(x.dtype, copy=False), act_type, act_alpha)
 
 
-@op("conv2d", inputs="Input Filter Bias?", outputs="Output", attrs=CONV_ATTRS, infer=_conv_infer,
-    weight_inputs={1: 0, 2: None})
-def conv2d(x, w, b, **attrs):
-    """2-D convolution (+ bias, + fused activation)"""
-    return conv2d_reference(x, w, b, **attrs)
+def _conv_residual_infer(ctx: InferCtx):
+    out = _conv_infer(ctx)
+    if ctx.has(3):
+        r, y = ctx.shape(3), out[0].shape
+        if r is not None and y is not None and tuple(r) != tuple(y):
+            raise ctx.error(f"the residual input has shape {r}, the convolution's output {y}")
+        if ctx.dtype(3) != out[0].dtype:
+            raise ctx.error(f"the residual input is {ctx.dtype(3)}, the convolution's output {out[0].dtype}")
+    return out
+
+
+@op("conv2d", inputs="Input Filter Bias? ResidualData?", outputs="Output", attrs=CONV_ATTRS,
+    infer=_conv_residual_infer, weight_inputs={1: 0, 2: None})
+def conv2d(x, w, b, r=None, **attrs):
+    """2-D convolution (+ bias, + a residual of the output's shape added before the fused activation)"""
+    if r is None:
+        return conv2d_reference(x, w, b, **attrs)
+    act = {"act_type": attrs.pop("act_type"), "act_alpha": attrs.pop("act_alpha")}
+    y = conv2d_reference(x, w, b, act_type="", act_alpha=0.0, **attrs) + r
+    return apply_act(y.astype(x.dtype, copy=False), **act)
 
 
 @op("depthwise_conv2d", inputs="Input Filter Bias?", outputs="Output", attrs=CONV_ATTRS, infer=_conv_infer,

@@ -80,29 +80,58 @@ def _act_row(row, code, alpha):
         _bias_act_row(row, np.float32(0.0), code, alpha)
 
 
+@njit(inline="always", **dict(JIT, fastmath=True))
+def _bias_res_act_row(row, res, add, code, alpha):
+    """row = act(row + add + res) in place, in one pass (res: a row of the residual input); the common
+    activations in loops of their own, the rest through `_act`."""
+    a = np.float32(alpha)
+    if code == 0:
+        for i in range(row.size):
+            row[i] += add + res[i]
+    elif code == 1:
+        for i in range(row.size):
+            row[i] = max(row[i] + add + res[i], np.float32(0.0))
+    elif code == 2:
+        for i in range(row.size):
+            row[i] = min(max(row[i] + add + res[i], np.float32(0.0)), a)
+    else:
+        for i in range(row.size):
+            row[i] = _act(row[i] + add + res[i], code, alpha)
+
+
 @njit(**dict(PJIT, fastmath=True))
-def _epilogue(y, bias, has_bias, code, alpha, c0, c1):
-    """y: (N, O, L) in place, columns c0:c1 of each row: y = act(y + bias[o]), one pass over each row."""
+def _epilogue(y, bias, has_bias, res, has_res, code, alpha, c0, c1):
+    """y: (N, O, L) in place, columns c0:c1 of each row: y = act(y + bias[o] (+ res)), one pass over each
+    row. res: the residual input, (N, O, L) like y, or a placeholder when has_res is False."""
     n, o, length = y.shape
     for k in prange(n * o):
         b, c = k // o, k % o
-        _bias_act_row(y[b, c, c0:c1], bias[c] if has_bias else np.float32(0.0), code, alpha)
+        add = bias[c] if has_bias else np.float32(0.0)
+        if has_res:
+            _bias_res_act_row(y[b, c, c0:c1], res[b, c, c0:c1], add, code, alpha)
+        else:
+            _bias_act_row(y[b, c, c0:c1], add, code, alpha)
 
 
-def _finish(y4, b, act_type, act_alpha, c0=0, c1=None):
-    """Bias + activation on an (N, O, H, W) result (its flattened columns c0:c1, all by default), in place
-    when the activation is one we compile."""
+NO_RES = np.zeros((1, 1, 1), np.float32)  # the residual argument of an epilogue without one
+
+
+def _finish(y4, b, act_type, act_alpha, c0=0, c1=None, r=None):
+    """Bias (+ residual r, y4's shape) + activation on an (N, O, H, W) result (its flattened columns c0:c1,
+    all by default), in place when the activation is one we compile."""
     code = ACT_CODES.get(act_type)
     n, o = y4.shape[:2]
     y3 = y4.reshape(n, o, -1)
     c1 = y3.shape[2] if c1 is None else c1
     bias = bias_of(b)
+    # the residual as the one array type the epilogue is compiled for (a writable C array: arena views are)
+    res = NO_RES if r is None else (r if r.flags.c_contiguous and r.flags.writeable else np.array(r)).reshape(n, o, -1)
     if code is None:
-        if b is not None:
-            _epilogue(y3, bias, True, 0, 0.0, c0, c1)
+        if b is not None or r is not None:
+            _epilogue(y3, bias, b is not None, res, r is not None, 0, 0.0, c0, c1)
         y3[:, :, c0:c1] = apply_act(y3[:, :, c0:c1], act_type, act_alpha)
-    elif b is not None or code != 0:
-        _epilogue(y3, bias, b is not None, code, float(act_alpha), c0, c1)
+    elif b is not None or r is not None or code != 0:
+        _epilogue(y3, bias, b is not None, res, r is not None, code, float(act_alpha), c0, c1)
     return y4
 
 
@@ -163,7 +192,7 @@ def _row_blocks(k: int, oh: int, ow: int) -> int:
     return min(rows, oh)
 
 
-def _gemm_conv(x, w2d, b, w_shape, strides, paddings, dilations, groups, act_type, act_alpha, out, scratch):
+def _gemm_conv(x, w2d, b, r, w_shape, strides, paddings, dilations, groups, act_type, act_alpha, out, scratch):
     n, c, h, wd = x.shape
     o, cg, kh, kw = w_shape
     (sh, sw), (pt, pb, pl, pr), (dh, dw) = strides, paddings, dilations
@@ -177,7 +206,7 @@ def _gemm_conv(x, w2d, b, w_shape, strides, paddings, dilations, groups, act_typ
             for g in range(groups):
                 rhs = x[b_, g * cg:(g + 1) * cg].reshape(cg, h * wd)
                 np.matmul(w2d[g * og:(g + 1) * og], rhs, out=yb[g * og:(g + 1) * og])
-        return _finish(y, b, act_type, act_alpha)
+        return _finish(y, b, act_type, act_alpha, r=r)
     rows = _row_blocks(cg * kh * kw, oh, ow)
     key = (cg * kh * kw, rows * ow)
     cols = scratch.get(key)
@@ -193,7 +222,7 @@ def _gemm_conv(x, w2d, b, w_shape, strides, paddings, dilations, groups, act_typ
             for g in range(groups):
                 _im2col(x[b_, g * cg:(g + 1) * cg], cols, kh, kw, sh, sw, dh, dw, pt, pl, y0, y1, ow)
                 np.matmul(w2d[g * og:(g + 1) * og], cols[:, :c1 - c0], out=yb[g * og:(g + 1) * og, c0:c1])
-            _finish(y[b_:b_ + 1], b, act_type, act_alpha, c0, c1)
+            _finish(y[b_:b_ + 1], b, act_type, act_alpha, c0, c1, None if r is None else r[b_:b_ + 1])
     return y
 
 
@@ -209,16 +238,18 @@ def _gemm_prepare(consts, attrs):
     w2d = np.ascontiguousarray(w, dtype=np.float32).reshape(w.shape[0], -1)
     scratch: dict = {}
 
-    def run(x, w_, b, *, out=None, strides, paddings, dilations, groups, act_type, act_alpha):
-        return _gemm_conv(x, w2d, b, w.shape, strides, paddings, dilations, groups, act_type, act_alpha, out, scratch)
+    def run(x, w_, b, r=None, *, out=None, strides, paddings, dilations, groups, act_type, act_alpha):
+        return _gemm_conv(x, w2d, b, r, w.shape, strides, paddings, dilations, groups, act_type, act_alpha, out,
+                          scratch)
     return run
 
 
 @kernel("conv2d", variant="gemm", out=True, applies=_conv_applies, priority=10, prepare=_gemm_prepare)
-def conv2d_gemm(x, w, b, *, out=None, strides, paddings, dilations, groups, act_type, act_alpha):
-    """im2col + BLAS GEMM (the filter may be a run-time tensor here)."""
+def conv2d_gemm(x, w, b, r=None, *, out=None, strides, paddings, dilations, groups, act_type, act_alpha):
+    """im2col + BLAS GEMM (the filter may be a run-time tensor here); bias, residual and activation in the
+    epilogue."""
     w2d = np.ascontiguousarray(w, dtype=np.float32).reshape(w.shape[0], -1)
-    return _gemm_conv(x, w2d, b, w.shape, strides, paddings, dilations, groups, act_type, act_alpha, out, {})
+    return _gemm_conv(x, w2d, b, r, w.shape, strides, paddings, dilations, groups, act_type, act_alpha, out, {})
 
 
 # --- depthwise ---------------------------------------------------------------------------------
@@ -673,8 +704,9 @@ def _wino_prepare(m):
         u = np.ascontiguousarray(u, dtype=np.float32)
         scratch: dict = {}
 
-        def run(x, w_, b, *, out=None, strides, paddings, dilations, groups, act_type, act_alpha):
+        def run(x, w_, b, r=None, *, out=None, strides, paddings, dilations, groups, act_type, act_alpha):
             nb, _, h, wd = x.shape
+            fused, act_type = (act_type, "") if r is not None else ("", act_type)  # a residual goes before it
             pt, pb, pl, pr = paddings
             oh, ow = h + pt + pb - 2, wd + pl + pr - 2
             th, tw = -(-oh // m), -(-ow // m)
@@ -700,14 +732,14 @@ def _wino_prepare(m):
                     _wino_output(mb, y[k], at32, m, ty0, ty1, tw, bias, b is not None, code, float(act_alpha))
             if act_type not in ACT_CODES:
                 y[...] = apply_act(y, act_type, act_alpha)
-            return y
+            return y if r is None else _finish(y, None, fused, act_alpha, r=r)
         return run
     return prepare
 
 
-def _wino_fallback(x, w, b, **attrs):
+def _wino_fallback(x, w, b, r=None, **attrs):
     out = attrs.pop("out", None)
-    y = conv2d_gemm(x, w, b, **attrs)
+    y = conv2d_gemm(x, w, b, r, **attrs)
     if out is not None:
         out[...] = y
         return out
