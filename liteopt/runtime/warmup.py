@@ -41,6 +41,9 @@ def _graph() -> tuple[Graph, dict]:
     h = add("depthwise_conv2d", [h, const("w3", (16, 1, 3, 3)), const("b3", (16,))], paddings=(1, 1, 1, 1),
             groups=16, act_type="hard_swish")
     h = add("depthwise_conv2d", [h, const("w4", (16, 1, 5, 5))], paddings=(2, 2, 2, 2), strides=(2, 2), groups=16)
+    # outputs under 10 wide: 3x3 stride 2 row by row (5x5 and stride 1: channels-last); 2x2 max pooling
+    h = add("depthwise_conv2d", [h, const("w4b", (16, 1, 3, 3))], paddings=(1, 1, 1, 1), strides=(2, 2), groups=16)
+    h = add("pool2d", [h], pooling_type="max", ksize=(2, 2), strides=(1, 1))
     h = add("conv2d_transpose", [h, const("w5", (16, 8, 2, 2))], strides=(2, 2))
     h = add("pool2d", [h], pooling_type="max", ksize=(3, 3), strides=(2, 2), paddings=(1, 1, 1, 1))
     a = add("pool2d", [h], pooling_type="avg", ksize=(2, 2), strides=(1, 1), ceil_mode=True)

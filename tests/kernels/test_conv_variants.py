@@ -100,10 +100,12 @@ def test_winograd(variant, tol, shape, pads, act):
 
 
 @pytest.mark.parametrize("k,s,pads", [(3, 1, (1, 1, 1, 1)), (3, 2, (0, 1, 0, 1)), (5, 1, (2, 2, 2, 2)),
-                                      (5, 2, (1, 2, 2, 1)), (3, 1, (0, 0, 0, 0))])
+                                      (5, 2, (1, 2, 2, 1)), (3, 1, (0, 0, 0, 0)), (3, 2, (2, 0, 3, 1)),
+                                      (5, 1, (0, 3, 1, 4))])
 @pytest.mark.parametrize("act", [("", 0.0), ("relu6", 6.0), ("hard_swish", 0.0)])
-# small planes go channels-last (3x3 stride 1 from 10 wide: flattened), wide ones row by row
-@pytest.mark.parametrize("hw", [(7, 8), (13, 12), (45, 41)])
+# outputs under 10 wide go channels-last (3x3 stride 2: row by row), 10-99 through the phase planes, wider
+# 3x3 ones row by row (5x5: planes); odd and even widths, asymmetric paddings
+@pytest.mark.parametrize("hw", [(7, 8), (13, 12), (45, 41), (11, 213)])
 def test_depthwise_direct(k, s, pads, act, hw):
     x = RNG.standard_normal((2, 8, *hw)).astype(np.float32)
     wt = RNG.standard_normal((8, 1, k, k)).astype(np.float32)

@@ -180,6 +180,15 @@ def test_max_pool(attrs, tmp_path):
     check_op("MaxPool", {"x": XP}, attrs, tmpdir=str(tmp_path))
 
 
+@pytest.mark.parametrize("shape", [(1, 4, 13, 11), (2, 3, 24, 31)])
+@pytest.mark.parametrize("strides,pads,ceil", [([2, 2], [0, 0, 0, 0], 1), ([2, 2], [1, 1, 1, 1], 0),
+                                               ([1, 1], [1, 1, 1, 1], 0), ([2, 2], [0, 1, 2, 0], 1)])
+def test_max_pool_3x3_planes(shape, strides, pads, ceil, tmp_path):
+    """3x3 max pooling (the phase-plane kernel) on odd and even widths, ceil mode reaching past the input."""
+    check_op("MaxPool", {"x": rand(*shape)}, dict(kernel_shape=[3, 3], strides=strides, pads=pads, ceil_mode=ceil),
+             tmpdir=str(tmp_path))
+
+
 @pytest.mark.parametrize("count_include_pad", [0, 1])
 @pytest.mark.parametrize("attrs", POOL_CASES, ids=str)
 def test_average_pool(attrs, count_include_pad, tmp_path):
