@@ -240,6 +240,14 @@ def test_conv_runtime_weights(op_type, w_shape, attrs, tmp_path):
     check_op(op_type, {"x": rand(1, 4, 7, 8), "w": rand(*w_shape), "b": rand(n_out)}, attrs, tmpdir=str(tmp_path))
 
 
+@pytest.mark.parametrize("k,group", [(1, 1), (3, 1), (3, 4)])
+def test_conv_constant_filter_runtime_bias(k, group, tmp_path):
+    """A constant filter (prepared at load: pointwise, im2col, depthwise) with a bias fed at run time."""
+    o = 4 if group == 4 else 6
+    check_op("Conv", {"x": rand(2, 4, 7, 8), "b": rand(o)}, {"pads": [k // 2] * 4, "group": group},
+             consts={"w": rand(o, 4 // group, k, k)}, input_order=["x", "w", "b"], tmpdir=str(tmp_path))
+
+
 # --- unsupported attributes name the node --------------------------------------------------------
 
 @pytest.mark.parametrize("op_type,inputs,attrs,consts,match", [
