@@ -38,6 +38,8 @@ def _graph() -> tuple[Graph, dict]:
     t["x"] = Tensor("x", DType.FLOAT32, (1, 8, 16, 16))
     h = add("conv2d", ["x", const("w1", (16, 8, 3, 3)), const("b1", (16,))], paddings=(1, 1, 1, 1), act_type="relu")
     h = add("conv2d", [h, const("w2", (16, 16, 1, 1)), const("b2", (16,))], act_type="relu6", act_alpha=6.0)
+    s2 = add("conv2d", [h, const("w2s", (16, 16, 3, 3))], strides=(2, 2), paddings=(1, 1, 1, 1))  # (phase planes)
+    h = add("conv2d", [h, const("w2b", (16, 16, 1, 1)), "", add("nearest_interp_v2", [s2], scale=(2.0, 2.0))])
     h = add("depthwise_conv2d", [h, const("w3", (16, 1, 3, 3)), const("b3", (16,))], paddings=(1, 1, 1, 1),
             groups=16, act_type="hard_swish")
     h = add("depthwise_conv2d", [h, const("w4", (16, 1, 5, 5))], paddings=(2, 2, 2, 2), strides=(2, 2), groups=16)

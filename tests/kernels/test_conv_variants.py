@@ -83,6 +83,17 @@ def test_gemm_in_row_blocks(monkeypatch, k, s, pads, g):
         close(run_variant("conv2d", "gemm", x, wt, b, at, True, r), OPS["conv2d"].run(x, wt, b, r, **at)[0], 1e-5)
 
 
+def test_gemm_stride2_planes_across_input_sizes():
+    """Stride-2 im2col through phase planes kept between calls: inputs of 16 and 15 rows give the same 8x8
+    output, and the second must not read the first one's last row as if it were inside the input."""
+    wt = RNG.standard_normal((5, 3, 3, 3)).astype(np.float32)
+    at = attrs("conv2d", strides=(2, 2), paddings=(1, 1, 1, 1))
+    fn = K.KERNELS[("conv2d", "cpu")]["gemm"].prepare([None, wt, None], at)
+    for h in (16, 15, 16):
+        x = RNG.standard_normal((1, 3, h, h)).astype(np.float32)
+        close(fn(x, wt, None, **at), OPS["conv2d"].run(x, wt, None, **at)[0], 1e-5)
+
+
 @pytest.mark.parametrize("variant,tol", [("winograd_f23", 1e-5), ("winograd_f43", 5e-5), ("winograd_f63", 1e-4)])
 @pytest.mark.parametrize("shape,pads,act", [((1, 8, 9, 11, 16), (1, 1, 1, 1), ("relu", 0.0)),
                                             ((2, 16, 20, 20, 8), (0, 1, 2, 1), ("relu6", 6.0)),
