@@ -1,12 +1,14 @@
 """Fast convolution variants, picked by opt from the node's shapes and recorded in the .nb:
 
-- `gemm`: im2col + BLAS sgemm per group (1x1 stride-1 convs skip im2col: a plain GEMM);
+- `gemm`: im2col + BLAS sgemm per group, over blocks of output rows (1x1 stride-1 convs skip im2col: a plain
+  GEMM; stride-2 convs take their windows from the input's phase planes);
 - `winograd_f43` / `winograd_f63` / `winograd_f23`: Winograd F(4x4|6x6|2x2, 3x3) for 3x3 stride-1 convs, the filter
   transform done once at load (`prepare`), the 36/16 element-wise products as one batched BLAS matmul;
-- `direct` depthwise 3x3 / 5x5 (stride 1 or 2) numba kernels: wide planes row by row, read in place; small
-  planes (rows shorter than a vector or two) channels-last, vectorized over the channels.
-Bias and the fused activation are applied in each kernel's epilogue; every variant writes into `out`
-(an arena view) when given one. Scratch buffers are kept per node, so a steady-state run allocates
+- `direct` depthwise 3x3 / 5x5 (stride 1 or 2) numba kernels: mid-size maps through zero-bordered phase
+  planes (every tap a fixed offset in one long loop), wide ones row by row read in place, 7x7 ones
+  channels-last, vectorized over the channels. 3x3 max pooling shares the phase planes.
+Bias, a residual input (conv2d) and the fused activation are applied in each kernel's epilogue; every variant
+writes into `out` (an arena view) when given one. Scratch buffers are kept per node, so a steady-state run allocates
 little beyond BLAS's own workspace.
 """
 from __future__ import annotations
@@ -221,7 +223,8 @@ def _gemm_conv(x, w2d, b, r, w_shape, strides, paddings, dilations, groups, act_
         # 49 * 1024) makes BLAS's reads of successive rows collide in the cache (ResNet50 stem -15%)
         cols = scratch[key] = np.empty((key[0], key[1] + 16), np.float32)
     # stride 2, kernels of 3 and up (stems, downsampling convs): im2col from the input split into its four
-    # phase planes, so that each window row is a contiguous copy instead of a stride-2 gather (1.5-2x)
+    # phase planes, so that each window row is a contiguous copy instead of a stride-2 gather (these convs
+    # 8-15% faster as a whole)
     phased = sh == sw == 2 and kh == kw >= 3 and dh == dw == 1
     if phased:
         mt, ml, rh, ws, _, offs = planes_geometry(oh, ow, kh, 2, pt, pl)
@@ -508,7 +511,8 @@ def _depthwise_planes(x, w, y, bias, has_bias, k, s, pt, pl, code, alpha, thread
     s*s zero-bordered phase planes (stride 2: even and odd rows and columns apart, so that every tap reads
     a contiguous run), sized so that each tap is one fixed offset from the output's position in a flattened
     plane with the planes' row stride. The taps are then one long vectorized loop per channel with no border
-    cases; the result is compacted into y, then bias-and-activated over the whole output plane.
+    cases (the bias comes in with them); the result is compacted into y, then activated over the whole
+    output plane.
     Tap (i, j) reads input row s*oy + i - pt: row phase (i - pt) % s, plane row oy + (i - pt) // s + mt."""
     n, c = x.shape[0], x.shape[1]
     oh, ow = y.shape[2], y.shape[3]
