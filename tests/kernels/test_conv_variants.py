@@ -94,6 +94,18 @@ def test_gemm_stride2_planes_across_input_sizes():
         close(fn(x, wt, None, **at), OPS["conv2d"].run(x, wt, None, **at)[0], 1e-5)
 
 
+@pytest.mark.parametrize("variant,strides", [("gemm", (2, 2)), ("gemm", (1, 1)), ("winograd_f43", (1, 1))])
+def test_prepared_conv_over_many_input_sizes(variant, strides):
+    """A prepared conv fed more input sizes than it keeps scratch buffers for (dynamic shapes): every size,
+    including ones seen again after the buffers were dropped, gives the reference result."""
+    wt = (RNG.standard_normal((16, 8, 3, 3)) / 8).astype(np.float32)
+    at = attrs("conv2d", strides=strides, paddings=(1, 1, 1, 1))
+    fn = K.KERNELS[("conv2d", "cpu")][variant].prepare([None, wt, None], at)
+    for h in [9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 9, 12]:
+        x = RNG.standard_normal((1, 8, h, h + 3)).astype(np.float32)
+        close(fn(x, wt, None, **at), OPS["conv2d"].run(x, wt, None, **at)[0], 5e-5)
+
+
 @pytest.mark.parametrize("variant,tol", [("winograd_f23", 1e-5), ("winograd_f43", 5e-5), ("winograd_f63", 1e-4)])
 @pytest.mark.parametrize("shape,pads,act", [((1, 8, 9, 11, 16), (1, 1, 1, 1), ("relu", 0.0)),
                                             ((2, 16, 20, 20, 8), (0, 1, 2, 1), ("relu6", 6.0)),

@@ -840,6 +840,8 @@ def _wino_prepare(m):
             y = _result(out, (nb, o, oh, ow))
             rows = max(1, min(th, WINO_BLOCK_TILES // tw, WINO_BLOCK_BYTES // (n * n * max(c, o) * tw * 4)))
             key = (c, th, tw)
+            if key not in scratch and len(scratch) >= 8:  # input sizes seen before (dynamic shapes): keep a few
+                scratch.clear()
             if key not in scratch:  # flat buffers for v and mm: each block uses a contiguous prefix
                 t = rows * tw
                 scratch[key] = (np.zeros((c, th * m + 2, tw * m + 2), np.float32),
