@@ -136,7 +136,7 @@ def test_conv_residual_misses(case, reason):
     if case == "act_before_add":
         nodes = [conv("x", "c0", "w", pads=[1, 1, 1, 1]), helper.make_node("Relu", ["c0"], ["c"])]
     elif case == "broadcast":
-        other, inits["k"] = "k", w(1, 4, 1, 8)
+        inits["k"] = w(1, 4, 1, 8)
         nodes.append(helper.make_node("Neg", ["k"], ["s"]))  # a run-time tensor that broadcasts
         other = "s"
     elif case == "constant":
