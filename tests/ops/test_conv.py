@@ -248,6 +248,20 @@ def test_conv_constant_filter_runtime_bias(k, group, tmp_path):
              consts={"w": rand(o, 4 // group, k, k)}, input_order=["x", "w", "b"], tmpdir=str(tmp_path))
 
 
+@pytest.mark.parametrize("r_type,match", [(("float32", (1, 6, 7, 8)), r"residual input has shape \(1, 6, 7, 8\)"),
+                                           (("int64", (1, 6, 5, 6)), "residual input is int64")])
+def test_conv_residual_of_the_wrong_type_names_the_node(r_type, match):
+    """A conv2d whose ResidualData does not match its output (a hand-made graph: the fusion never makes one)."""
+    from liteopt.ir import Graph, infer_shapes
+    from liteopt.ir.errors import ShapeError
+    t = {"x": Tensor("x", DType.FLOAT32, (1, 4, 7, 8)), "w": Tensor("w", DType.FLOAT32, (6, 4, 3, 3), rand(6, 4, 3, 3)),
+         "r": Tensor("r", DType(r_type[0]), r_type[1]), "y": Tensor("y", DType.FLOAT32, None)}
+    g = Graph([Node("conv2d", ["x", "w", "", "r"], ["y"], OPS["conv2d"].normalize_attrs({}, "c"), "block1_conv")],
+              ["x", "r"], ["y"], t)
+    with pytest.raises(ShapeError, match=f"block1_conv.*{match}"):
+        infer_shapes(g)
+
+
 # --- unsupported attributes name the node --------------------------------------------------------
 
 @pytest.mark.parametrize("op_type,inputs,attrs,consts,match", [
