@@ -49,7 +49,8 @@ def _graph() -> tuple[Graph, dict]:
     h = add("conv2d_transpose", [h, const("w5", (16, 8, 2, 2))], strides=(2, 2))
     h = add("pool2d", [h], pooling_type="max", ksize=(3, 3), strides=(2, 2), paddings=(1, 1, 1, 1))
     a = add("pool2d", [h], pooling_type="avg", ksize=(2, 2), strides=(1, 1), ceil_mode=True)
-    g = add("pool2d", [a], pooling_type="avg", global_pooling=True)
+    g = add("elementwise_add", [add("pool2d", [a], pooling_type="avg", global_pooling=True),
+                                add("pool2d", [a], pooling_type="max", global_pooling=True)])
     h = add("elementwise_mul", [a, add("hard_sigmoid", [g])])
     h = add("elementwise_add", [h, a], act_type="relu")
     h = add("bilinear_interp_v2", [h], out_h=10, out_w=10)
