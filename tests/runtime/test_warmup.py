@@ -14,3 +14,19 @@ def test_warmup_runs_and_matches_the_references():
     got = Program(read(buffer=to_bytes(graph)), target="cpu").run(feeds, check=True)
     for g, want in zip(got, evaluate(graph, feeds), strict=True):
         np.testing.assert_allclose(g, want, rtol=1e-4, atol=1e-5)
+
+
+def test_a_new_process_after_the_warmup_compiles_nothing():
+    """Everything the warm-up compiled is loaded from numba's disk cache by the next process, not compiled
+    again (a kernel whose cache key changes from process to process, like a closure over a compiled
+    function, would cost every process its compile time)."""
+    import os
+    import subprocess
+    import sys
+    warmup(verbose=False)
+    env = dict(os.environ, NUMBA_DEBUG_CACHE="1")
+    res = subprocess.run([sys.executable, "-c", "from liteopt.runtime.warmup import warmup; warmup(verbose=False)"],
+                         env=env, capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stderr[-2000:]
+    saved = [line for line in res.stdout.splitlines() + res.stderr.splitlines() if "data saved" in line]
+    assert not saved, "compiled again in a new process:\n" + "\n".join(saved[:10])

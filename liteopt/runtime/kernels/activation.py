@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+import types
 
 import numpy as np
 
@@ -10,17 +11,21 @@ from . import kernel
 from ._util import JIT, frozen, njit
 
 
+def _loop_template(x, out, p0, p1, p2):
+    for i in range(x.size):
+        out[i] = _elem(x[i], p0, p1, p2)  # noqa: F821  (each op's copy has its own `_elem` global)
+
+
 def _map(op_name, **jit_kw):
     """Register a kernel whose loop applies `f(v, *params)` element by element."""
     def deco(f):
-        fj = njit(inline="always", **JIT)(f)
-
-        def loop(x, out, p0, p1, p2):
-            for i in range(x.size):
-                out[i] = fj(x[i], p0, p1, p2)
-        # numba names a function's disk cache after its qualified name: one per op, or the ops' loops (all
-        # "_map.<locals>.deco.<locals>.loop", same signature) evict each other and recompile in every process
-        loop.__qualname__ = loop.__name__ = f"{op_name}_loop"
+        # Each op gets its own copy of `_loop_template`, whose `_elem` is the op's compiled f. Not a closure:
+        # numba keys a function's disk cache on the pickled contents of its closure cells, and a pickled
+        # dispatcher differs from process to process, so a closure recompiled in every new process. And
+        # its own name: numba names the cache files after it (one shared name made the ops evict each other).
+        glb = dict(globals(), _elem=njit(inline="always", **JIT)(f))
+        loop = types.FunctionType(_loop_template.__code__, glb, f"{op_name}_loop")
+        loop.__qualname__ = f"{op_name}_loop"
         loop = njit(**JIT)(loop)
 
         names = list(OPS[op_name].attrs)
