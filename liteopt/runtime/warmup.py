@@ -19,26 +19,31 @@ from .predictor import Program
 RNG = np.random.default_rng(0)
 
 
-def _graph() -> tuple[Graph, dict]:
-    """One small graph touching the common kernels (conv variants, depthwise, pools, elementwise, nn)."""
+def _graph() -> tuple[Graph, dict, dict]:
+    """One small graph touching the common kernels (conv variants, depthwise, pools, elementwise, nn); its
+    feeds; and the variants some nodes must run, where the small shapes would make opt pick another."""
     t: dict[str, Tensor] = {}
     nodes: list[Node] = []
+    variants: dict[str, str] = {}
 
     def const(name, shape, positive=False):
         v = RNG.standard_normal(shape).astype(np.float32) * 0.1
         t[name] = Tensor(name, DType.FLOAT32, shape, np.abs(v) + 0.5 if positive else v)
         return name
 
-    def add(op, inputs, **attrs):
+    def add(op, inputs, variant=None, **attrs):
         name = f"t{len(nodes)}"
+        if variant:
+            variants[f"n{len(nodes)}"] = variant
         nodes.append(Node(op, inputs, [name], OPS[op].normalize_attrs(attrs, op), f"n{len(nodes)}"))
         t[name] = Tensor(name, DType.FLOAT32, None)
         return name
 
     t["x"] = Tensor("x", DType.FLOAT32, (1, 8, 16, 16))
-    h = add("conv2d", ["x", const("w1", (16, 8, 3, 3)), const("b1", (16,))], paddings=(1, 1, 1, 1), act_type="relu")
+    h = add("conv2d", ["x", const("w1", (16, 8, 3, 3)), const("b1", (16,))], "gemm", paddings=(1, 1, 1, 1),
+            act_type="relu")
     h = add("conv2d", [h, const("w2", (16, 16, 1, 1)), const("b2", (16,))], act_type="relu6", act_alpha=6.0)
-    s2 = add("conv2d", [h, const("w2s", (16, 16, 3, 3))], strides=(2, 2), paddings=(1, 1, 1, 1))  # (phase planes)
+    s2 = add("conv2d", [h, const("w2s", (16, 16, 3, 3))], "gemm", strides=(2, 2), paddings=(1, 1, 1, 1))  # (planes)
     h = add("conv2d", [h, const("w2b", (16, 16, 1, 1)), "", add("nearest_interp_v2", [s2], scale=(2.0, 2.0))])
     h = add("depthwise_conv2d", [h, const("w3", (16, 1, 3, 3)), const("b3", (16,))], paddings=(1, 1, 1, 1),
             groups=16, act_type="hard_swish")
@@ -65,7 +70,7 @@ def _graph() -> tuple[Graph, dict]:
     # a 24x24 map: the kernels opt picks for wider maps (Winograd F(4,3), depthwise row by row, the general
     # transposed convolution) and the data movement of channel-shuffle networks
     t["z"] = Tensor("z", DType.FLOAT32, (1, 16, 24, 24))
-    z = add("conv2d", ["z", const("w6", (16, 16, 3, 3))], paddings=(1, 1, 1, 1), act_type="relu")
+    z = add("conv2d", ["z", const("w6", (16, 16, 3, 3))], "winograd_f43", paddings=(1, 1, 1, 1), act_type="relu")
     z = add("depthwise_conv2d", [z, const("w7", (16, 1, 3, 3))], paddings=(1, 1, 1, 1), groups=16)
     z = add("depthwise_conv2d", [z, const("w8", (16, 1, 3, 3))], paddings=(1, 1, 1, 1), strides=(2, 2), groups=16)
     z = add("conv2d_transpose", [z, const("w9", (16, 16, 3, 3))], strides=(2, 2), paddings=(1, 1, 1, 1))
@@ -79,17 +84,28 @@ def _graph() -> tuple[Graph, dict]:
     # shape arithmetic left to run time (dynamic shapes): 8-byte copies
     t["i64"] = Tensor("i64", DType.INT64, (2,), np.array([1, -1], np.int64))
     s = add("concat", [add("shape", [z]), "i64"], axis=0)
-    graph = Graph(nodes, ["x", "z"], [y, z, s], t)
+    # a network's stem: 3 input channels (the direct 3x3 kernel)
+    t["i"] = Tensor("i", DType.FLOAT32, (1, 3, 20, 20))
+    stem = add("conv2d", ["i", const("w11", (8, 3, 3, 3)), const("b11", (8,))], strides=(2, 2), paddings=(1, 1, 1, 1),
+               act_type="relu6", act_alpha=6.0)
+    graph = Graph(nodes, ["x", "z", "i"], [y, z, s, stem], t)
     infer_shapes(graph)
     return graph, {"x": RNG.standard_normal((1, 8, 16, 16)).astype(np.float32),
-                   "z": RNG.standard_normal((1, 16, 24, 24)).astype(np.float32)}
+                   "z": RNG.standard_normal((1, 16, 24, 24)).astype(np.float32),
+                   "i": RNG.standard_normal((1, 3, 20, 20)).astype(np.float32)}, variants
+
+
+def _graph_with_kernels() -> tuple[Graph, dict]:
+    graph, feeds, variants = _graph()
+    for node in graph.nodes:  # the variant opt would pick for these shapes, or the one the node is there for
+        forced = {node.op: variants[node.name]} if node.name in variants else None
+        node.kernel = f"cpu/{K.choose(node, graph.tensors, 'cpu', forced)}"
+    return graph, feeds
 
 
 def warmup(verbose: bool = True) -> float:
     t0 = time.perf_counter()
-    graph, feeds = _graph()
-    for node in graph.nodes:  # the variant opt would pick for these shapes
-        node.kernel = f"cpu/{K.choose(node, graph.tensors, 'cpu')}"
+    graph, feeds = _graph_with_kernels()
     from ..format import read, to_bytes
     Program(read(buffer=to_bytes(graph))).run(feeds)
     seconds = time.perf_counter() - t0

@@ -94,7 +94,35 @@ def test_gemm_stride2_planes_across_input_sizes():
         close(fn(x, wt, None, **at), OPS["conv2d"].run(x, wt, None, **at)[0], 1e-5)
 
 
-@pytest.mark.parametrize("variant,strides", [("gemm", (2, 2)), ("gemm", (1, 1)), ("winograd_f43", (1, 1))])
+@settings(max_examples=30, deadline=None)
+@given(c=st.integers(1, 12), o=st.integers(1, 9), h=st.integers(1, 19), w=st.integers(1, 19),
+       s=st.sampled_from([1, 2]), pads=st.tuples(*[st.integers(0, 2)] * 4), act=st.sampled_from(ACTS + [("gelu", 0.0)]),
+       bias=st.booleans(), out=st.booleans(), residual=st.booleans(), block=st.sampled_from([1, 40, 2048]),
+       prepared=st.booleans())
+def test_direct3x3(c, o, h, w, s, pads, act, bias, out, residual, block, prepared):
+    """Few-channel 3x3 convs from phase planes: odd channel counts, asymmetric paddings, blocks of one row up
+    to the whole map, an activation it does not compile (gelu), a residual, a run-time filter."""
+    from liteopt.runtime.kernels import conv_fast
+    if h + pads[0] + pads[1] < 3 or w + pads[2] + pads[3] < 3:
+        return
+    x = RNG.standard_normal((2, c, h, w)).astype(np.float32)
+    wt = RNG.standard_normal((o, c, 3, 3)).astype(np.float32)
+    b = RNG.standard_normal(o).astype(np.float32) if bias else None
+    at = attrs("conv2d", strides=(s, s), paddings=pads, act_type=act[0], act_alpha=act[1])
+    shape = OPS["conv2d"].run(x, wt, b, **at)[0].shape
+    r = RNG.standard_normal(shape).astype(np.float32) if residual else None
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(conv_fast, "DIRECT_BLOCK", block)
+        if prepared:
+            y = run_variant("conv2d", "direct", x, wt, b, at, out, r)
+        else:
+            args = (x, wt, b) if r is None else (x, wt, b, r)
+            y = K.KERNELS[("conv2d", "cpu")]["direct"].fn(*args, **at)
+    close(y, OPS["conv2d"].run(x, wt, b, r, **at)[0], 1e-5)
+
+
+@pytest.mark.parametrize("variant,strides", [("gemm", (2, 2)), ("gemm", (1, 1)), ("winograd_f43", (1, 1)),
+                                             ("direct", (1, 1)), ("direct", (2, 2))])
 def test_prepared_conv_over_many_input_sizes(variant, strides):
     """A prepared conv fed more input sizes than it keeps scratch buffers for (dynamic shapes): every size,
     including ones seen again after the buffers were dropped, gives the reference result."""
@@ -151,9 +179,11 @@ def test_conv2d_transpose_fused_activation(k, s, groups, bias, act):
           OPS["conv2d_transpose"].run(x, wt, b, **at)[0], 1e-5)
 
 
-@pytest.mark.parametrize("c,o,hw,want", [(64, 64, 56, "winograd_f43"), (32, 32, 20, "winograd_f43"),
-                                         (256, 256, 14, "gemm"), (8, 8, 56, "gemm")])
-def test_conv_kernel_choice_and_override(c, o, hw, want):
+@pytest.mark.parametrize("c,o,hw,want,want_s2", [(64, 64, 56, "winograd_f43", "gemm"),
+                                                 (32, 32, 20, "winograd_f43", "gemm"), (256, 256, 14, "gemm", "gemm"),
+                                                 (8, 8, 56, "direct", "direct"), (3, 32, 224, "direct", "direct"),
+                                                 (16, 64, 56, "winograd_f43", "gemm")])
+def test_conv_kernel_choice_and_override(c, o, hw, want, want_s2):
     """opt picks a variant where it pays; an override only needs the variant to apply."""
     from liteopt.ir import DType, Node, Tensor
     f = DType.FLOAT32
@@ -161,7 +191,8 @@ def test_conv_kernel_choice_and_override(c, o, hw, want):
                "y": Tensor("y", f, (1, o, hw, hw))}
     node = Node("conv2d", ["x", "w", ""], ["y"], attrs("conv2d", paddings=(1, 1, 1, 1)), "conv")
     assert K.choose(node, tensors, "cpu") == want
-    assert K.choose(node, tensors, "cpu", {"conv2d": "winograd_f63"}) == "winograd_f63"
+    assert K.choose(node, tensors, "cpu", {"conv2d": "winograd_f63"}) == ("winograd_f63" if c >= 8 else want)
+    assert K.choose(node, tensors, "cpu", {"conv2d": "gemm"}) == "gemm"
     node.attrs["strides"] = (2, 2)  # Winograd does not apply: the override falls back to the choice
     tensors["y"] = Tensor("y", f, (1, o, hw // 2, hw // 2))
-    assert K.choose(node, tensors, "cpu", {"conv2d": "winograd_f63"}) == "gemm"
+    assert K.choose(node, tensors, "cpu", {"conv2d": "winograd_f63"}) == want_s2

@@ -5,12 +5,14 @@ import numpy as np
 from liteopt.format import read, to_bytes
 from liteopt.ir.registry import evaluate
 from liteopt.runtime import Program
-from liteopt.runtime.warmup import _graph, warmup
+from liteopt.runtime.warmup import _graph_with_kernels, warmup
 
 
 def test_warmup_runs_and_matches_the_references():
     assert warmup(verbose=False) > 0
-    graph, feeds = _graph()
+    graph, feeds = _graph_with_kernels()
+    conv = {n.kernel for n in graph.nodes if n.op == "conv2d"}
+    assert conv >= {"cpu/gemm", "cpu/winograd_f43", "cpu/direct"}, conv  # every conv variant opt picks unprompted
     got = Program(read(buffer=to_bytes(graph)), target="cpu").run(feeds, check=True)
     for g, want in zip(got, evaluate(graph, feeds), strict=True):
         np.testing.assert_allclose(g, want, rtol=1e-4, atol=1e-5)
