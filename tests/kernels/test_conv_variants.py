@@ -180,7 +180,8 @@ def test_conv2d_transpose_fused_activation(k, s, groups, bias, act):
 
 
 @pytest.mark.parametrize("c,o,hw,want,want_s2", [(64, 64, 56, "winograd_f43", "gemm"),
-                                                 (32, 32, 20, "winograd_f43", "gemm"), (256, 256, 14, "gemm", "gemm"),
+                                                 (32, 32, 20, "winograd_f43", "gemm"), (256, 256, 14, "winograd_f23", "gemm"),
+                                                 (64, 64, 13, "gemm", "gemm"), (256, 256, 7, "gemm", "gemm"),
                                                  (8, 8, 56, "direct", "direct"), (3, 32, 224, "direct", "direct"),
                                                  (16, 64, 56, "winograd_f43", "gemm")])
 def test_conv_kernel_choice_and_override(c, o, hw, want, want_s2):

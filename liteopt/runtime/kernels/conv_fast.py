@@ -934,6 +934,13 @@ def _wino_f43_pays(node, tensors):
     return _out_area(node, tensors) >= 20 * 20 and w[0] >= 16 and w[1] >= 16
 
 
+def _wino_f23_pays(node, tensors):
+    """F(2,3) on 10x10..19x19 outputs with 128+ channels on both sides (ResNet50's 14x14 stage: 2.3 -> 2.0 ms a
+    conv inside the network); with fewer channels (SqueezeNet's 13x13) im2col + GEMM stays faster."""
+    w = tensors[node.inputs[1]].shape
+    return 10 * 10 <= _out_area(node, tensors) < 20 * 20 and w[0] >= 128 and w[1] >= 128
+
+
 def _wino_prepare(m):
     at, g, bt = winograd_matrices(m)
     n = m + 2
@@ -992,14 +999,14 @@ def _wino_fallback(x, w, b, r=None, **attrs):
     return y
 
 
-# Measured on this machine (benchmarks/bench.py --profile): F(4,3) wins from 20x20 outputs. F(6,3) is no
-# better than F(4,3) here and loses precision; F(2,3), which wins on 7x7 and 14x14 maps in isolation, loses
-# inside a network (its transformed filters are 16/9 the size of the filter, and on a 7x7 map reading them
-# costs more than the multiplications save: ResNet50's last stage 2.9 -> 4.1 ms). Both rank below `gemm`
-# and are used when forced (kernel_override).
+# Measured on this machine (benchmarks/bench.py --profile): F(4,3) wins from 20x20 outputs, F(2,3) on 14x14
+# ones with many channels. F(6,3) is no better than F(4,3) here and loses precision (used when forced:
+# kernel_override). On 7x7 maps F(2,3) loses inside a network although it wins in isolation: its transformed
+# filters are 16/9 the size of the filter, and reading them costs more than the multiplications save
+# (ResNet50's last stage 2.9 -> 4.1 ms).
 kernel("conv2d", variant="winograd_f63", out=True, applies=_wino_applies, priority=5,
        prepare=_wino_prepare(6))(_wino_fallback)
 kernel("conv2d", variant="winograd_f43", out=True, applies=_wino_applies, pays=_wino_f43_pays, priority=15,
        prepare=_wino_prepare(4))(_wino_fallback)
-kernel("conv2d", variant="winograd_f23", out=True, applies=_wino_applies, priority=4,
+kernel("conv2d", variant="winograd_f23", out=True, applies=_wino_applies, pays=_wino_f23_pays, priority=14,
        prepare=_wino_prepare(2))(_wino_fallback)
