@@ -23,8 +23,8 @@ import numpy as np
 from numba import prange
 
 from ...ir.ops.activation import apply_act
-from . import kernel
-from ._util import JIT, bias_of, frozen, njit
+from . import _tiled, kernel
+from ._util import JIT, NO_BIAS, bias_of, frozen, njit
 
 PJIT = dict(JIT, parallel=True)
 ACT_CODES = {"": 0, "relu": 1, "relu6": 2, "leaky_relu": 3, "hard_swish": 4, "sigmoid": 5, "swish": 6,
@@ -275,6 +275,8 @@ def _gemm_prepare(consts, attrs):
         b0 = consts[2] if len(consts) > 2 else None
         bias, has_bias, alpha = bias_of(b0), b0 is not None, float(attrs["act_alpha"])
         o, c = w2d.shape
+        if _tiled.AVAILABLE and c <= _tiled.MAX_K:
+            return _tiled_pointwise(w2d, b0, code, alpha, run)
 
         def pointwise(x, w_, b, r=None, *, out=None, **kw):
             if b is not b0:  # a bias computed at run time
@@ -293,6 +295,36 @@ def _gemm_prepare(consts, attrs):
         return pointwise
 
     return run
+
+
+_NO_RES_FLAT = np.zeros(1, np.float32)
+
+
+def _tiled_pointwise(w2d, b0, code, alpha, general):
+    """The pointwise conv through the register-tiled GEMM (`_tiled`): the filter packed here, bias, residual
+    and a relu-like activation applied in the tiles; other activations in a second pass."""
+    o, c = w2d.shape
+    wp = _tiled.pack(w2d)
+    bias = frozen(np.zeros(o, np.float32) if b0 is None else b0.astype(np.float32))
+    bounds = _tiled.act_bounds(code, alpha)
+    a, hi = bounds if bounds is not None else (1.0, np.inf)
+
+    def pointwise(x, w_, b, r=None, *, out=None, **kw):
+        if b is not b0:  # a bias computed at run time
+            return general(x, w_, b, r, out=out, **kw)
+        n, h, wd = x.shape[0], x.shape[2], x.shape[3]
+        hw = h * wd
+        y = out if out is not None else np.empty((n, o, h, wd), np.float32)
+        x2 = np.ascontiguousarray(x, dtype=np.float32).reshape(n, c * hw)
+        y2 = y.reshape(n, o * hw)
+        r2 = None if r is None else (r if r.flags.c_contiguous and r.flags.writeable else np.array(r)).reshape(n, -1)
+        for i in range(n):
+            _tiled.tiled_gemm(wp, x2[i], y2[i], bias, _NO_RES_FLAT if r2 is None else r2[i], r2 is not None,
+                              a, hi, o, c, hw)
+        if bounds is None:
+            _epilogue(y.reshape(n, o, hw), NO_BIAS, False, NO_RES, False, code, alpha, 0, hw)
+        return y
+    return pointwise
 
 
 @kernel("conv2d", variant="gemm", out=True, applies=_conv_applies, priority=10, prepare=_gemm_prepare)
