@@ -24,10 +24,17 @@ from ._util import JIT, njit
 
 MR, NV, LANES = 12, 2, 16  # 24 accumulator registers of the 32 (measured: 12x2 beats 6x4, 8x3, 14x2 overall)
 PANEL = NV * LANES
-# Up to this many input channels a K x PANEL panel of x (48 KB) stays in L1 across the filter's panels; with
-# more, BLAS is as fast or faster (ResNet50's 1024 -> 256 on 14x14: 0.82 vs 0.91 ms), MobileNetV2's 1x1 convs
-# (K 16-960) are 0-45% faster here, 8% of the whole network.
-MAX_K = 384
+
+
+def pays(k: int, n: int) -> bool:
+    """Where the tiled GEMM beats BLAS (measured on MobileNetV2 / ResNet50 / MnasNet shapes, inside the
+    networks): 7x7 maps at any size (BLAS's 49-column edge case and its re-packing of a filter read once;
+    ResNet50's 2048 -> 512: 1.5 -> 1.1 ms), and up to 192 input channels on any map (112x112 16 -> 96: 0.82 ->
+    0.66 ms). From 256 input channels on 14x14 and larger maps BLAS is 5-15% faster."""
+    return n <= 64 or k <= 192
+
+
+X_IN_L2 = 1 << 20
 
 _F32, _I32, _I64 = ir.FloatType(), ir.IntType(32), ir.IntType(64)
 _VEC = ir.VectorType(_F32, LANES)
@@ -165,10 +172,19 @@ def _tile(typingctx, wp, woff, x, xoff, ldx, y, yoff, ldy, k, nvalid, mrows, bia
 
 
 @njit(**JIT)
-def tiled_gemm(wp, x, y, bias, r, has_res, a, hi, m, k, n):
-    """y (M*N, flat) = min(max(v, a*v), hi), v = W @ x + bias (+ r); wp from `pack`, x (K*N, flat)."""
-    for n0 in range(0, n, PANEL):
-        nv = min(PANEL, n - n0)
+def tiled_gemm(wp, x, y, bias, r, has_res, a, hi, m, k, n, chunk):
+    """y (M*N, flat) = min(max(v, a*v), hi), v = W @ x + bias (+ r); wp from `pack`, x (K*N, flat).
+    Over chunks of `chunk` pixels (K x chunk of x stays in L2), each filter panel is swept over the chunk's
+    pixel panels: the panel is read once per chunk, and the tiles of y are written row after row."""
+    for c0 in range(0, n, chunk):
+        c1 = min(n, c0 + chunk)
         for b in range((m + MR - 1) // MR):
-            _tile(wp, b * MR * k, x, n0, n, y, b * MR * n + n0, n, k, nv, min(MR, m - b * MR), bias, b * MR, r,
-                  has_res, a, hi)
+            for n0 in range(c0, c1, PANEL):
+                _tile(wp, b * MR * k, x, n0, n, y, b * MR * n + n0, n, k, min(PANEL, c1 - n0), min(MR, m - b * MR),
+                      bias, b * MR, r, has_res, a, hi)
+
+
+def chunk_of(k: int, n: int) -> int:
+    """tiled_gemm's pixels per chunk for a K x N input: a multiple of PANEL whose K x chunk block of x takes
+    at most X_IN_L2 bytes (all of N for 7x7..28x28 maps of up to a few hundred channels)."""
+    return min(n, max(PANEL, X_IN_L2 // (4 * k) // PANEL * PANEL))

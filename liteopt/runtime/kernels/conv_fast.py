@@ -275,8 +275,6 @@ def _gemm_prepare(consts, attrs):
         b0 = consts[2] if len(consts) > 2 else None
         bias, has_bias, alpha = bias_of(b0), b0 is not None, float(attrs["act_alpha"])
         o, c = w2d.shape
-        if _tiled.AVAILABLE and c <= _tiled.MAX_K:
-            return _tiled_pointwise(w2d, b0, code, alpha, run)
 
         def pointwise(x, w_, b, r=None, *, out=None, **kw):
             if b is not b0:  # a bias computed at run time
@@ -292,7 +290,7 @@ def _gemm_prepare(consts, attrs):
             elif has_bias or code:
                 _epilogue(y3, bias, has_bias, NO_RES, False, code, alpha, 0, h * wd)
             return y
-        return pointwise
+        return _tiled_pointwise(w2d, b0, code, alpha, run, pointwise) if _tiled.AVAILABLE else pointwise
 
     return run
 
@@ -300,9 +298,10 @@ def _gemm_prepare(consts, attrs):
 _NO_RES_FLAT = np.zeros(1, np.float32)
 
 
-def _tiled_pointwise(w2d, b0, code, alpha, general):
-    """The pointwise conv through the register-tiled GEMM (`_tiled`): the filter packed here, bias, residual
-    and a relu-like activation applied in the tiles; other activations in a second pass."""
+def _tiled_pointwise(w2d, b0, code, alpha, general, blas):
+    """The pointwise conv through the register-tiled GEMM (`_tiled`) where it is faster than BLAS for the
+    call's map size (`_tiled.pays`): the filter packed here, bias, residual and a relu-like activation applied
+    in the tiles; other activations in a second pass."""
     o, c = w2d.shape
     wp = _tiled.pack(w2d)
     bias = frozen(np.zeros(o, np.float32) if b0 is None else b0.astype(np.float32))
@@ -314,13 +313,16 @@ def _tiled_pointwise(w2d, b0, code, alpha, general):
             return general(x, w_, b, r, out=out, **kw)
         n, h, wd = x.shape[0], x.shape[2], x.shape[3]
         hw = h * wd
+        if not _tiled.pays(c, hw):
+            return blas(x, w_, b, r, out=out, **kw)
         y = out if out is not None else np.empty((n, o, h, wd), np.float32)
         x2 = np.ascontiguousarray(x, dtype=np.float32).reshape(n, c * hw)
         y2 = y.reshape(n, o * hw)
         r2 = None if r is None else (r if r.flags.c_contiguous and r.flags.writeable else np.array(r)).reshape(n, -1)
+        chunk = _tiled.chunk_of(c, hw)
         for i in range(n):
             _tiled.tiled_gemm(wp, x2[i], y2[i], bias, _NO_RES_FLAT if r2 is None else r2[i], r2 is not None,
-                              a, hi, o, c, hw)
+                              a, hi, o, c, hw, chunk)
         if bounds is None:
             _epilogue(y.reshape(n, o, hw), NO_BIAS, False, NO_RES, False, code, alpha, 0, hw)
         return y
