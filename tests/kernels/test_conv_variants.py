@@ -180,17 +180,26 @@ def test_winograd(variant, tol, shape, pads, act):
 @pytest.mark.parametrize("k,s,pads", [(3, 1, (1, 1, 1, 1)), (3, 2, (0, 1, 0, 1)), (5, 1, (2, 2, 2, 2)),
                                       (5, 2, (1, 2, 2, 1)), (3, 1, (0, 0, 0, 0)), (3, 2, (2, 0, 3, 1)),
                                       (5, 1, (0, 3, 1, 4))])
-@pytest.mark.parametrize("act", [("", 0.0), ("relu6", 6.0), ("hard_swish", 0.0)])
-# outputs under 10 wide go channels-last (3x3 stride 2: row by row), 10-99 through the phase planes, wider
-# 3x3 ones row by row (5x5: planes); odd and even widths, asymmetric paddings
+@pytest.mark.parametrize("act", [("", 0.0), ("relu6", 6.0), ("hard_swish", 0.0), ("leaky_relu", 0.1),
+                                 ("leaky_relu", 3.0), ("sigmoid", 0.0), ("gelu", 0.0)])
+# AVX-512 CPUs: 16-lane strips straight from NCHW (5x5 under 10 wide: channels-last, 3x3 stride 1 from 100
+# wide: row by row). Others: outputs under
+# 10 wide go channels-last (3x3 stride 2: row by row), 10-99 through the phase planes, wider 3x3 ones row by
+# row (5x5: planes). Odd and even widths, asymmetric paddings, with and without a bias.
 @pytest.mark.parametrize("hw", [(7, 8), (13, 12), (45, 41), (11, 213)])
-def test_depthwise_direct(k, s, pads, act, hw):
+@pytest.mark.parametrize("vec", [True, False])
+def test_depthwise_direct(k, s, pads, act, hw, vec):
+    from liteopt.runtime.kernels import _dwvec
+    if vec and not _dwvec.AVAILABLE:
+        pytest.skip("this CPU has no AVX-512: the 16-lane depthwise kernel is not used here")
     x = RNG.standard_normal((2, 8, *hw)).astype(np.float32)
     wt = RNG.standard_normal((8, 1, k, k)).astype(np.float32)
-    b = RNG.standard_normal(8).astype(np.float32)
+    b = RNG.standard_normal(8).astype(np.float32) if hw[0] != 13 else None
     at = attrs("depthwise_conv2d", strides=(s, s), paddings=pads, groups=8, act_type=act[0], act_alpha=act[1])
-    close(run_variant("depthwise_conv2d", "direct", x, wt, b, at, out=True),
-          OPS["depthwise_conv2d"].run(x, wt, b, **at)[0], 1e-5)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(_dwvec, "AVAILABLE", vec)
+        y = run_variant("depthwise_conv2d", "direct", x, wt, b, at, out=True)
+    close(y, OPS["depthwise_conv2d"].run(x, wt, b, **at)[0], 1e-5)
 
 
 @pytest.mark.parametrize("k,s,groups,bias", [((2, 2), (2, 2), 1, True), ((2, 3), (2, 3), 2, False),

@@ -23,7 +23,7 @@ import numpy as np
 from numba import prange
 
 from ...ir.ops.activation import apply_act
-from . import _tiled, kernel
+from . import _dwvec, _tiled, kernel
 from ._util import JIT, NO_BIAS, bias_of, frozen, njit
 
 PJIT = dict(JIT, parallel=True)
@@ -658,6 +658,13 @@ def _dw_run(x, wc, bias, has_bias, out, strides, paddings, dilations, act_type, 
     code = ACT_CODES.get(act_type, 0)
     xc = np.ascontiguousarray(x, dtype=np.float32)
     direct = kh == kw and kh in (3, 5) and dh == dw == 1 and sh == sw
+    if direct and _dwvec.AVAILABLE and y.flags.c_contiguous and _dwvec.pays(kh, sh, y.shape[3]):
+        # relu-like activations and hard_swish in the kernel, the others after it
+        bounds = _tiled.act_bounds(code, act_alpha) if act_type in ACT_CODES and code != 4 else None
+        fused = bounds is not None or code == 4
+        a, hi = bounds or (1.0, np.inf)
+        _dwvec.depthwise(xc, wc, y, bias, has_bias, kh, sh, pt, pl, a, hi, code == 4)
+        return y if fused else _finish(y, None, act_type, act_alpha)
     if direct and y.shape[3] >= DW_PLANES_FROM and (kh == 5 or y.shape[3] < DW_PLANES_BELOW):
         _depthwise_planes(xc, wc, y, bias, has_bias, kh, sh, pt, pl, code, float(act_alpha),
                           numba.get_num_threads())
