@@ -121,15 +121,19 @@ def test_gemm_stride2_planes_across_input_sizes():
         close(fn(x, wt, None, **at), OPS["conv2d"].run(x, wt, None, **at)[0], 1e-5)
 
 
+@pytest.mark.parametrize("tiled", [True, False])
 @settings(max_examples=30, deadline=None)
-@given(c=st.integers(1, 12), o=st.integers(1, 9), h=st.integers(1, 19), w=st.integers(1, 19),
+@given(c=st.integers(1, 12), o=st.integers(1, 27), h=st.integers(1, 19), w=st.integers(1, 70),
        s=st.sampled_from([1, 2]), pads=st.tuples(*[st.integers(0, 2)] * 4), act=st.sampled_from(ACTS + [("gelu", 0.0)]),
        bias=st.booleans(), out=st.booleans(), residual=st.booleans(), block=st.sampled_from([1, 40, 2048]),
        prepared=st.booleans())
-def test_direct3x3(c, o, h, w, s, pads, act, bias, out, residual, block, prepared):
-    """Few-channel 3x3 convs from phase planes: odd channel counts, asymmetric paddings, blocks of one row up
-    to the whole map, an activation it does not compile (gelu), a residual, a run-time filter."""
-    from liteopt.runtime.kernels import conv_fast
+def test_direct3x3(tiled, c, o, h, w, s, pads, act, bias, out, residual, block, prepared):
+    """Few-channel 3x3 convs: AVX-512 tiles (several filter panels and output strips, the last ones partial)
+    or phase planes (blocks of one row up to the whole map). Odd channel counts, asymmetric paddings, an
+    activation neither compiles (gelu), a residual, a run-time filter."""
+    from liteopt.runtime.kernels import _tiled, conv_fast
+    if tiled and not _tiled.AVAILABLE:
+        pytest.skip("this CPU has no AVX-512: the tiled direct conv is not used here")
     if h + pads[0] + pads[1] < 3 or w + pads[2] + pads[3] < 3:
         return
     x = RNG.standard_normal((2, c, h, w)).astype(np.float32)
@@ -140,6 +144,7 @@ def test_direct3x3(c, o, h, w, s, pads, act, bias, out, residual, block, prepare
     r = RNG.standard_normal(shape).astype(np.float32) if residual else None
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(conv_fast, "DIRECT_BLOCK", block)
+        mp.setattr(_tiled, "AVAILABLE", tiled)
         if prepared:
             y = run_variant("conv2d", "direct", x, wt, b, at, out, r)
         else:
@@ -219,10 +224,14 @@ def test_conv2d_transpose_fused_activation(k, s, groups, bias, act):
                                                  (32, 32, 20, "winograd_f43", "gemm"), (256, 256, 14, "winograd_f23", "gemm"),
                                                  (64, 64, 13, "gemm", "gemm"), (256, 256, 7, "gemm", "gemm"),
                                                  (8, 8, 56, "direct", "direct"), (3, 32, 224, "direct", "direct"),
-                                                 (16, 64, 56, "winograd_f43", "gemm")])
+                                                 (16, 64, 56, "winograd_f43", "gemm"), (48, 192, 13, "gemm", "gemm")])
 def test_conv_kernel_choice_and_override(c, o, hw, want, want_s2):
-    """opt picks a variant where it pays; an override only needs the variant to apply."""
+    """opt picks a variant where it pays; an override only needs the variant to apply. (AVX-512 CPUs: few
+    input channels on wide maps go to the tiled direct conv.)"""
     from liteopt.ir import DType, Node, Tensor
+    from liteopt.runtime.kernels import _tiled
+    if _tiled.AVAILABLE and c <= 32 and hw >= 48:
+        want, want_s2 = "direct", "direct"
     f = DType.FLOAT32
     tensors = {"x": Tensor("x", f, (1, c, hw, hw)), "w": Tensor("w", f, (o, c, 3, 3)),
                "y": Tensor("y", f, (1, o, hw, hw))}

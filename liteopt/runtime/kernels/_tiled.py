@@ -87,6 +87,38 @@ def _splat(builder, scalar, ty=_VEC):
     return builder.shuffle_vector(v, v, ir.Constant(ir.VectorType(_I32, LANES), [0] * LANES))
 
 
+def _store_tile(builder, sums, masks, mrows_, bptr, boff_, yptr, yoff_, ldy_, rptr, has_res_, a_, hi_):
+    """y[yoff + i*ldy + 16j + l] = min(max(v, a*v), hi), v = sums[i][j] + bias[boff + i] (+ r at y's offset),
+    for the rows i < mrows and the lanes in masks[j]."""
+    mod = builder.module
+    load = _declare(mod, "llvm.masked.load.v16f32.p0", _VEC, [rptr.type, _I32, _MASK, _VEC])
+    store = _declare(mod, "llvm.masked.store.v16f32.p0", ir.VoidType(), [_VEC, yptr.type, _I32, _MASK])
+    vmax = _declare(mod, "llvm.maxnum.v16f32", _VEC, [_VEC, _VEC])
+    vmin = _declare(mod, "llvm.minnum.v16f32", _VEC, [_VEC, _VEC])
+    align, zero = ir.Constant(_I32, 4), ir.Constant(_VEC, [0.0] * LANES)
+    i64 = lambda v: ir.Constant(_I64, v)  # noqa: E731
+    av, hv = _splat(builder, builder.fptrunc(a_, _F32)), _splat(builder, builder.fptrunc(hi_, _F32))
+
+    def epilogue(residual):
+        for i in range(len(sums)):
+            with builder.if_then(builder.icmp_signed(">", mrows_, i64(i))):
+                bv = _splat(builder, builder.load(builder.gep(bptr, [builder.add(boff_, i64(i))])))
+                yrow = builder.add(yoff_, builder.mul(i64(i), ldy_))
+                for j in range(len(masks)):
+                    off = builder.add(yrow, i64(j * LANES))
+                    v = builder.fadd(sums[i][j], bv)
+                    if residual:
+                        v = builder.fadd(v, builder.call(load, [builder.gep(rptr, [off]), align, masks[j], zero]))
+                    v = builder.call(vmin, [builder.call(vmax, [v, builder.fmul(v, av)]), hv])
+                    builder.call(store, [v, builder.gep(yptr, [off]), align, masks[j]])
+
+    with builder.if_else(has_res_) as (with_residual, without):
+        with with_residual:
+            epilogue(True)
+        with without:
+            epilogue(False)
+
+
 @intrinsic
 def _tile(typingctx, wp, woff, x, xoff, ldx, y, yoff, ldy, k, nvalid, mrows, bias, boff, r, has_res, a, hi):
     """One MR x PANEL tile: y[yoff + i*ldy + j] = clamp(sum_k wp[woff + k*MR + i] * x[xoff + k*ldx + j]
@@ -101,10 +133,7 @@ def _tile(typingctx, wp, woff, x, xoff, ldx, y, yoff, ldy, k, nvalid, mrows, bia
         wptr, xptr, yptr, bptr, rptr = data[0], data[2], data[5], data[11], data[13]
         mod = builder.module
         load = _declare(mod, "llvm.masked.load.v16f32.p0", _VEC, [xptr.type, _I32, _MASK, _VEC])
-        store = _declare(mod, "llvm.masked.store.v16f32.p0", ir.VoidType(), [_VEC, yptr.type, _I32, _MASK])
         fma = _declare(mod, "llvm.fma.v16f32", _VEC, [_VEC, _VEC, _VEC])
-        vmax = _declare(mod, "llvm.maxnum.v16f32", _VEC, [_VEC, _VEC])
-        vmin = _declare(mod, "llvm.minnum.v16f32", _VEC, [_VEC, _VEC])
         align, zero = ir.Constant(_I32, 4), ir.Constant(_VEC, [0.0] * LANES)
         i64 = lambda v: ir.Constant(_I64, v)  # noqa: E731
         lanes = ir.Constant(ir.VectorType(_I64, LANES), list(range(LANES)))
@@ -146,29 +175,136 @@ def _tile(typingctx, wp, woff, x, xoff, ldx, y, yoff, ldy, k, nvalid, mrows, bia
             for j in range(NV):
                 sums[i][j].add_incoming(zero, entry)
                 sums[i][j].add_incoming(nxt[i][j], tail)
-        av, hv = _splat(builder, builder.fptrunc(a_, _F32)), _splat(builder, builder.fptrunc(hi_, _F32))
-
-        def epilogue(residual):
-            for i in range(MR):
-                with builder.if_then(builder.icmp_signed(">", mrows_, i64(i))):
-                    bv = _splat(builder, builder.load(builder.gep(bptr, [builder.add(boff_, i64(i))])))
-                    yrow = builder.add(yoff_, builder.mul(i64(i), ldy_))
-                    for j in range(NV):
-                        off = builder.add(yrow, i64(j * LANES))
-                        v = builder.fadd(sums[i][j], bv)
-                        if residual:
-                            v = builder.fadd(v, builder.call(load, [builder.gep(rptr, [off]), align, masks[j], zero]))
-                        v = builder.call(vmin, [builder.call(vmax, [v, builder.fmul(v, av)]), hv])
-                        builder.call(store, [v, builder.gep(yptr, [off]), align, masks[j]])
-
-        with builder.if_else(has_res_) as (with_residual, without):
-            with with_residual:
-                epilogue(True)
-            with without:
-                epilogue(False)
+        _store_tile(builder, sums, masks, mrows_, bptr, boff_, yptr, yoff_, ldy_, rptr, has_res_, a_, hi_)
         return context.get_dummy_value()
 
     return sig, codegen
+
+
+def _make_conv3x3_tile(s: int):
+    @intrinsic
+    def _conv_tile(typingctx, wp, woff, x, plane, wd, rows, col0, zrow, c, y, yoff, ldy, nvalid, mrows, bias, boff,
+                   r, has_res, a, hi):
+        """One MR x PANEL tile of a 3x3 convolution, stride s: output channels boff.., PANEL outputs of one output
+        row. rows (3 int64: the offset in x of each tap row's first element, -1 for a row in the padding),
+        col0: the input column of the first output's first tap; x holds c channels of `plane` elements, rows
+        `wd` long. A tap row in the padding reads zrow (zeros at least wd + 2 * s * PANEL long) instead. The
+        filter is `pack`ed with K = c * 9 (channel, tap row, tap column)."""
+        sig = types.void(wp, woff, x, plane, wd, rows, col0, zrow, c, y, yoff, ldy, nvalid, mrows, bias, boff, r,
+                         has_res, a, hi)
+
+        def codegen(context, builder, signature, args):
+            (wp_, woff_, x_, plane_, wd_, rows_, col0_, zrow_, c_, y_, yoff_, ldy_, nvalid_, mrows_, bias_, boff_,
+             r_, has_res_, a_, hi_) = args
+            data = [context.make_array(t)(context, builder, v).data if isinstance(t, types.Array) else None
+                    for t, v in zip(signature.args, args)]
+            wptr, xptr, rowsptr, zptr, yptr, bptr, rptr = (data[0], data[2], data[5], data[7], data[9], data[14],
+                                                            data[16])
+            mod = builder.module
+            load = _declare(mod, "llvm.masked.load.v16f32.p0", _VEC, [xptr.type, _I32, _MASK, _VEC])
+            fma = _declare(mod, "llvm.fma.v16f32", _VEC, [_VEC, _VEC, _VEC])
+            align, zero = ir.Constant(_I32, 4), ir.Constant(_VEC, [0.0] * LANES)
+            i64 = lambda v: ir.Constant(_I64, v)  # noqa: E731
+            ivec = ir.VectorType(_I64, LANES)
+            lanes = ir.Constant(ivec, list(range(LANES)))
+            out_masks = [builder.icmp_signed("<", lanes, _splat(builder, builder.sub(nvalid_, i64(q * LANES)), ivec))
+                         for q in range(NV)]
+            # per tap column j and raw input vector q (stride 2: two per output vector): lanes inside the row
+            nraw = builder.mul(nvalid_, i64(s))
+            raw = NV * s
+            col_masks = []
+            for j in range(3):
+                per = []
+                for q in range(raw):
+                    col = builder.add(_splat(builder, builder.add(col0_, i64(j + q * LANES)), ivec), lanes)
+                    inside = builder.and_(builder.icmp_signed(">=", col, ir.Constant(ivec, [0] * LANES)),
+                                          builder.icmp_signed("<", col, _splat(builder, wd_, ivec)))
+                    used = builder.icmp_signed("<", builder.add(lanes, _splat(builder, i64(q * LANES), ivec)),
+                                               _splat(builder, nraw, ivec))
+                    per.append(builder.and_(inside, used))
+                col_masks.append(per)
+            # each tap row: its address in channel 0 and the step between channels (the zero row: 0)
+            bases, steps = [], []
+            for i in range(3):
+                off = builder.load(builder.gep(rowsptr, [i64(i)]))
+                inside = builder.icmp_signed(">=", off, i64(0))
+                bases.append(builder.select(inside, builder.gep(xptr, [builder.add(off, col0_)]),
+                                            builder.gep(zptr, [builder.add(col0_, i64(LANES))])))
+                steps.append(builder.select(inside, plane_, i64(0)))
+            even = ir.Constant(ir.VectorType(_I32, LANES), [2 * t for t in range(LANES)])
+
+            entry = builder.block
+            body = builder.append_basic_block("conv.c")
+            done = builder.append_basic_block("conv.done")
+            builder.cbranch(builder.icmp_signed(">", c_, i64(0)), body, done)
+            builder.position_at_end(body)
+            ch = builder.phi(_I64)
+            ch.add_incoming(i64(0), entry)
+            acc = [[builder.phi(_VEC) for _ in range(NV)] for _ in range(MR)]
+            for row in acc:
+                for p in row:
+                    p.add_incoming(zero, entry)
+            cur = [[acc[m][q] for q in range(NV)] for m in range(MR)]
+            wch = builder.add(woff_, builder.mul(ch, i64(9 * MR)))
+            for i in range(3):
+                rowp = builder.gep(bases[i], [builder.mul(ch, steps[i])])
+                for j in range(3):
+                    raws = [builder.call(load, [builder.gep(rowp, [i64(j + q * LANES)]), align, col_masks[j][q], zero])
+                            for q in range(raw)]
+                    xv = raws if s == 1 else [builder.shuffle_vector(raws[2 * q], raws[2 * q + 1], even)
+                                              for q in range(NV)]
+                    wt = builder.add(wch, i64((i * 3 + j) * MR))
+                    for m in range(MR):
+                        wv = _splat(builder, builder.load(builder.gep(wptr, [builder.add(wt, i64(m))])))
+                        cur[m] = [builder.call(fma, [wv, xv[q], cur[m][q]]) for q in range(NV)]
+            nxt_c = builder.add(ch, i64(1))
+            tail = builder.block
+            ch.add_incoming(nxt_c, tail)
+            for m in range(MR):
+                for q in range(NV):
+                    acc[m][q].add_incoming(cur[m][q], tail)
+            builder.cbranch(builder.icmp_signed("<", nxt_c, c_), body, done)
+
+            builder.position_at_end(done)
+            sums = [[builder.phi(_VEC) for _ in range(NV)] for _ in range(MR)]
+            for m in range(MR):
+                for q in range(NV):
+                    sums[m][q].add_incoming(zero, entry)
+                    sums[m][q].add_incoming(cur[m][q], tail)
+            _store_tile(builder, sums, out_masks, mrows_, bptr, boff_, yptr, yoff_, ldy_, rptr, has_res_, a_, hi_)
+            return context.get_dummy_value()
+
+        return sig, codegen
+    return _conv_tile
+
+
+_CONV_S1, _CONV_S2 = _make_conv3x3_tile(1), _make_conv3x3_tile(2)
+
+
+@njit(**JIT)
+def conv3x3(wp, x, y, zrow, bias, r, has_res, a, hi, s, pt, pl):
+    """y (N, O, OH, OW) = min(max(v, a*v), hi), v = 3x3 conv (stride s 1 or 2, groups 1) of x (N, C, H, W)
+    with the filter packed by `pack` (O, C*9) + bias (+ r: y's elements, flat); paddings pt/pl before the input (those
+    after follow from y's size). zrow: zeros, at least W + 2 * s * PANEL + 2 * LANES long. Filter panel by panel,
+    output row by output row, PANEL outputs at a time."""
+    n, c, h, wd = x.shape
+    o, oh, ow = y.shape[1], y.shape[2], y.shape[3]
+    xf, yf = x.reshape(-1), y.reshape(-1)
+    rows = np.empty(3, np.int64)
+    for b_ in range(n):
+        for b in range((o + MR - 1) // MR):
+            for oy in range(oh):
+                for i in range(3):
+                    iy = oy * s - pt + i
+                    rows[i] = b_ * c * h * wd + iy * wd if 0 <= iy < h else -1
+                for n0 in range(0, ow, PANEL):
+                    yoff = (b_ * o + b * MR) * oh * ow + oy * ow + n0
+                    if s == 1:
+                        _CONV_S1(wp, b * MR * c * 9, xf, h * wd, wd, rows, n0 - pl, zrow, c, yf, yoff, oh * ow,
+                                 min(PANEL, ow - n0), min(MR, o - b * MR), bias, b * MR, r, has_res, a, hi)
+                    else:
+                        _CONV_S2(wp, b * MR * c * 9, xf, h * wd, wd, rows, 2 * n0 - pl, zrow, c, yf, yoff, oh * ow,
+                                 min(PANEL, ow - n0), min(MR, o - b * MR), bias, b * MR, r, has_res, a, hi)
 
 
 @njit(**JIT)
