@@ -68,13 +68,14 @@ def test_gemm(c, o, h, w, k, s, d, pads, g, act, bias, out, residual):
 
 @pytest.mark.parametrize("tiled", [True, False])
 @settings(max_examples=40, deadline=None)
-@given(c=st.one_of(st.integers(1, 40), st.just(200)), o=st.integers(1, 30),
+@given(c=st.one_of(st.integers(1, 40), st.just(200)), o=st.integers(1, 60),
        hw=st.sampled_from([(1, 1), (7, 7), (4, 8), (5, 13), (14, 14)]),
        act=st.sampled_from(ACTS + [("leaky_relu", 2.0), ("gelu", 0.0)]), bias=st.booleans(), out=st.booleans(),
-       residual=st.booleans(), strided=st.booleans(), small_l2=st.booleans())
-def test_pointwise(tiled, c, o, hw, act, bias, out, residual, strided, small_l2):
-    """1x1 convs: the register-tiled GEMM (partial pixel panels, output channels past a 12-row panel, the
-    activations it clamps in its tiles and the ones applied after, x in chunks), BLAS where the tiles do not
+       residual=st.booleans(), strided=st.booleans(), small_l2=st.booleans(), channel_tiles=st.booleans())
+def test_pointwise(tiled, c, o, hw, act, bias, out, residual, strided, small_l2, channel_tiles):
+    """1x1 convs: the register-tiled GEMMs (partial pixel panels, output channels past a 12-row panel, the
+    activations it clamps in its tiles and the ones applied after, x in chunks; the channel tiles: partial
+    channel panels and pixel groups), BLAS where the tiles do not
     pay (200 input channels on maps over 64 pixels) and the BLAS path of CPUs without AVX-512."""
     from liteopt.runtime.kernels import _tiled
     if tiled and not _tiled.AVAILABLE:
@@ -89,6 +90,8 @@ def test_pointwise(tiled, c, o, hw, act, bias, out, residual, strided, small_l2)
         mp.setattr(_tiled, "AVAILABLE", tiled)
         if small_l2:  # x taken in chunks of one pixel panel (the last one partial)
             mp.setattr(_tiled, "X_IN_L2", 1)
+        # output channels in the vectors (7x7 maps) up to 196 pixels, or never
+        mp.setattr(_tiled, "CHANNEL_TILES_UP_TO", 196 if channel_tiles else 0)
         y = run_variant("conv2d", "gemm", x, wt, b, at, out, r)
     close(y, OPS["conv2d"].run(x, wt, b, r, **at)[0], 1e-5)
 

@@ -303,7 +303,7 @@ def _tiled_pointwise(w2d, b0, code, alpha, general, blas):
     call's map size (`_tiled.pays`): the filter packed here, bias, residual and a relu-like activation applied
     in the tiles; other activations in a second pass."""
     o, c = w2d.shape
-    wp = _tiled.pack(w2d)
+    packs: dict = {}  # the filter packed for the pixel tiles and/or the channel tiles (7x7 maps), when first used
     bias = frozen(np.zeros(o, np.float32) if b0 is None else b0.astype(np.float32))
     bounds = _tiled.act_bounds(code, alpha)
     a, hi = bounds if bounds is not None else (1.0, np.inf)
@@ -319,10 +319,17 @@ def _tiled_pointwise(w2d, b0, code, alpha, general, blas):
         x2 = np.ascontiguousarray(x, dtype=np.float32).reshape(n, c * hw)
         y2 = y.reshape(n, o * hw)
         r2 = None if r is None else (r if r.flags.c_contiguous and r.flags.writeable else np.array(r)).reshape(n, -1)
+        channels = hw <= _tiled.CHANNEL_TILES_UP_TO
+        wp = packs.get(channels)
+        if wp is None:
+            wp = packs[channels] = _tiled.pack_channels(w2d) if channels else _tiled.pack(w2d)
         chunk = _tiled.chunk_of(c, hw)
         for i in range(n):
-            _tiled.tiled_gemm(wp, x2[i], y2[i], bias, _NO_RES_FLAT if r2 is None else r2[i], r2 is not None,
-                              a, hi, o, c, hw, chunk)
+            res = _NO_RES_FLAT if r2 is None else r2[i]
+            if channels:
+                _tiled.tiled_gemm_channels(wp, x2[i], y2[i], bias, res, r2 is not None, a, hi, o, c, hw)
+            else:
+                _tiled.tiled_gemm(wp, x2[i], y2[i], bias, res, r2 is not None, a, hi, o, c, hw, chunk)
         if bounds is None:
             _epilogue(y.reshape(n, o, hw), NO_BIAS, False, NO_RES, False, code, alpha, 0, hw)
         return y
