@@ -190,8 +190,7 @@ def test_winograd(variant, tol, shape, pads, act):
                                       (5, 1, (0, 3, 1, 4))])
 @pytest.mark.parametrize("act", [("", 0.0), ("relu6", 6.0), ("hard_swish", 0.0), ("leaky_relu", 0.1),
                                  ("leaky_relu", 3.0), ("sigmoid", 0.0), ("gelu", 0.0)])
-# AVX-512 CPUs: 16-lane strips straight from NCHW (5x5 under 10 wide: channels-last, 3x3 stride 1 from 100
-# wide: row by row). Others: outputs under
+# AVX-512 CPUs: 16-lane strips straight from NCHW (3x3 stride 1 from 100 wide: row by row). Others: outputs under
 # 10 wide go channels-last (3x3 stride 2: row by row), 10-99 through the phase planes, wider 3x3 ones row by
 # row (5x5: planes). Odd and even widths, asymmetric paddings, with and without a bias.
 @pytest.mark.parametrize("hw", [(7, 8), (13, 12), (45, 41), (11, 213)])

@@ -24,17 +24,19 @@ _LANE_IDS = list(range(LANES))
 
 def _make_strip_kernel(k: int, s: int):
     @intrinsic
-    def _strip(typingctx, x, xoff, h, wd, pt, col0, nout, oh, w, woff, bias, y, yoff, ldy, a, hi, hswish):
+    def _strip(typingctx, x, xoff, h, wd, pt, col0, nout, oh, w, woff, bias, y, yoff, ldy, a, hi, hswish, zrow):
         """Up to 16 output columns, all output rows, of one channel: y[yoff + oy*ldy + l] = act(bias +
         sum_ij w[woff + i*k + j] * x[xoff + (oy*s - pt + i)*wd + col0 + s*l + j]) for the lanes l < nout,
-        taps outside the input reading zero."""
-        sig = types.void(x, xoff, h, wd, pt, col0, nout, oh, w, woff, bias, y, yoff, ldy, a, hi, hswish)
+        taps outside the input reading zero: a tap row in the padding reads zrow (zeros, at least wd + (2 + 2s)
+        * 16 long) instead, so that every row is one path with the same column masks."""
+        sig = types.void(x, xoff, h, wd, pt, col0, nout, oh, w, woff, bias, y, yoff, ldy, a, hi, hswish, zrow)
 
         def codegen(context, builder, signature, args):
-            x_, xoff_, h_, wd_, pt_, col0_, nout_, oh_, w_, woff_, bias_, y_, yoff_, ldy_, a_, hi_, hswish_ = args
+            x_, xoff_, h_, wd_, pt_, col0_, nout_, oh_, w_, woff_, bias_, y_, yoff_, ldy_, a_, hi_, hswish_, zrow_ = args
             xptr = context.make_array(signature.args[0])(context, builder, x_).data
             wptr = context.make_array(signature.args[8])(context, builder, w_).data
             yptr = context.make_array(signature.args[11])(context, builder, y_).data
+            zptr = context.make_array(signature.args[17])(context, builder, zrow_).data
             mod = builder.module
             load = _declare(mod, "llvm.masked.load.v16f32.p0", _VEC, [xptr.type, _I32, _MASK, _VEC])
             store = _declare(mod, "llvm.masked.store.v16f32.p0", ir.VoidType(), [_VEC, yptr.type, _I32, _MASK])
@@ -72,28 +74,23 @@ def _make_strip_kernel(k: int, s: int):
             three, six = ir.Constant(_VEC, [3.0] * LANES), ir.Constant(_VEC, [6.0] * LANES)
             sixth = ir.Constant(_VEC, [1.0 / 6.0] * LANES)
 
-            def row(oy, all_rows_in):
-                """One output row; all_rows_in: every tap row inside the input (no row checks)."""
+            def row(oy):
+                """One output row."""
                 iy0 = builder.sub(builder.mul(oy, i64(s)), pt_)
                 chains = []  # one multiply-add chain per kernel row, summed at the end (latency, not throughput)
                 for i in range(k):
                     acc = bv if i == 0 else zero
                     iy = builder.add(iy0, i64(i))
-                    base = builder.add(xoff_, builder.add(builder.mul(iy, wd_), col0_))
-                    if all_rows_in:
-                        masks = col_masks
-                    else:
-                        row_in = builder.and_(builder.icmp_signed(">=", iy, i64(0)), builder.icmp_signed("<", iy, h_))
-                        on = _splat(builder, row_in, _MASK)
-                        masks = [[builder.and_(m, on) for m in per_j] for per_j in col_masks]
+                    row_in = builder.and_(builder.icmp_signed(">=", iy, i64(0)), builder.icmp_signed("<", iy, h_))
+                    base = builder.select(row_in,
+                                          builder.gep(xptr, [builder.add(xoff_, builder.add(builder.mul(iy, wd_), col0_))]),
+                                          builder.gep(zptr, [builder.add(col0_, i64(LANES))]))
                     for j in range(k):
-                        start = builder.add(base, i64(j))
                         if s == 1:
-                            v = builder.call(load, [builder.gep(xptr, [start]), align, masks[j][0], zero])
+                            v = builder.call(load, [builder.gep(base, [i64(j)]), align, col_masks[j][0], zero])
                         else:
-                            lo = builder.call(load, [builder.gep(xptr, [start]), align, masks[j][0], zero])
-                            up = builder.call(load, [builder.gep(xptr, [builder.add(start, i64(16))]), align,
-                                                     masks[j][1], zero])
+                            lo = builder.call(load, [builder.gep(base, [i64(j)]), align, col_masks[j][0], zero])
+                            up = builder.call(load, [builder.gep(base, [i64(j + 16)]), align, col_masks[j][1], zero])
                             v = builder.shuffle_vector(lo, up, even)
                         acc = builder.call(fma, [taps[i * k + j], v, acc])
                     chains.append(acc)
@@ -115,18 +112,7 @@ def _make_strip_kernel(k: int, s: int):
             builder.position_at_end(loop)
             oy = builder.phi(_I64)
             oy.add_incoming(i64(0), entry)
-            first_in = builder.icmp_signed(">=", builder.sub(builder.mul(oy, i64(s)), pt_), i64(0))
-            last_in = builder.icmp_signed("<", builder.add(builder.sub(builder.mul(oy, i64(s)), pt_), i64(k - 1)), h_)
-            with builder.if_else(builder.and_(first_in, last_in)) as (inside, border):
-                with inside:
-                    v_in = row(oy, True)
-                    b_in = builder.block
-                with border:
-                    v_border = row(oy, False)
-                    b_border = builder.block
-            res = builder.phi(_VEC)
-            res.add_incoming(v_in, b_in)
-            res.add_incoming(v_border, b_border)
+            res = row(oy)
             with builder.if_then(builder.not_(hswish_)):
                 builder.call(store, [res, builder.gep(yptr, [builder.add(yoff_, builder.mul(oy, ldy_))]), align,
                                      out_on])
@@ -142,10 +128,9 @@ def _make_strip_kernel(k: int, s: int):
 
 def pays(k: int, s: int, ow: int) -> bool:
     """Where the strips beat the numba kernels inside the networks (MobileNetV2's depthwise convs 3.1 -> 1.9 ms,
-    576 channels of 14x14 0.138 -> 0.063 ms): everywhere but 5x5 under 10 outputs wide (channels-last is
-    faster there: a row of 7 fills under half a vector) and 3x3 stride 1 from 100 wide (the row-by-row kernel
-    reads each input row once for three output rows' taps)."""
-    return not (k == 5 and ow < 10) and not (k == 3 and s == 1 and ow >= 100)
+    576 channels of 14x14 0.138 -> 0.063 ms, MnasNet's 5x5 on 7x7 0.14 -> 0.12 ms): everywhere but 3x3 stride 1
+    from 100 wide (the row-by-row kernel reads each input row once for three output rows' taps)."""
+    return not (k == 3 and s == 1 and ow >= 100)
 
 
 _STRIP3S1, _STRIP3S2 = _make_strip_kernel(3, 1), _make_strip_kernel(3, 2)
@@ -160,6 +145,7 @@ def depthwise(x, w, y, bias, has_bias, k, s, pt, pl, a, hi, hswish):
     n, c, h, wd = x.shape
     oh, ow = y.shape[2], y.shape[3]
     xf, yf, wf = x.reshape(-1), y.reshape(-1), w.reshape(-1)
+    zrow = np.zeros(wd + (2 + 2 * s) * LANES, np.float32)
     for bc in range(n * c):
         ch = bc % c
         bv = bias[ch] if has_bias else np.float32(0.0)
@@ -167,10 +153,10 @@ def depthwise(x, w, y, bias, has_bias, k, s, pt, pl, a, hi, hswish):
         for c0 in range(0, ow, LANES):
             col0, nout, yoff = c0 * s - pl, min(LANES, ow - c0), bc * oh * ow + c0
             if k == 3 and s == 1:
-                _STRIP3S1(xf, xoff, h, wd, pt, col0, nout, oh, wf, woff, bv, yf, yoff, ow, a, hi, hswish)
+                _STRIP3S1(xf, xoff, h, wd, pt, col0, nout, oh, wf, woff, bv, yf, yoff, ow, a, hi, hswish, zrow)
             elif k == 3:
-                _STRIP3S2(xf, xoff, h, wd, pt, col0, nout, oh, wf, woff, bv, yf, yoff, ow, a, hi, hswish)
+                _STRIP3S2(xf, xoff, h, wd, pt, col0, nout, oh, wf, woff, bv, yf, yoff, ow, a, hi, hswish, zrow)
             elif s == 1:
-                _STRIP5S1(xf, xoff, h, wd, pt, col0, nout, oh, wf, woff, bv, yf, yoff, ow, a, hi, hswish)
+                _STRIP5S1(xf, xoff, h, wd, pt, col0, nout, oh, wf, woff, bv, yf, yoff, ow, a, hi, hswish, zrow)
             else:
-                _STRIP5S2(xf, xoff, h, wd, pt, col0, nout, oh, wf, woff, bv, yf, yoff, ow, a, hi, hswish)
+                _STRIP5S2(xf, xoff, h, wd, pt, col0, nout, oh, wf, woff, bv, yf, yoff, ow, a, hi, hswish, zrow)
