@@ -84,11 +84,16 @@ def _graph() -> tuple[Graph, dict, dict]:
     # shape arithmetic left to run time (dynamic shapes): 8-byte copies
     t["i64"] = Tensor("i64", DType.INT64, (2,), np.array([1, -1], np.int64))
     s = add("concat", [add("shape", [z]), "i64"], axis=0)
-    # a network's stem: 3 input channels (the direct 3x3 kernel)
+    # a network's stem: 3 input channels (the direct 3x3 kernel); a 1x1 conv on a map of at most 64 pixels
+    # (AVX-512: the channel tiles); a depthwise 3x3 over 100 wide (row by row)
     t["i"] = Tensor("i", DType.FLOAT32, (1, 3, 20, 20))
     stem = add("conv2d", ["i", const("w11", (8, 3, 3, 3)), const("b11", (8,))], strides=(2, 2), paddings=(1, 1, 1, 1),
                act_type="relu6", act_alpha=6.0)
-    graph = Graph(nodes, ["x", "z", "i"], [y, z, s, stem], t)
+    small = add("pool2d", [stem], pooling_type="max", ksize=(2, 2), strides=(2, 2))
+    small = add("conv2d", [small, const("w12", (8, 8, 1, 1)), const("b12", (8,))], act_type="relu")
+    wide = add("depthwise_conv2d", [add("bilinear_interp_v2", [small], out_h=5, out_w=100),
+                                    const("w13", (8, 1, 3, 3)), const("b13", (8,))], paddings=(1, 1, 1, 1), groups=8)
+    graph = Graph(nodes, ["x", "z", "i"], [y, z, s, stem, wide], t)
     infer_shapes(graph)
     return graph, {"x": RNG.standard_normal((1, 8, 16, 16)).astype(np.float32),
                    "z": RNG.standard_normal((1, 16, 24, 24)).astype(np.float32),
