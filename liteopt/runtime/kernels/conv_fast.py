@@ -299,34 +299,45 @@ _NO_RES_FLAT = np.zeros(1, np.float32)
 
 
 def _tiled_pointwise(w2d, b0, code, alpha, general, blas):
-    """The pointwise conv through the register-tiled GEMM (`_tiled`) where it is faster than BLAS for the
-    call's map size (`_tiled.pays`): the filter packed here, bias, residual and a relu-like activation applied
-    in the tiles; other activations in a second pass."""
+    """The pointwise conv through the register-tiled GEMMs (`_tiled`) where they beat BLAS for the call's map
+    size (`_tiled.pays`): the filter packed here, bias, residual and a relu-like activation applied in the
+    tiles; other activations in a second pass."""
     o, c = w2d.shape
     packs: dict = {}  # the filter packed for the pixel tiles and/or the channel tiles (7x7 maps), when first used
+    plans: dict = {}  # map size -> (tiles or None for BLAS, the packed filter, pixels per chunk)
     bias = frozen(np.zeros(o, np.float32) if b0 is None else b0.astype(np.float32))
     bounds = _tiled.act_bounds(code, alpha)
     a, hi = bounds if bounds is not None else (1.0, np.inf)
+
+    def plan(hw):
+        if not _tiled.pays(c, hw):
+            return None, None, 0
+        channels = hw <= _tiled.CHANNEL_TILES_UP_TO
+        wp = packs.get(channels)
+        if wp is None:
+            wp = packs[channels] = _tiled.pack_channels(w2d) if channels else _tiled.pack(w2d)
+        if len(plans) >= 8:  # map sizes seen before (dynamic shapes): keep a few
+            plans.clear()
+        return ("channels" if channels else "pixels"), wp, _tiled.chunk_of(c, hw)
 
     def pointwise(x, w_, b, r=None, *, out=None, **kw):
         if b is not b0:  # a bias computed at run time
             return general(x, w_, b, r, out=out, **kw)
         n, h, wd = x.shape[0], x.shape[2], x.shape[3]
         hw = h * wd
-        if not _tiled.pays(c, hw):
+        p = plans.get(hw)
+        if p is None:
+            p = plans[hw] = plan(hw)
+        tiles, wp, chunk = p
+        if tiles is None:
             return blas(x, w_, b, r, out=out, **kw)
         y = out if out is not None else np.empty((n, o, h, wd), np.float32)
-        x2 = np.ascontiguousarray(x, dtype=np.float32).reshape(n, c * hw)
-        y2 = y.reshape(n, o * hw)
+        x2 = (x if x.flags.c_contiguous and x.dtype == np.float32 else np.ascontiguousarray(x, np.float32)).reshape(n, -1)
+        y2 = y.reshape(n, -1)
         r2 = None if r is None else (r if r.flags.c_contiguous and r.flags.writeable else np.array(r)).reshape(n, -1)
-        channels = hw <= _tiled.CHANNEL_TILES_UP_TO
-        wp = packs.get(channels)
-        if wp is None:
-            wp = packs[channels] = _tiled.pack_channels(w2d) if channels else _tiled.pack(w2d)
-        chunk = _tiled.chunk_of(c, hw)
         for i in range(n):
             res = _NO_RES_FLAT if r2 is None else r2[i]
-            if channels:
+            if tiles == "channels":
                 _tiled.tiled_gemm_channels(wp, x2[i], y2[i], bias, res, r2 is not None, a, hi, o, c, hw)
             else:
                 _tiled.tiled_gemm(wp, x2[i], y2[i], bias, res, r2 is not None, a, hi, o, c, hw, chunk)
