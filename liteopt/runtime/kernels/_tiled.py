@@ -428,13 +428,14 @@ def tiled_gemm(wp, x, y, bias, r, has_res, a, hi, m, k, n, chunk):
 
 
 @njit(**JIT)
-def tiled_gemm_channels(wq, x, y, bias, r, has_res, a, hi, m, k, n):
+def tiled_gemm_channels(wq, x, ldx, y, bias, r, has_res, a, hi, m, k, n):
     """tiled_gemm with the output channels in the vectors (`_ctile`; wq from `pack_channels`): for small maps
-    (7x7, 14x14), whose pixels do not fill whole 16-lane vectors. Each filter panel is read once."""
+    (7x7), whose pixels do not fill whole 16-lane vectors. x's rows are ldx apart. Each filter panel is read
+    once."""
     for b in range((m + CPANEL - 1) // CPANEL):
         for p0 in range(0, n, NR):
-            _ctile(wq, b * CPANEL * k, x, p0, n, y, b * CPANEL * n + p0, n, k, min(NR, n - p0), min(CPANEL, m - b * CPANEL),
-                   bias, b * CPANEL, r, has_res, a, hi)
+            _ctile(wq, b * CPANEL * k, x, p0, ldx, y, b * CPANEL * n + p0, n, k, min(NR, n - p0),
+                   min(CPANEL, m - b * CPANEL), bias, b * CPANEL, r, has_res, a, hi)
 
 
 def chunk_of(k: int, n: int) -> int:
