@@ -822,11 +822,18 @@ def _direct_pays(node, tensors):
     PP-OCR's 640x640 -> 16 channels 3.0 -> 1.4 ms) and convs with few channels on both sides (16 -> 16 on
     56x56: 0.25 -> 0.15 ms). With the AVX-512 tiles (`_tiled.conv3x3`) also up to 32 input channels on maps
     from 24 wide (SqueezeNet's 16 -> 64 on 55x55: Winograd 0.56 -> 0.42 ms); on 13x13 maps, or from 64 input
-    channels, Winograd / im2col + GEMM are faster."""
+    channels, Winograd / im2col + GEMM are faster. The choice does not depend on the CPU opt runs on (the
+    same model gives the same file): on a CPU without AVX-512 the variant hands those wider convs to
+    Winograd / im2col + GEMM at load."""
     w = tensors[node.inputs[1]].shape
     y = tensors[node.outputs[0]].shape
     wide = isinstance(y[3], int) and y[3] >= 24
-    return w[1] <= 4 or w[0] * w[1] <= 512 or (_tiled.AVAILABLE and w[1] <= 32 and wide)
+    return _few_channels(w[0], w[1]) or (w[1] <= 32 and wide)
+
+
+def _few_channels(o, c):
+    """Where the direct conv pays without AVX-512 too (the phase-plane kernel)."""
+    return c <= 4 or o * c <= 512
 
 
 def _direct_prepare(consts, attrs):
@@ -836,6 +843,9 @@ def _direct_prepare(consts, attrs):
     wc = frozen(np.ascontiguousarray(w, dtype=np.float32))
     if _tiled.AVAILABLE:
         return _tiled_direct(wc)
+    if not _few_channels(w.shape[0], w.shape[1]):  # (see _direct_pays)
+        unit = tuple(attrs["strides"]) == (1, 1) and w.shape[1] >= 8
+        return _wino_prepare(4)(consts, attrs) if unit else _gemm_prepare(consts, attrs)
     scratch: dict = {}
 
     def run(x, w_, b, r=None, *, out=None, strides, paddings, dilations, groups, act_type, act_alpha):
