@@ -104,6 +104,27 @@ def test_pointwise(tiled, c, o, hw, act, bias, out, residual, strided, small_l2,
     close(y, OPS["conv2d"].run(x, wt, b, r, **at)[0], 1e-5)
 
 
+@pytest.mark.parametrize("act", [("relu", 0.0), ("relu6", 6.0), ("leaky_relu", 0.1), ("", 0.0)])
+@pytest.mark.parametrize("op,k,hw", [("conv2d", 1, (7, 7)), ("conv2d", 1, (12, 12)), ("conv2d", 3, (9, 30)),
+                                     ("depthwise_conv2d", 3, (9, 30))])
+def test_fused_activations_at_infinity(act, op, k, hw):
+    """Pre-activations of +-inf (overflowed inputs) through the fused activations of every AVX-512 kernel (and
+    the numba / BLAS ones): relu and relu6 of -inf are 0, not NaN (0 * -inf), leaky_relu keeps -inf."""
+    c = 4
+    x = RNG.standard_normal((1, c, *hw)).astype(np.float32)
+    x[0, 0, 1, :3] = np.inf
+    x[0, 1, 2, :3] = -np.inf
+    groups = c if op == "depthwise_conv2d" else 1
+    wt = np.abs(RNG.standard_normal((c, c // groups, k, k))).astype(np.float32) + 0.1
+    at = attrs(op, paddings=(k // 2,) * 4, groups=groups, act_type=act[0], act_alpha=act[1])
+    variant = "direct" if op == "depthwise_conv2d" or k == 3 else "gemm"
+    y = run_variant(op, variant, x, wt, None, at)
+    ref = OPS[op].run(x, wt, None, **at)[0]
+    np.testing.assert_array_equal(np.isnan(y), np.isnan(ref))
+    finite = ~np.isnan(ref)
+    np.testing.assert_allclose(y[finite], ref[finite], rtol=1e-5, atol=1e-4)
+
+
 @pytest.mark.parametrize("k,s,pads,g", [(3, 1, (1, 1, 1, 1), 1), (7, 2, (3, 2, 3, 1), 2), (3, 2, (0, 1, 1, 0), 1)])
 def test_gemm_in_row_blocks(monkeypatch, k, s, pads, g):
     """im2col + GEMM + epilogue over blocks of output rows (blocks of 2-3 rows here, the last one shorter),

@@ -14,7 +14,7 @@ from llvmlite import ir
 from numba import types
 from numba.extending import intrinsic
 
-from ._tiled import _F32, _I32, _I64, _MASK, _VEC, AVAILABLE, LANES, _declare, _splat
+from ._tiled import _F32, _I32, _I64, _MASK, _VEC, AVAILABLE, LANES, _activation, _declare, _splat
 from ._util import JIT, njit
 
 __all__ = ["AVAILABLE", "depthwise", "pays"]
@@ -69,7 +69,7 @@ def _make_strip_kernel(k: int, s: int):
                              for j in range(k)]
             taps = [_splat(builder, builder.load(builder.gep(wptr, [builder.add(woff_, i64(t))]))) for t in range(k * k)]
             bv = _splat(builder, f32(bias_))
-            av, hv = _splat(builder, f32(a_)), _splat(builder, f32(hi_))
+            act = _activation(builder, a_, hi_)
             even = ir.Constant(ir.VectorType(_I32, LANES), [2 * t for t in _LANE_IDS])
             three, six = ir.Constant(_VEC, [3.0] * LANES), ir.Constant(_VEC, [6.0] * LANES)
             sixth = ir.Constant(_VEC, [1.0 / 6.0] * LANES)
@@ -97,7 +97,7 @@ def _make_strip_kernel(k: int, s: int):
                 while len(chains) > 1:
                     chains = [builder.fadd(chains[t], chains[t + 1]) if t + 1 < len(chains) else chains[t]
                               for t in range(0, len(chains), 2)]
-                acc = vmin(vmax(chains[0], builder.fmul(chains[0], av)), hv)
+                acc = act(chains[0])
                 with builder.if_then(hswish_):  # v * min(max(v + 3, 0), 6) / 6, stored instead of v
                     gate = vmin(vmax(builder.fadd(acc, three), zero), six)
                     builder.call(store, [builder.fmul(acc, builder.fmul(gate, sixth)),
@@ -140,7 +140,7 @@ _STRIP5S1, _STRIP5S2 = _make_strip_kernel(5, 1), _make_strip_kernel(5, 2)
 @njit(**JIT)
 def depthwise(x, w, y, bias, has_bias, k, s, pt, pl, a, hi, hswish):
     """y (N, C, OH, OW) = act(depthwise conv of x (N, C, H, W) with w (C, 1, k, k) + bias), k 3 or 5, stride s
-    1 or 2, paddings pt/pl before the input (the ones after follow from y's size); act = min(max(v, a*v), hi),
+    1 or 2, paddings pt/pl before the input (the ones after follow from y's size); act: `_tiled.act_bounds` (a, hi),
     then hard_swish if asked. All arrays C-contiguous."""
     n, c, h, wd = x.shape
     oh, ow = y.shape[2], y.shape[3]

@@ -54,8 +54,8 @@ AVAILABLE = _host_has_avx512()
 
 
 def act_bounds(code: int, alpha: float):
-    """The fused activation as y = min(max(v, a * v), hi): (a, hi) for none / relu / relu6 / leaky_relu with
-    0 <= alpha <= 1; None for the others (applied in a second pass)."""
+    """The fused activation as (a, hi): v < 0 -> a * v, then at most hi (`_activation`), for none / relu /
+    relu6 / leaky_relu with 0 <= alpha <= 1; None for the others (applied in a second pass)."""
     if code == 0:
         return 1.0, np.inf
     if code == 1:
@@ -87,17 +87,30 @@ def _splat(builder, scalar, ty=_VEC):
     return builder.shuffle_vector(v, v, ir.Constant(ir.VectorType(_I32, LANES), [0] * LANES))
 
 
+def _activation(builder, a_, hi_):
+    """The fused activation of `act_bounds`' (a, hi) as a function of a 16-lane vector: v < 0 -> a * v (a = 0:
+    exactly 0, also for -inf), then at most hi; NaN stays NaN."""
+    f32 = lambda v: builder.fptrunc(v, _F32) if v.type != _F32 else v  # noqa: E731
+    av, hv = _splat(builder, f32(a_)), _splat(builder, f32(hi_))
+    zero = ir.Constant(_VEC, [0.0] * LANES)
+    a_zero = _splat(builder, builder.fcmp_ordered("==", f32(a_), ir.Constant(_F32, 0.0)), _MASK)
+
+    def act(v):
+        below = builder.select(a_zero, zero, builder.fmul(v, av))
+        v = builder.select(builder.fcmp_ordered("<", v, zero), below, v)
+        return builder.select(builder.fcmp_ordered(">", v, hv), hv, v)
+    return act
+
+
 def _store_tile(builder, sums, masks, mrows_, bptr, boff_, yptr, yoff_, ldy_, rptr, has_res_, a_, hi_):
-    """y[yoff + i*ldy + 16j + l] = min(max(v, a*v), hi), v = sums[i][j] + bias[boff + i] (+ r at y's offset),
+    """y[yoff + i*ldy + 16j + l] = act(v) (`_activation`), v = sums[i][j] + bias[boff + i] (+ r at y's offset),
     for the rows i < mrows and the lanes in masks[j]."""
     mod = builder.module
     load = _declare(mod, "llvm.masked.load.v16f32.p0", _VEC, [rptr.type, _I32, _MASK, _VEC])
     store = _declare(mod, "llvm.masked.store.v16f32.p0", ir.VoidType(), [_VEC, yptr.type, _I32, _MASK])
-    vmax = _declare(mod, "llvm.maxnum.v16f32", _VEC, [_VEC, _VEC])
-    vmin = _declare(mod, "llvm.minnum.v16f32", _VEC, [_VEC, _VEC])
     align, zero = ir.Constant(_I32, 4), ir.Constant(_VEC, [0.0] * LANES)
     i64 = lambda v: ir.Constant(_I64, v)  # noqa: E731
-    av, hv = _splat(builder, builder.fptrunc(a_, _F32)), _splat(builder, builder.fptrunc(hi_, _F32))
+    act = _activation(builder, a_, hi_)
 
     def epilogue(residual):
         for i in range(len(sums)):
@@ -109,8 +122,7 @@ def _store_tile(builder, sums, masks, mrows_, bptr, boff_, yptr, yoff_, ldy_, rp
                     v = builder.fadd(sums[i][j], bv)
                     if residual:
                         v = builder.fadd(v, builder.call(load, [builder.gep(rptr, [off]), align, masks[j], zero]))
-                    v = builder.call(vmin, [builder.call(vmax, [v, builder.fmul(v, av)]), hv])
-                    builder.call(store, [v, builder.gep(yptr, [off]), align, masks[j]])
+                    builder.call(store, [act(v), builder.gep(yptr, [off]), align, masks[j]])
 
     with builder.if_else(has_res_) as (with_residual, without):
         with with_residual:
@@ -283,7 +295,7 @@ _CONV_S1, _CONV_S2 = _make_conv3x3_tile(1), _make_conv3x3_tile(2)
 
 @njit(**JIT)
 def conv3x3(wp, x, y, zrow, bias, r, has_res, a, hi, s, pt, pl):
-    """y (N, O, OH, OW) = min(max(v, a*v), hi), v = 3x3 conv (stride s 1 or 2, groups 1) of x (N, C, H, W)
+    """y (N, O, OH, OW) = act(v) (`_activation`), v = 3x3 conv (stride s 1 or 2, groups 1) of x (N, C, H, W)
     with the filter packed by `pack` (O, C*9) + bias (+ r: y's elements, flat); paddings pt/pl before the input (those
     after follow from y's size). zrow: zeros, at least W + 2 * s * PANEL + 2 * LANES long. Filter panel by panel,
     output row by output row, PANEL outputs at a time."""
@@ -340,8 +352,6 @@ def _ctile(typingctx, wq, woff, x, xoff, ldx, y, yoff, ldy, k, npix, mrows, bias
         mod = builder.module
         load = _declare(mod, "llvm.masked.load.v16f32.p0", _VEC, [wptr.type, _I32, _MASK, _VEC])
         fma = _declare(mod, "llvm.fma.v16f32", _VEC, [_VEC, _VEC, _VEC])
-        vmax = _declare(mod, "llvm.maxnum.v16f32", _VEC, [_VEC, _VEC])
-        vmin = _declare(mod, "llvm.minnum.v16f32", _VEC, [_VEC, _VEC])
         align, zero = ir.Constant(_I32, 4), ir.Constant(_VEC, [0.0] * LANES)
         all_on = ir.Constant(_MASK, [1] * LANES)
         i64 = lambda v: ir.Constant(_I64, v)  # noqa: E731
@@ -382,7 +392,7 @@ def _ctile(typingctx, wq, woff, x, xoff, ldx, y, yoff, ldy, k, npix, mrows, bias
             for p in range(NR):
                 sums[v][p].add_incoming(zero, entry)
                 sums[v][p].add_incoming(nxt[v][p], tail)
-        av, hv = _splat(builder, builder.fptrunc(a_, _F32)), _splat(builder, builder.fptrunc(hi_, _F32))
+        act = _activation(builder, a_, hi_)
         ptrs_t = ir.VectorType(ir.PointerType(), LANES)
         gather = _declare(mod, "llvm.masked.gather.v16f32.v16p0", _VEC, [ptrs_t, _I32, _MASK, _VEC])
         scatter = _declare(mod, "llvm.masked.scatter.v16f32.v16p0", ir.VoidType(), [_VEC, ptrs_t, _I32, _MASK])
@@ -407,8 +417,7 @@ def _ctile(typingctx, wq, woff, x, xoff, ldx, y, yoff, ldy, k, npix, mrows, bias
                     val = builder.fadd(sums[v][p], bv)
                     val = builder.fadd(val, builder.call(gather, [addresses(rptr, off), align,
                                                                   builder.and_(on, res_on), zero]))
-                    val = builder.call(vmin, [builder.call(vmax, [val, builder.fmul(val, av)]), hv])
-                    builder.call(scatter, [val, addresses(yptr, off), align, on])
+                    builder.call(scatter, [act(val), addresses(yptr, off), align, on])
         return context.get_dummy_value()
 
     return sig, codegen
@@ -416,7 +425,7 @@ def _ctile(typingctx, wq, woff, x, xoff, ldx, y, yoff, ldy, k, npix, mrows, bias
 
 @njit(**JIT)
 def tiled_gemm(wp, x, y, bias, r, has_res, a, hi, m, k, n, chunk):
-    """y (M*N, flat) = min(max(v, a*v), hi), v = W @ x + bias (+ r); wp from `pack`, x (K*N, flat).
+    """y (M*N, flat) = act(v) (`_activation`), v = W @ x + bias (+ r); wp from `pack`, x (K*N, flat).
     Over chunks of `chunk` pixels (K x chunk of x stays in L2), each filter panel is swept over the chunk's
     pixel panels: the panel is read once per chunk, and the tiles of y are written row after row."""
     for c0 in range(0, n, chunk):
