@@ -104,6 +104,23 @@ def test_pointwise(tiled, c, o, hw, act, bias, out, residual, strided, small_l2,
     close(y, OPS["conv2d"].run(x, wt, b, r, **at)[0], 1e-5)
 
 
+@pytest.mark.parametrize("variant,k,hw", [("gemm", 1, (7, 7)), ("gemm", 1, (12, 12)), ("gemm", 3, (6, 6)),
+                                          ("direct", 3, (9, 30))])
+def test_read_only_and_float64_residuals(variant, k, hw):
+    """A residual that is read-only (a constant, a mapped input) or of another dtype reaches the kernels as a
+    writable float32 copy: same result, no second compiled signature needed."""
+    x = RNG.standard_normal((2, 6, *hw)).astype(np.float32)
+    wt = RNG.standard_normal((5, 6, k, k)).astype(np.float32)
+    at = attrs("conv2d", paddings=(k // 2,) * 4, act_type="relu")
+    shape = OPS["conv2d"].run(x, wt, None, **at)[0].shape
+    for r in (RNG.standard_normal(shape).astype(np.float32), RNG.standard_normal(shape)):
+        ref = OPS["conv2d"].run(x, wt, None, r.astype(np.float32), **at)[0]
+        r.flags.writeable = False
+        k_ = K.KERNELS[("conv2d", "cpu")][variant]
+        y = k_.prepare([None, wt, None], at)(x, wt, None, r, **at)
+        close(y, ref, 1e-5)
+
+
 @pytest.mark.parametrize("act", [("relu", 0.0), ("relu6", 6.0), ("leaky_relu", 0.1), ("", 0.0)])
 @pytest.mark.parametrize("op,k,hw", [("conv2d", 1, (7, 7)), ("conv2d", 1, (12, 12)), ("conv2d", 3, (9, 30)),
                                      ("depthwise_conv2d", 3, (9, 30))])

@@ -9,6 +9,9 @@
 - `direct` depthwise 3x3 / 5x5 (stride 1 or 2) numba kernels: mid-size maps through zero-bordered phase
   planes (every tap a fixed offset in one long loop), wide ones row by row read in place, 7x7 ones
   channels-last, vectorized over the channels. 3x3 max pooling shares the phase planes.
+On CPUs with AVX-512, 1x1 convs (where BLAS is slower), the direct 3x3 convs and most depthwise convs run
+LLVM-IR micro-kernels on 16-lane vectors instead (`_tiled`: register-tiled GEMM and direct conv, `_dwvec`:
+depthwise strips); the variant names and the .nb stay the same.
 Bias, a residual input (conv2d) and the fused activation are applied in each kernel's epilogue; every variant
 writes into `out` (an arena view) when given one. Scratch buffers are kept per node, so a steady-state run allocates
 little beyond BLAS's own workspace.
@@ -259,7 +262,7 @@ def _gemm_conv(x, w2d, b, r, w_shape, strides, paddings, dilations, groups, act_
                 _im2col_planes(planes, 0, cols[:, :oh * ow], kh, offs, ws, 0, oh, ow)
             else:
                 _im2col(x[b_], cols, kh, kw, sh, sw, dh, dw, pt, pl, 0, oh, ow)
-            res = _NO_RES_FLAT if r is None else np.ascontiguousarray(r[b_], dtype=np.float32).reshape(-1)
+            res = _NO_RES_FLAT if r is None else _residual_rows(r, n)[b_]
             _tiled.tiled_gemm_channels(wq, cols.reshape(-1), cols.shape[1], yb.reshape(-1), bias, res, r is not None,
                                        a, hi, o, cg * kh * kw, oh * ow)
             if bounds is None:
@@ -325,6 +328,14 @@ def _gemm_prepare(consts, attrs):
 _NO_RES_FLAT = np.zeros(1, np.float32)
 
 
+def _residual_rows(r, n):
+    """A residual input as the one array type the AVX-512 kernels are compiled for: (n, -1), float32, C order,
+    writable (arena views are; a read-only input is copied)."""
+    if not (r.flags.c_contiguous and r.flags.writeable and r.dtype == np.float32):
+        r = np.array(r, dtype=np.float32, order="C")
+    return r.reshape(n, -1)
+
+
 def _tiled_pointwise(w2d, b0, code, alpha, general, blas):
     """The pointwise conv through the register-tiled GEMMs (`_tiled`) where they beat BLAS for the call's map
     size (`_tiled.pays`): the filter packed here, bias, residual and a relu-like activation applied in the
@@ -361,7 +372,7 @@ def _tiled_pointwise(w2d, b0, code, alpha, general, blas):
         y = out if out is not None else np.empty((n, o, h, wd), np.float32)
         x2 = (x if x.flags.c_contiguous and x.dtype == np.float32 else np.ascontiguousarray(x, np.float32)).reshape(n, -1)
         y2 = y.reshape(n, -1)
-        r2 = None if r is None else (r if r.flags.c_contiguous and r.flags.writeable else np.array(r)).reshape(n, -1)
+        r2 = None if r is None else _residual_rows(r, n)
         for i in range(n):
             res = _NO_RES_FLAT if r2 is None else r2[i]
             if tiles == "channels":
@@ -894,7 +905,7 @@ def _tiled_direct(wc):
         bounds = _tiled.act_bounds(code, float(act_alpha)) if code is not None else None
         a, hi = bounds or (1.0, np.inf)
         bias = no_bias if b is None else bias_of(b)
-        res = _NO_RES_FLAT if r is None else np.ascontiguousarray(r, dtype=np.float32).reshape(-1)
+        res = _NO_RES_FLAT if r is None else _residual_rows(r, 1)[0]
         _tiled.conv3x3(wp, np.ascontiguousarray(x, dtype=np.float32), y, zrow, bias, res, r is not None, a, hi, s,
                        pt, pl)
         return y if bounds is not None else _finish(y, None, act_type, act_alpha)
