@@ -50,7 +50,17 @@ def _host_has_avx512() -> bool:
         return False
 
 
-AVAILABLE = _host_has_avx512()
+def _opaque_pointers() -> bool:
+    """The micro-kernels are written for LLVM's opaque pointers (llvmlite 0.45 and later, numba 0.62): with an
+    older numba (typed pointers, other intrinsic names) they would not compile, and the numba/BLAS kernels
+    are used instead."""
+    try:
+        return bool(getattr(ir.PointerType(), "is_opaque", False))
+    except TypeError:  # PointerType(pointee) only
+        return False
+
+
+AVAILABLE = _host_has_avx512() and _opaque_pointers()
 
 
 def act_bounds(code: int, alpha: float):
