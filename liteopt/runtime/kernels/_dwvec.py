@@ -1,11 +1,12 @@
 """Depthwise k x k convolutions (k 3 or 5, stride 1 or 2) on 16-lane vectors, straight from NCHW.
 
-One micro-kernel call computes up to 16 outputs of one output row of one channel: each of the k*k taps is one
-masked vector load of the input row it reads (stride 2: two loads and a shuffle keeping the even lanes) and
-one multiply-add; the masks drop the lanes that fall in the padding (left/right, or a whole row above/below
-the input) and past the row's end, so there is no padded copy of the input and no border case. The bias and
-a relu-like or hard_swish activation are applied before the single masked store. Written as LLVM IR on
-16-lane vectors (see `_tiled`): AVX-512 where the CPU has it; the caller only picks it there (`AVAILABLE`).
+One micro-kernel call computes a strip of up to 16 output columns, all output rows, of one channel: per
+output row, each of the k*k taps is one masked vector load of the input row it reads (stride 2: two loads and
+a shuffle keeping the even lanes) and one multiply-add. The masks drop the lanes that fall in the left/right
+padding or past the row's end, and a tap row above or below the input reads a row of zeros instead, so there
+is no padded copy of the input and no border case. The bias and a relu-like or hard_swish activation are
+applied before the single masked store. Written as LLVM IR on 16-lane vectors (see `_tiled`): AVX-512 where
+the CPU has it; the caller only picks it there (`AVAILABLE`).
 """
 from __future__ import annotations
 
