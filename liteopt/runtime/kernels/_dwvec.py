@@ -15,7 +15,8 @@ from llvmlite import ir
 from numba import types
 from numba.extending import intrinsic
 
-from ._tiled import _F32, _I32, _I64, _MASK, _VEC, AVAILABLE, LANES, _activation, _declare, _splat
+from ._tiled import (_F32, _I32, _I64, _MASK, _VEC, AVAILABLE, LANES, _accumulating_loop, _activation, _declare,
+                     _splat)
 from ._util import JIT, njit
 
 __all__ = ["AVAILABLE", "depthwise", "pays"]
@@ -105,22 +106,14 @@ def _make_strip_kernel(k: int, s: int):
                                          builder.gep(yptr, [builder.add(yoff_, builder.mul(oy, ldy_))]), align, out_on])
                 return acc
 
-            # the row loop
-            entry = builder.block
-            loop = builder.append_basic_block("strip.row")
-            done = builder.append_basic_block("strip.done")
-            builder.cbranch(builder.icmp_signed(">", oh_, i64(0)), loop, done)
-            builder.position_at_end(loop)
-            oy = builder.phi(_I64)
-            oy.add_incoming(i64(0), entry)
-            res = row(oy)
-            with builder.if_then(builder.not_(hswish_)):
-                builder.call(store, [res, builder.gep(yptr, [builder.add(yoff_, builder.mul(oy, ldy_))]), align,
-                                     out_on])
-            nxt = builder.add(oy, i64(1))
-            oy.add_incoming(nxt, builder.block)
-            builder.cbranch(builder.icmp_signed("<", nxt, oh_), loop, done)
-            builder.position_at_end(done)
+            def one_row(oy, _):
+                res = row(oy)
+                with builder.if_then(builder.not_(hswish_)):
+                    builder.call(store, [res, builder.gep(yptr, [builder.add(yoff_, builder.mul(oy, ldy_))]), align,
+                                         out_on])
+                return []
+
+            _accumulating_loop(builder, oh_, 0, 0, one_row, "strip.row")
             return context.get_dummy_value()
 
         return sig, codegen

@@ -112,6 +112,40 @@ def _activation(builder, a_, hi_):
     return act
 
 
+def _accumulating_loop(builder, count, rows, cols, step, name):
+    """IR for `for i in range(count): acc = step(i, acc)`, acc a rows x cols grid of 16-lane vectors carried in
+    registers (phi nodes) from zero; returns the final grid (zeros when count <= 0). step(i, acc) emits the
+    body and returns the next grid (rows = 0: a plain counted loop)."""
+    zero = ir.Constant(_VEC, [0.0] * LANES)
+    first, one = ir.Constant(_I64, 0), ir.Constant(_I64, 1)
+    entry = builder.block
+    body = builder.append_basic_block(name)
+    done = builder.append_basic_block(name + ".done")
+    builder.cbranch(builder.icmp_signed(">", count, first), body, done)
+    builder.position_at_end(body)
+    i = builder.phi(_I64)
+    i.add_incoming(first, entry)
+    acc = [[builder.phi(_VEC) for _ in range(cols)] for _ in range(rows)]
+    for row in acc:
+        for p in row:
+            p.add_incoming(zero, entry)
+    nxt = step(i, acc)
+    i_next = builder.add(i, one)
+    tail = builder.block
+    i.add_incoming(i_next, tail)
+    for r in range(rows):
+        for c in range(cols):
+            acc[r][c].add_incoming(nxt[r][c], tail)
+    builder.cbranch(builder.icmp_signed("<", i_next, count), body, done)
+    builder.position_at_end(done)
+    sums = [[builder.phi(_VEC) for _ in range(cols)] for _ in range(rows)]  # (phi nodes first in a block)
+    for r in range(rows):
+        for c in range(cols):
+            sums[r][c].add_incoming(zero, entry)
+            sums[r][c].add_incoming(nxt[r][c], tail)
+    return sums
+
+
 def _store_tile(builder, sums, masks, mrows_, bptr, boff_, yptr, yoff_, ldy_, rptr, has_res_, a_, hi_):
     """y[yoff + i*ldy + 16j + l] = act(v) (`_activation`), v = sums[i][j] + bias[boff + i] (+ r at y's offset),
     for the rows i < mrows and the lanes in masks[j]."""
@@ -162,41 +196,15 @@ def _tile(typingctx, wp, woff, x, xoff, ldx, y, yoff, ldy, k, nvalid, mrows, bia
         masks = [builder.icmp_signed("<", lanes, _splat(builder, builder.sub(nvalid_, i64(j * LANES)),
                                                          ir.VectorType(_I64, LANES))) for j in range(NV)]
 
-        # the k loop: MR x NV accumulators carried in registers (phi nodes)
-        entry = builder.block
-        body = builder.append_basic_block("tile.k")
-        done = builder.append_basic_block("tile.done")
-        builder.cbranch(builder.icmp_signed(">", k_, i64(0)), body, done)
-        builder.position_at_end(body)
-        kk = builder.phi(_I64)
-        kk.add_incoming(i64(0), entry)
-        acc = [[builder.phi(_VEC) for _ in range(NV)] for _ in range(MR)]
-        for row in acc:
-            for p in row:
-                p.add_incoming(zero, entry)
-        xrow = builder.add(xoff_, builder.mul(kk, ldx_))
-        xv = [builder.call(load, [builder.gep(xptr, [builder.add(xrow, i64(j * LANES))]), align, masks[j], zero])
-              for j in range(NV)]
-        wrow = builder.add(woff_, builder.mul(kk, i64(MR)))
-        nxt = []
-        for i in range(MR):
-            wv = _splat(builder, builder.load(builder.gep(wptr, [builder.add(wrow, i64(i))])))
-            nxt.append([builder.call(fma, [wv, xv[j], acc[i][j]]) for j in range(NV)])
-        kn = builder.add(kk, i64(1))
-        tail = builder.block
-        kk.add_incoming(kn, tail)
-        for i in range(MR):
-            for j in range(NV):
-                acc[i][j].add_incoming(nxt[i][j], tail)
-        builder.cbranch(builder.icmp_signed("<", kn, k_), body, done)
+        def step(kk, acc):  # one k: NV vectors of x, MR broadcast filter values
+            xrow = builder.add(xoff_, builder.mul(kk, ldx_))
+            xv = [builder.call(load, [builder.gep(xptr, [builder.add(xrow, i64(j * LANES))]), align, masks[j],
+                                      zero]) for j in range(NV)]
+            wrow = builder.add(woff_, builder.mul(kk, i64(MR)))
+            return [[builder.call(fma, [_splat(builder, builder.load(builder.gep(wptr, [builder.add(wrow, i64(i))]))),
+                                        xv[j], acc[i][j]]) for j in range(NV)] for i in range(MR)]
 
-        # epilogue: bias, residual, clamp, masked stores of the rows that exist
-        builder.position_at_end(done)
-        sums = [[builder.phi(_VEC) for _ in range(NV)] for _ in range(MR)]  # (phi nodes first in a block)
-        for i in range(MR):
-            for j in range(NV):
-                sums[i][j].add_incoming(zero, entry)
-                sums[i][j].add_incoming(nxt[i][j], tail)
+        sums = _accumulating_loop(builder, k_, MR, NV, step, "tile.k")
         _store_tile(builder, sums, masks, mrows_, bptr, boff_, yptr, yoff_, ldy_, rptr, has_res_, a_, hi_)
         return context.get_dummy_value()
 
@@ -255,44 +263,23 @@ def _make_conv3x3_tile(s: int):
                 steps.append(builder.select(inside, plane_, i64(0)))
             even = ir.Constant(ir.VectorType(_I32, LANES), [2 * t for t in range(LANES)])
 
-            entry = builder.block
-            body = builder.append_basic_block("conv.c")
-            done = builder.append_basic_block("conv.done")
-            builder.cbranch(builder.icmp_signed(">", c_, i64(0)), body, done)
-            builder.position_at_end(body)
-            ch = builder.phi(_I64)
-            ch.add_incoming(i64(0), entry)
-            acc = [[builder.phi(_VEC) for _ in range(NV)] for _ in range(MR)]
-            for row in acc:
-                for p in row:
-                    p.add_incoming(zero, entry)
-            cur = [[acc[m][q] for q in range(NV)] for m in range(MR)]
-            wch = builder.add(woff_, builder.mul(ch, i64(9 * MR)))
-            for i in range(3):
-                rowp = builder.gep(bases[i], [builder.mul(ch, steps[i])])
-                for j in range(3):
-                    raws = [builder.call(load, [builder.gep(rowp, [i64(j + q * LANES)]), align, col_masks[j][q], zero])
-                            for q in range(raw)]
-                    xv = raws if s == 1 else [builder.shuffle_vector(raws[2 * q], raws[2 * q + 1], even)
-                                              for q in range(NV)]
-                    wt = builder.add(wch, i64((i * 3 + j) * MR))
-                    for m in range(MR):
-                        wv = _splat(builder, builder.load(builder.gep(wptr, [builder.add(wt, i64(m))])))
-                        cur[m] = [builder.call(fma, [wv, xv[q], cur[m][q]]) for q in range(NV)]
-            nxt_c = builder.add(ch, i64(1))
-            tail = builder.block
-            ch.add_incoming(nxt_c, tail)
-            for m in range(MR):
-                for q in range(NV):
-                    acc[m][q].add_incoming(cur[m][q], tail)
-            builder.cbranch(builder.icmp_signed("<", nxt_c, c_), body, done)
+            def step(ch, acc):  # one input channel: its k x k taps
+                cur = [list(row) for row in acc]
+                wch = builder.add(woff_, builder.mul(ch, i64(9 * MR)))
+                for i in range(3):
+                    rowp = builder.gep(bases[i], [builder.mul(ch, steps[i])])
+                    for j in range(3):
+                        raws = [builder.call(load, [builder.gep(rowp, [i64(j + q * LANES)]), align, col_masks[j][q],
+                                                    zero]) for q in range(raw)]
+                        xv = raws if s == 1 else [builder.shuffle_vector(raws[2 * q], raws[2 * q + 1], even)
+                                                  for q in range(NV)]
+                        wt = builder.add(wch, i64((i * 3 + j) * MR))
+                        for m in range(MR):
+                            wv = _splat(builder, builder.load(builder.gep(wptr, [builder.add(wt, i64(m))])))
+                            cur[m] = [builder.call(fma, [wv, xv[q], cur[m][q]]) for q in range(NV)]
+                return cur
 
-            builder.position_at_end(done)
-            sums = [[builder.phi(_VEC) for _ in range(NV)] for _ in range(MR)]
-            for m in range(MR):
-                for q in range(NV):
-                    sums[m][q].add_incoming(zero, entry)
-                    sums[m][q].add_incoming(cur[m][q], tail)
+            sums = _accumulating_loop(builder, c_, MR, NV, step, "conv.c")
             _store_tile(builder, sums, out_masks, mrows_, bptr, boff_, yptr, yoff_, ldy_, rptr, has_res_, a_, hi_)
             return context.get_dummy_value()
 
@@ -371,37 +358,15 @@ def _ctile(typingctx, wq, woff, x, xoff, ldx, y, yoff, ldy, k, npix, mrows, bias
         last = builder.sub(npix_, i64(1))
         cols = [builder.select(builder.icmp_signed("<", i64(p), npix_), i64(p), last) for p in range(NR)]
 
-        entry = builder.block
-        body = builder.append_basic_block("ctile.k")
-        done = builder.append_basic_block("ctile.done")
-        builder.cbranch(builder.icmp_signed(">", k_, i64(0)), body, done)
-        builder.position_at_end(body)
-        kk = builder.phi(_I64)
-        kk.add_incoming(i64(0), entry)
-        acc = [[builder.phi(_VEC) for _ in range(NR)] for _ in range(CV)]
-        for row in acc:
-            for ph in row:
-                ph.add_incoming(zero, entry)
-        wrow = builder.add(woff_, builder.mul(kk, i64(CPANEL)))
-        wv = [builder.call(load, [builder.gep(wptr, [builder.add(wrow, i64(v * LANES))]), align, all_on, zero])
-              for v in range(CV)]
-        xrow = builder.add(xoff_, builder.mul(kk, ldx_))
-        xs = [_splat(builder, builder.load(builder.gep(xptr, [builder.add(xrow, cols[p])]))) for p in range(NR)]
-        nxt = [[builder.call(fma, [wv[v], xs[p], acc[v][p]]) for p in range(NR)] for v in range(CV)]
-        kn = builder.add(kk, i64(1))
-        tail = builder.block
-        kk.add_incoming(kn, tail)
-        for v in range(CV):
-            for p in range(NR):
-                acc[v][p].add_incoming(nxt[v][p], tail)
-        builder.cbranch(builder.icmp_signed("<", kn, k_), body, done)
+        def step(kk, acc):  # one k: CV vectors of the filter, NR broadcast pixels
+            wrow = builder.add(woff_, builder.mul(kk, i64(CPANEL)))
+            wv = [builder.call(load, [builder.gep(wptr, [builder.add(wrow, i64(v * LANES))]), align, all_on, zero])
+                  for v in range(CV)]
+            xrow = builder.add(xoff_, builder.mul(kk, ldx_))
+            xs = [_splat(builder, builder.load(builder.gep(xptr, [builder.add(xrow, cols[p])]))) for p in range(NR)]
+            return [[builder.call(fma, [wv[v], xs[p], acc[v][p]]) for p in range(NR)] for v in range(CV)]
 
-        builder.position_at_end(done)
-        sums = [[builder.phi(_VEC) for _ in range(NR)] for _ in range(CV)]
-        for v in range(CV):
-            for p in range(NR):
-                sums[v][p].add_incoming(zero, entry)
-                sums[v][p].add_incoming(nxt[v][p], tail)
+        sums = _accumulating_loop(builder, k_, CV, NR, step, "ctile.k")
         act = _activation(builder, a_, hi_)
         ptrs_t = ir.VectorType(ir.PointerType(), LANES)
         gather = _declare(mod, "llvm.masked.gather.v16f32.v16p0", _VEC, [ptrs_t, _I32, _MASK, _VEC])
