@@ -247,7 +247,7 @@ def _gemm_conv(x, w2d, b, r, w_shape, strides, paddings, dilations, groups, act_
         wq = scratch.get("packed")
         if wq is None:
             wq = scratch["packed"] = _tiled.pack_channels(w2d)
-        bias, bounds = bias_of(b), _tiled.act_bounds(ACT_CODES.get(act_type, -1), float(act_alpha))
+        bias, bounds = bias_of(b), _tile_bounds(act_type, act_alpha)
         if b is None:
             bias = scratch.get("no bias")
             if bias is None:
@@ -326,6 +326,13 @@ def _gemm_prepare(consts, attrs):
 
 
 _NO_RES_FLAT = np.zeros(1, np.float32)
+
+
+def _tile_bounds(act_type, act_alpha):
+    """The (a, hi) with which the AVX-512 kernels apply an activation themselves (`_tiled.act_bounds`), or None
+    when they leave it to a second pass (`_finish`)."""
+    code = ACT_CODES.get(act_type)
+    return None if code is None else _tiled.act_bounds(code, float(act_alpha))
 
 
 def _residual_rows(r, n):
@@ -716,7 +723,7 @@ def _dw_run(x, wc, bias, has_bias, out, strides, paddings, dilations, act_type, 
     direct = kh == kw and kh in (3, 5) and dh == dw == 1 and sh == sw
     if direct and _dwvec.AVAILABLE and y.flags.c_contiguous and _dwvec.pays(kh, sh, y.shape[3]):
         # relu-like activations and hard_swish in the kernel, the others after it
-        bounds = _tiled.act_bounds(code, act_alpha) if act_type in ACT_CODES and code != 4 else None
+        bounds = _tile_bounds(act_type, act_alpha) if code != 4 else None
         fused = bounds is not None or code == 4
         a, hi = bounds or (1.0, np.inf)
         _dwvec.depthwise(xc, wc, y, bias, has_bias, kh, sh, pt, pl, a, hi, code == 4)
@@ -901,8 +908,7 @@ def _tiled_direct(wc):
             if len(zrows) >= 8:
                 zrows.clear()
             zrow = zrows[wd] = np.zeros(wd + 2 * s * _tiled.PANEL + 2 * _tiled.LANES, np.float32)
-        code = ACT_CODES.get(act_type)
-        bounds = _tiled.act_bounds(code, float(act_alpha)) if code is not None else None
+        bounds = _tile_bounds(act_type, act_alpha)
         a, hi = bounds or (1.0, np.inf)
         bias = no_bias if b is None else bias_of(b)
         res = _NO_RES_FLAT if r is None else _residual_rows(r, 1)[0]
