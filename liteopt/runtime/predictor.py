@@ -13,6 +13,7 @@ from ..ir import OPS, Graph, infer_shapes
 from ..ir.errors import LiteoptError, ShapeError
 from ..ir.memory import ALIGN, plan
 from . import kernels as K
+from . import layout
 from .kernels._util import frozen
 
 MAX_PLANS = 8  # input-shape signatures whose arena is kept
@@ -73,6 +74,7 @@ class Program:
         for node in self.graph.nodes:
             k = self._kernel_for(node, target)
             self.steps.append(_Step(k, node, self.consts))
+        self.blocked = layout.apply(self.graph, self.steps)  # tensors kept channel-blocked between kernels
         self._arenas: dict[tuple, Arena | None] = {}
         if self.graph.memory_plan is not None:
             key = tuple(tuple(self.graph.tensors[i].shape) for i in self.graph.inputs)

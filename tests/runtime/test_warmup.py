@@ -13,6 +13,12 @@ def test_warmup_runs_and_matches_the_references():
     graph, feeds = _graph_with_kernels()
     conv = {n.kernel for n in graph.nodes if n.op == "conv2d"}
     assert conv >= {"cpu/gemm", "cpu/winograd_f43", "cpu/direct"}, conv  # every conv variant opt picks unprompted
+    from liteopt.runtime.kernels import _blocked
+    if _blocked.AVAILABLE:  # the blocked kernels too: every layout a pointwise conv runs in, and the depthwise
+        prog = Program(read(buffer=to_bytes(graph)), target="cpu")
+        ins = {(n.inputs[0] in prog.blocked, n.outputs[0] in prog.blocked) for n in graph.nodes if n.op == "conv2d"}
+        assert ins >= {(False, True), (True, True), (True, False)}, ins
+        assert any(n.op == "depthwise_conv2d" and n.outputs[0] in prog.blocked for n in graph.nodes)
     got = Program(read(buffer=to_bytes(graph)), target="cpu").run(feeds, check=True)
     for g, want in zip(got, evaluate(graph, feeds), strict=True):
         np.testing.assert_allclose(g, want, rtol=1e-4, atol=1e-5)

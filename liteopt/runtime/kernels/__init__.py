@@ -47,6 +47,18 @@ class Kernel:
         return f"{self.target}/{self.variant}"
 
 
+@dataclass(frozen=True)
+class Blocked:
+    """What a prepared kernel says when it can also run on channel-blocked tensors (`_blocked`,
+    runtime/layout.py): the input positions that may be in either layout (`free`), those that must be in the
+    output's layout (`tied`), and variant(blocked inputs: set of positions, output blocked) -> the function to
+    run instead. Set as the `blocked` attribute of the function `prepare` returns; every other input must be a
+    constant."""
+    free: tuple[int, ...]
+    tied: tuple[int, ...]
+    variant: Callable
+
+
 KERNELS: dict[tuple[str, str], dict[str, Kernel]] = {}
 
 

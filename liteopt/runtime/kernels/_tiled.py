@@ -112,11 +112,12 @@ def _activation(builder, a_, hi_):
     return act
 
 
-def _accumulating_loop(builder, count, rows, cols, step, name):
+def _accumulating_loop(builder, count, rows, cols, step, name, init=None):
     """IR for `for i in range(count): acc = step(i, acc)`, acc a rows x cols grid of 16-lane vectors carried in
-    registers (phi nodes) from zero; returns the final grid (zeros when count <= 0). step(i, acc) emits the
-    body and returns the next grid (rows = 0: a plain counted loop)."""
+    registers (phi nodes) from zero (or from the grid `init`); returns the final grid (the initial one when
+    count <= 0). step(i, acc) emits the body and returns the next grid (rows = 0: a plain counted loop)."""
     zero = ir.Constant(_VEC, [0.0] * LANES)
+    start = init or [[zero] * cols for _ in range(rows)]
     first, one = ir.Constant(_I64, 0), ir.Constant(_I64, 1)
     entry = builder.block
     body = builder.append_basic_block(name)
@@ -126,9 +127,9 @@ def _accumulating_loop(builder, count, rows, cols, step, name):
     i = builder.phi(_I64)
     i.add_incoming(first, entry)
     acc = [[builder.phi(_VEC) for _ in range(cols)] for _ in range(rows)]
-    for row in acc:
-        for p in row:
-            p.add_incoming(zero, entry)
+    for r in range(rows):
+        for c in range(cols):
+            acc[r][c].add_incoming(start[r][c], entry)
     nxt = step(i, acc)
     i_next = builder.add(i, one)
     tail = builder.block
@@ -141,7 +142,7 @@ def _accumulating_loop(builder, count, rows, cols, step, name):
     sums = [[builder.phi(_VEC) for _ in range(cols)] for _ in range(rows)]  # (phi nodes first in a block)
     for r in range(rows):
         for c in range(cols):
-            sums[r][c].add_incoming(zero, entry)
+            sums[r][c].add_incoming(start[r][c], entry)
             sums[r][c].add_incoming(nxt[r][c], tail)
     return sums
 

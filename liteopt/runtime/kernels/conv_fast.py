@@ -26,7 +26,7 @@ import numpy as np
 from numba import prange
 
 from ...ir.ops.activation import apply_act
-from . import _dwvec, _tiled, kernel
+from . import Blocked, _blocked, _dwvec, _tiled, kernel
 from ._util import JIT, NO_BIAS, bias_of, frozen, njit
 
 PJIT = dict(JIT, parallel=True)
@@ -320,7 +320,11 @@ def _gemm_prepare(consts, attrs):
             elif has_bias or code:
                 _epilogue(y3, bias, has_bias, NO_RES, False, code, alpha, 0, h * wd)
             return y
-        return _tiled_pointwise(w2d, b0, code, alpha, run, pointwise) if _tiled.AVAILABLE else pointwise
+        fast = _tiled_pointwise(w2d, b0, code, alpha, run, pointwise) if _tiled.AVAILABLE else pointwise
+        bounds = _tiled.act_bounds(code, alpha)
+        if _blocked.AVAILABLE and bounds is not None:
+            fast.blocked = _blocked_pointwise(w2d, b0, bounds)
+        return fast
 
     return run
 
@@ -390,6 +394,32 @@ def _tiled_pointwise(w2d, b0, code, alpha, general, blas):
             _epilogue(y.reshape(n, o, hw), NO_BIAS, False, NO_RES, False, code, alpha, 0, hw)
         return y
     return pointwise
+
+
+def _blocked_pointwise(w2d, b0, bounds):
+    """The pointwise conv on channel-blocked tensors (`_blocked`): x in either layout, the residual in y's."""
+    o, c = w2d.shape
+    bias = frozen(np.zeros(o, np.float32) if b0 is None else b0.astype(np.float32))
+    a, hi = bounds
+    packed: list = []  # the filter packed for the blocked tiles, when first asked for
+
+    def variant(blocked_inputs, out_blocked):
+        if not packed:
+            packed.append(_blocked.pack(w2d))
+        wq, xb = packed[0], 0 in blocked_inputs
+
+        def run(x, w_, b, r=None, *, out=None, **kw):
+            n, h, wd = x.shape[0], x.shape[2], x.shape[3]
+            y = out if out is not None else np.empty((n, o, h, wd), np.float32)
+            x2 = (x if x.flags.c_contiguous and x.dtype == np.float32 else np.ascontiguousarray(x, np.float32)).reshape(n, -1)
+            y2 = y.reshape(n, -1)
+            r2 = None if r is None else _residual_rows(r, n)
+            for i in range(n):
+                _blocked.pointwise(wq, x2[i], y2[i], bias, _NO_RES_FLAT if r2 is None else r2[i], r2 is not None,
+                                   a, hi, o, c, h * wd, xb, out_blocked)
+            return y
+        return run
+    return Blocked(free=(0,), tied=(3,), variant=variant)
 
 
 @kernel("conv2d", variant="gemm", out=True, applies=_conv_applies, priority=10, prepare=_gemm_prepare)
@@ -757,7 +787,35 @@ def _dw_prepare(consts, attrs):
             return depthwise_direct(x, w_, b, out=out, strides=strides, paddings=paddings, dilations=dilations,
                                     groups=groups, act_type=act_type, act_alpha=act_alpha)
         return _dw_run(x, wc, bias, b0 is not None, out, strides, paddings, dilations, act_type, act_alpha)
+    code = ACT_CODES.get(attrs["act_type"])
+    bounds = None if code is None else _tiled.act_bounds(code, float(attrs["act_alpha"]))
+    k, (sh, sw) = w.shape[2], attrs["strides"]
+    if (_blocked.AVAILABLE and bounds is not None and w.shape[2:] == (k, k) and k in (3, 5) and sh == sw
+            and sh in (1, 2) and tuple(attrs["dilations"]) == (1, 1)):
+        run.blocked = _blocked_depthwise(wc, b0, k, sh, bounds)
     return run
+
+
+def _blocked_depthwise(wc, b0, k, s, bounds):
+    """The depthwise conv on channel-blocked tensors (`_blocked`; x and y both blocked)."""
+    c = wc.shape[0]
+    bias = frozen(np.zeros(c, np.float32) if b0 is None else b0.astype(np.float32))
+    a, hi = bounds
+
+    def variant(blocked_inputs, out_blocked):
+        wq = _blocked.pack_depthwise(wc)
+
+        def run(x, w_, b, *, out=None, strides, paddings, dilations, groups, act_type, act_alpha):
+            n, _, h, wd = x.shape
+            pt, pb, pl, pr = paddings
+            oh, ow = _out_size(h, k, s, pt, pb, 1), _out_size(wd, k, s, pl, pr, 1)
+            y = _result(out, (n, c, oh, ow))
+            x2, y2 = x.reshape(n, -1), y.reshape(n, -1)
+            for i in range(n):
+                _blocked.depthwise(x2[i], wq, bias, y2[i], k, s, c, h, wd, oh, ow, pt, pl, a, hi)
+            return y
+        return run
+    return Blocked(free=(), tied=(0,), variant=variant)
 
 
 @kernel("depthwise_conv2d", variant="direct", out=True, applies=_dw_applies, priority=10, prepare=_dw_prepare)

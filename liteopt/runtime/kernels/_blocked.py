@@ -1,0 +1,312 @@
+"""Pointwise and depthwise convolutions on channel-blocked tensors (NCHW16c).
+
+A blocked tensor of C channels (C a multiple of 16) keeps, for each block of 16 channels, the pixels one after
+the other with their 16 channels side by side: element (n, c, y, x) at ((n * C/16 + c // 16) * H * W + y * W +
+x) * 16 + c % 16. It takes the same bytes as its NCHW form, so the memory plan does not change; which tensors
+are blocked is decided at load (`runtime/layout.py`) and never leaves the runtime.
+
+In this layout one output pixel's 16 channels are one vector, and a pixel's 16 input channels one cache line:
+- pointwise: a tile of NR pixels x 2 blocks of output channels (24 vector registers) over all of K, one
+  vector of the packed filter per block and one broadcast input value per pixel for each input channel,
+  the 16 channels of an input block unrolled (no address arithmetic in the loop). The input and the output
+  may each be blocked or NCHW (a conv at an island's edge reads or writes the plain layout, NCHW output
+  by scatter stores), so no reorder op is ever needed. Close to the FMA peak where the NCHW GEMMs stall on
+  x's strided rows.
+- depthwise k x k (3, 5), stride 1 or 2: a tile of RD output pixels of one output row and one block, each tap
+  one (masked) vector load per pixel; the masks drop taps in the left/right padding, the tap rows above or
+  below the input are not visited.
+Bias, residual (pointwise; in the output's layout) and a relu-like activation (`_tiled.act_bounds`) are
+applied before the one store. LLVM IR on 16-lane vectors as in `_tiled`: AVX-512 only (`AVAILABLE`).
+"""
+from __future__ import annotations
+
+import numpy as np
+from llvmlite import ir
+from numba import types
+from numba.extending import intrinsic
+
+from ._tiled import (_I32, _I64, _MASK, _VEC, AVAILABLE, LANES, _accumulating_loop, _activation, _declare,
+                     _splat)
+from ._util import JIT, frozen, njit
+
+__all__ = ["AVAILABLE", "BLOCK", "pack", "pack_depthwise", "pointwise", "depthwise"]
+
+BLOCK = LANES  # channels per block
+NR = 12  # pixels per pointwise tile (x 2 blocks: 24 accumulators)
+PANEL = 2 * BLOCK  # output channels per packed filter panel
+RD = 8  # output pixels per depthwise tile
+
+
+def pack(w2d: np.ndarray) -> np.ndarray:
+    """A pointwise filter W (M, K) -> panels of PANEL output channels, each k-major (K, PANEL), channels past M
+    zero; flat, read-only."""
+    m, k = w2d.shape
+    mp = -(-m // PANEL)
+    padded = np.zeros((mp * PANEL, k), np.float32)
+    padded[:m] = w2d
+    return frozen(np.ascontiguousarray(padded.reshape(mp, PANEL, k).transpose(0, 2, 1)).reshape(-1))
+
+
+def pack_depthwise(w: np.ndarray) -> np.ndarray:
+    """A depthwise filter (C, 1, k, k), C a multiple of 16 -> (C/16, k*k, 16): one vector per block and tap."""
+    c, _, kh, kw = w.shape
+    return frozen(np.ascontiguousarray(w.reshape(c // BLOCK, BLOCK, kh * kw).transpose(0, 2, 1)).reshape(-1))
+
+
+def _pointers(context, builder, signature, args):
+    return [context.make_array(t)(context, builder, v).data if isinstance(t, types.Array) else None
+            for t, v in zip(signature.args, args)]
+
+
+def _make_pw_tile(cvb: int, xb: bool, yb: bool, tail: bool):
+    """The pointwise tile for cvb (1 or 2) output blocks, x blocked or NCHW (xb), y blocked or NCHW (yb); a
+    tail tile (fewer than NR pixels) reads its missing pixels from the last valid one and does not store
+    them."""
+
+    @intrinsic
+    def _tile(typingctx, wq, woff, x, xoff, hw, k, y, yoff, npix, mrows, bias, boff, r, has_res, a, hi):
+        """y at yoff, the output blocks b..b+cvb-1 of pixels p0..p0+npix-1 = act(sum_k wq[woff + k*PANEL + c] *
+        x[k, pixel] + bias[boff + c] (+ r)) for the output channels c < mrows of the tile. Offsets: xoff is
+        pixel p0's (blocked p0*16, NCHW p0), yoff that of (block b, p0) (blocked (b*hw + p0)*16, NCHW
+        b*16*hw + p0)."""
+        sig = types.void(wq, woff, x, xoff, hw, k, y, yoff, npix, mrows, bias, boff, r, has_res, a, hi)
+
+        def codegen(context, builder, signature, args):
+            (_, woff_, _, xoff_, hw_, k_, _, yoff_, npix_, mrows_, _, boff_, _, has_res_, a_, hi_) = args
+            ptr = _pointers(context, builder, signature, args)
+            wptr, xptr, yptr, bptr, rptr = ptr[0], ptr[2], ptr[6], ptr[10], ptr[12]
+            mod = builder.module
+            load = _declare(mod, "llvm.masked.load.v16f32.p0", _VEC, [wptr.type, _I32, _MASK, _VEC])
+            store = _declare(mod, "llvm.masked.store.v16f32.p0", ir.VoidType(), [_VEC, yptr.type, _I32, _MASK])
+            fma = _declare(mod, "llvm.fma.v16f32", _VEC, [_VEC, _VEC, _VEC])
+            align, zero = ir.Constant(_I32, 4), ir.Constant(_VEC, [0.0] * LANES)
+            on = ir.Constant(_MASK, [1] * LANES)
+            i64 = lambda v: ir.Constant(_I64, v)  # noqa: E731
+            ivec = ir.VectorType(_I64, LANES)
+            lanes = ir.Constant(ivec, list(range(LANES)))
+            if tail:
+                last = builder.sub(npix_, i64(1))
+                cols = [builder.select(builder.icmp_signed("<", i64(p), npix_), i64(p), last) for p in range(NR)]
+            else:
+                cols = [i64(p) for p in range(NR)]
+            xcols = [builder.mul(c, i64(BLOCK)) if xb else c for c in cols]  # a pixel's offset in x
+            plane = builder.mul(hw_, i64(BLOCK))  # one block of channels: hw pixels x 16 (both layouts)
+
+            def fmas(xrow, wrow, acc):
+                """One input channel: its row of the panel, one broadcast x per pixel."""
+                wv = [builder.call(load, [builder.gep(wptr, [builder.add(wrow, i64(v * LANES))]), align, on, zero])
+                      for v in range(cvb)]
+                nxt = [[None] * NR for _ in range(cvb)]
+                for p in range(NR):  # (one broadcast live at a time: 24 + cvb + 1 registers)
+                    xs = _splat(builder, builder.load(builder.gep(xptr, [builder.add(xrow, xcols[p])])))
+                    for v in range(cvb):
+                        nxt[v][p] = builder.call(fma, [wv[v], xs, acc[v][p]])
+                return nxt
+
+            def block_step(kb, acc):  # 16 input channels, unrolled
+                xbase = builder.add(xoff_, builder.mul(kb, plane))
+                wbase = builder.add(woff_, builder.mul(kb, i64(BLOCK * PANEL)))
+                for ci in range(BLOCK):
+                    xrow = builder.add(xbase, i64(ci) if xb else builder.mul(hw_, i64(ci)))
+                    acc = fmas(xrow, builder.add(wbase, i64(ci * PANEL)), acc)
+                return acc
+
+            blocks = builder.ashr(k_, i64(4))
+            sums = _accumulating_loop(builder, blocks, cvb, NR, block_step, "pw.k")
+            if not xb:  # NCHW input: the channels past the last whole block, one at a time
+                done = builder.mul(blocks, i64(BLOCK))
+
+                def one(i, acc):
+                    kk = builder.add(done, i)
+                    return fmas(builder.add(xoff_, builder.mul(kk, hw_)), builder.add(woff_, builder.mul(kk, i64(PANEL))),
+                                acc)
+                sums = _accumulating_loop(builder, builder.sub(k_, done), cvb, NR, one, "pw.krest", init=sums)
+
+            act = _activation(builder, a_, hi_)
+            res_on = _splat(builder, has_res_, _MASK)
+            chan = [builder.icmp_signed("<", builder.add(lanes, _splat(builder, i64(v * LANES), ivec)),
+                                        _splat(builder, mrows_, ivec)) for v in range(cvb)]
+            bv = [builder.call(load, [builder.gep(bptr, [builder.add(boff_, i64(v * LANES))]), align, chan[v], zero])
+                  for v in range(cvb)]
+            if not yb:
+                ptrs_t = ir.VectorType(ir.PointerType(), LANES)
+                gather = _declare(mod, "llvm.masked.gather.v16f32.v16p0", _VEC, [ptrs_t, _I32, _MASK, _VEC])
+                scatter = _declare(mod, "llvm.masked.scatter.v16f32.v16p0", ir.VoidType(),
+                                   [_VEC, ptrs_t, _I32, _MASK])
+                lane_rows = builder.mul(lanes, _splat(builder, hw_, ivec))  # lane c: channel row c
+
+                def addresses(base, off):
+                    start = builder.add(_splat(builder, builder.ptrtoint(base, _I64), ivec),
+                                        builder.mul(builder.add(_splat(builder, off, ivec), lane_rows),
+                                                    ir.Constant(ivec, [4] * LANES)))
+                    return builder.inttoptr(start, ptrs_t)
+
+            def store_pixel(p):
+                for v in range(cvb):
+                    val = builder.fadd(sums[v][p], bv[v])
+                    if yb:
+                        off = builder.add(builder.add(yoff_, builder.mul(i64(v), plane)), i64(p * BLOCK))
+                        val = builder.fadd(val, builder.call(load, [builder.gep(rptr, [off]), align,
+                                                                    builder.and_(chan[v], res_on), zero]))
+                        builder.call(store, [act(val), builder.gep(yptr, [off]), align, chan[v]])
+                    else:
+                        off = builder.add(builder.add(yoff_, builder.mul(i64(v * LANES), hw_)), i64(p))
+                        val = builder.fadd(val, builder.call(gather, [addresses(rptr, off), align,
+                                                                      builder.and_(chan[v], res_on), zero]))
+                        builder.call(scatter, [act(val), addresses(yptr, off), align, chan[v]])
+
+            for p in range(NR):
+                if tail:
+                    with builder.if_then(builder.icmp_signed("<", i64(p), npix_)):
+                        store_pixel(p)
+                else:
+                    store_pixel(p)
+            return context.get_dummy_value()
+
+        return sig, codegen
+
+    return _tile
+
+
+# (output blocks, x blocked, y blocked, tail) -> tile; an island's inside (both blocked) and its two edges
+_PW = {(cvb, xb, yb, tail): _make_pw_tile(cvb, xb, yb, tail)
+       for cvb in (1, 2) for xb, yb in ((True, True), (False, True), (True, False)) for tail in (False, True)}
+_BB1, _BB1T, _BB2, _BB2T = (_PW[c, True, True, t] for c in (1, 2) for t in (False, True))
+_NB1, _NB1T, _NB2, _NB2T = (_PW[c, False, True, t] for c in (1, 2) for t in (False, True))
+_BN1, _BN1T, _BN2, _BN2T = (_PW[c, True, False, t] for c in (1, 2) for t in (False, True))
+
+
+@njit(**dict(JIT, inline="always"))
+def _pw_tile(cvb, tail, xb, yb, wq, woff, x, xoff, hw, k, y, yoff, npix, mrows, bias, boff, r, has_res, a, hi):
+    if xb and yb:
+        if cvb == 2:
+            if tail:
+                _BB2T(wq, woff, x, xoff, hw, k, y, yoff, npix, mrows, bias, boff, r, has_res, a, hi)
+            else:
+                _BB2(wq, woff, x, xoff, hw, k, y, yoff, npix, mrows, bias, boff, r, has_res, a, hi)
+        elif tail:
+            _BB1T(wq, woff, x, xoff, hw, k, y, yoff, npix, mrows, bias, boff, r, has_res, a, hi)
+        else:
+            _BB1(wq, woff, x, xoff, hw, k, y, yoff, npix, mrows, bias, boff, r, has_res, a, hi)
+    elif yb:
+        if cvb == 2:
+            if tail:
+                _NB2T(wq, woff, x, xoff, hw, k, y, yoff, npix, mrows, bias, boff, r, has_res, a, hi)
+            else:
+                _NB2(wq, woff, x, xoff, hw, k, y, yoff, npix, mrows, bias, boff, r, has_res, a, hi)
+        elif tail:
+            _NB1T(wq, woff, x, xoff, hw, k, y, yoff, npix, mrows, bias, boff, r, has_res, a, hi)
+        else:
+            _NB1(wq, woff, x, xoff, hw, k, y, yoff, npix, mrows, bias, boff, r, has_res, a, hi)
+    elif cvb == 2:
+        if tail:
+            _BN2T(wq, woff, x, xoff, hw, k, y, yoff, npix, mrows, bias, boff, r, has_res, a, hi)
+        else:
+            _BN2(wq, woff, x, xoff, hw, k, y, yoff, npix, mrows, bias, boff, r, has_res, a, hi)
+    elif tail:
+        _BN1T(wq, woff, x, xoff, hw, k, y, yoff, npix, mrows, bias, boff, r, has_res, a, hi)
+    else:
+        _BN1(wq, woff, x, xoff, hw, k, y, yoff, npix, mrows, bias, boff, r, has_res, a, hi)
+
+
+@njit(**JIT)
+def pointwise(wq, x, y, bias, r, has_res, a, hi, m, k, hw, xb, yb):
+    """y (M x hw, flat, blocked if yb) = act(W @ x + bias (+ r, in y's layout)) for one batch item; wq from
+    `pack`, x (K x hw, flat, blocked if xb: then K % 16 == 0; yb: M % 16 == 0), bias of at least M values; xb
+    or yb (both NCHW: `_tiled`). Filter panel by panel (2 blocks, the last one alone if odd), NR pixels at a
+    time, the last tile partial."""
+    nblk = (m + BLOCK - 1) // BLOCK
+    full = hw // NR * NR
+    xps, yps = (BLOCK if xb else 1), (BLOCK if yb else 1)
+    for b in range(0, nblk, 2):
+        cvb = 2 if b + 1 < nblk else 1
+        woff, mrows, boff, ybase = (b // 2) * PANEL * k, min(PANEL, m - b * BLOCK), b * BLOCK, b * BLOCK * hw
+        for p0 in range(0, full, NR):
+            _pw_tile(cvb, False, xb, yb, wq, woff, x, p0 * xps, hw, k, y, ybase + p0 * yps, NR, mrows, bias, boff,
+                     r, has_res, a, hi)
+        if full < hw:
+            _pw_tile(cvb, True, xb, yb, wq, woff, x, full * xps, hw, k, y, ybase + full * yps, hw - full, mrows, bias,
+                     boff, r, has_res, a, hi)
+
+
+def _make_dw_tile(k: int, s: int):
+    span = (RD - 1) * s + k  # input columns a tile reads
+
+    @intrinsic
+    def _tile(typingctx, x, xrow, wd, col0, npix, ky0, ky1, w, woff, bias, boff, y, yoff, a, hi):
+        """RD output pixels of one row and block: y[yoff + 16j + l] = act(bias[boff + l] + sum over taps (i, t)
+        with ky0 <= i < ky1 of w[woff + (i*k + t)*16 + l] * x[xrow + (i*wd + col0 + s*j + t)*16 + l]), taps in
+        the columns outside 0..wd-1 skipped, for the pixels j < npix."""
+        sig = types.void(x, xrow, wd, col0, npix, ky0, ky1, w, woff, bias, boff, y, yoff, a, hi)
+
+        def codegen(context, builder, signature, args):
+            (_, xrow_, wd_, col0_, npix_, ky0_, ky1_, _, woff_, _, boff_, _, yoff_, a_, hi_) = args
+            ptr = _pointers(context, builder, signature, args)
+            xptr, wptr, bptr, yptr = ptr[0], ptr[7], ptr[9], ptr[11]
+            mod = builder.module
+            load = _declare(mod, "llvm.masked.load.v16f32.p0", _VEC, [xptr.type, _I32, _MASK, _VEC])
+            store = _declare(mod, "llvm.masked.store.v16f32.p0", ir.VoidType(), [_VEC, yptr.type, _I32, _MASK])
+            fma = _declare(mod, "llvm.fma.v16f32", _VEC, [_VEC, _VEC, _VEC])
+            align, zero = ir.Constant(_I32, 4), ir.Constant(_VEC, [0.0] * LANES)
+            on = ir.Constant(_MASK, [1] * LANES)
+            i64 = lambda v: ir.Constant(_I64, v)  # noqa: E731
+            # one mask per input column the tile reads: inside the row (the same column, the same load)
+            inside = []
+            for t in range(span):
+                col = builder.add(col0_, i64(t))
+                ok = builder.and_(builder.icmp_signed(">=", col, i64(0)), builder.icmp_signed("<", col, wd_))
+                inside.append(_splat(builder, ok, _MASK))
+            first = builder.add(xrow_, builder.mul(col0_, i64(BLOCK)))
+            row_len = builder.mul(wd_, i64(BLOCK))
+
+            def step(i, acc):
+                ky = builder.add(ky0_, i)
+                base = builder.add(first, builder.mul(ky, row_len))
+                wrow = builder.add(woff_, builder.mul(ky, i64(k * BLOCK)))
+                cols = [builder.call(load, [builder.gep(xptr, [builder.add(base, i64(t * BLOCK))]), align, inside[t],
+                                            zero]) for t in range(span)]
+                acc = [list(a_row) for a_row in acc]
+                for t in range(k):
+                    wv = builder.call(load, [builder.gep(wptr, [builder.add(wrow, i64(t * BLOCK))]), align, on, zero])
+                    for j in range(RD):
+                        acc[0][j] = builder.call(fma, [cols[j * s + t], wv, acc[0][j]])
+                return acc
+
+            sums = _accumulating_loop(builder, builder.sub(ky1_, ky0_), 1, RD, step, "dw.rows")
+            act = _activation(builder, a_, hi_)
+            bv = builder.call(load, [builder.gep(bptr, [boff_]), align, on, zero])
+            for j in range(RD):
+                with builder.if_then(builder.icmp_signed("<", i64(j), npix_)):
+                    off = builder.add(yoff_, i64(j * BLOCK))
+                    builder.call(store, [act(builder.fadd(sums[0][j], bv)), builder.gep(yptr, [off]), align, on])
+            return context.get_dummy_value()
+
+        return sig, codegen
+
+    return _tile
+
+
+_DW3S1, _DW3S2, _DW5S1, _DW5S2 = (_make_dw_tile(k, s) for k in (3, 5) for s in (1, 2))
+
+
+@njit(**JIT)
+def depthwise(x, wq, bias, y, k, s, c, h, wd, oh, ow, pt, pl, a, hi):
+    """Depthwise k x k (3 or 5), stride s (1 or 2), of one blocked batch item (x, y flat; C % 16 == 0): wq
+    from `pack_depthwise`, bias of C values; paddings pt/pl before the input (those after follow from oh, ow).
+    Block by block, output row by output row, RD pixels at a time; the tap rows in the padding not visited."""
+    plane_in, plane_out = h * wd * BLOCK, oh * ow * BLOCK
+    for b in range(c // BLOCK):
+        for oy in range(oh):
+            iy = oy * s - pt
+            ky0, ky1 = max(0, -iy), min(k, h - iy)
+            xrow, woff, boff = b * plane_in + iy * wd * BLOCK, b * k * k * BLOCK, b * BLOCK
+            for ox in range(0, ow, RD):
+                col0, npix, yoff = ox * s - pl, min(RD, ow - ox), b * plane_out + (oy * ow + ox) * BLOCK
+                if k == 3 and s == 1:
+                    _DW3S1(x, xrow, wd, col0, npix, ky0, ky1, wq, woff, bias, boff, y, yoff, a, hi)
+                elif k == 3:
+                    _DW3S2(x, xrow, wd, col0, npix, ky0, ky1, wq, woff, bias, boff, y, yoff, a, hi)
+                elif s == 1:
+                    _DW5S1(x, xrow, wd, col0, npix, ky0, ky1, wq, woff, bias, boff, y, yoff, a, hi)
+                else:
+                    _DW5S2(x, xrow, wd, col0, npix, ky0, ky1, wq, woff, bias, boff, y, yoff, a, hi)

@@ -1,0 +1,71 @@
+"""Which intermediate tensors the runtime keeps channel-blocked (NCHW16c, `kernels/_blocked.py`).
+
+Decided once per loaded model. A tensor is blocked when every kernel that writes or reads it can take it so
+(the kernel's `blocked` declaration, `kernels.Blocked`), it is an intermediate (not a graph input, output or
+constant) of float32 (N, C, H, W) with C a multiple of 16 (the blocked form then takes the same bytes, so the
+memory plan holds as it is), and the inputs a kernel ties to its output's layout (a depthwise conv's input, a
+pointwise conv's residual) are blocked together with that output. A pointwise conv reads and writes either
+layout, so islands of blocked tensors need no reorder op at their edges. Outside the runtime nothing changes:
+the file, the graph and every output are NCHW.
+"""
+from __future__ import annotations
+
+from ..ir import Graph
+
+
+def blocked_tensors(graph: Graph, steps) -> set[str]:
+    """The tensors to keep blocked, given the steps (node + prepared fn) in execution order."""
+    decl = {id(s): getattr(s.fn, "blocked", None) for s in steps}
+    producers, uses = {}, {}
+    for s in steps:
+        for name in s.outputs:
+            producers.setdefault(name, []).append(s)
+        for pos, name in enumerate(s.inputs):
+            if name:
+                uses.setdefault(name, []).append((s, pos))
+
+    def capable(s) -> bool:
+        d = decl[id(s)]
+        return d is not None and all(not name or pos in d.free or pos in d.tied or graph.tensors[name].data is not None
+                                     for pos, name in enumerate(s.inputs))
+
+    def eligible(name: str) -> bool:
+        t = graph.tensors[name]
+        shape = t.shape
+        if (t.data is not None or name in graph.inputs or name in graph.outputs or t.dtype.value != "float32"
+                or shape is None or len(shape) != 4 or not all(isinstance(d, int) for d in shape[1:])
+                or shape[1] % 16):
+            return False
+        made = producers.get(name, [])
+        if len(made) != 1 or not capable(made[0]) or made[0].outputs[0] != name:
+            return False
+        return all(capable(s) and (pos in decl[id(s)].free or pos in decl[id(s)].tied) for s, pos in uses.get(name, []))
+
+    blocked = {name for name in graph.tensors if eligible(name)}
+    changed = True
+    while changed:  # a tied input and its output: both blocked or neither
+        changed = False
+        for s in steps:
+            d = decl[id(s)]
+            if d is None:
+                continue
+            group = [s.outputs[0]] + [s.inputs[p] for p in d.tied if p < len(s.inputs) and s.inputs[p]]
+            inside = [name in blocked for name in group]
+            if any(inside) and not all(inside):
+                blocked.difference_update(group)
+                changed = True
+    return blocked
+
+
+def apply(graph: Graph, steps) -> set[str]:
+    """Switch the steps that touch blocked tensors to their blocked variants; returns the blocked tensors."""
+    blocked = blocked_tensors(graph, steps)
+    for s in steps:
+        d = getattr(s.fn, "blocked", None)
+        if d is None:
+            continue
+        ins = {p for p, name in enumerate(s.inputs) if name in blocked}
+        out = s.outputs[0] in blocked
+        if ins or out:
+            s.fn = d.variant(ins, out)
+    return blocked

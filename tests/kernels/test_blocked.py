@@ -1,0 +1,152 @@
+"""The channel-blocked (NCHW16c) variants of the pointwise and depthwise convs against the numpy reference,
+through the kernels' own `blocked` declarations (as the runtime's layout planner calls them), and the planner
+itself on a network checked against onnxruntime."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+from onnx import helper
+
+from helpers import check_model, convert, make_model
+
+from liteopt.ir import OPS
+from liteopt.runtime import kernels as K, load
+from liteopt.runtime.kernels import _blocked
+
+K.load_all()
+RNG = np.random.default_rng(1)
+ACTS = [("", 0.0), ("relu", 0.0), ("relu6", 6.0), ("leaky_relu", 0.1)]
+pytestmark = pytest.mark.skipif(not _blocked.AVAILABLE, reason="this CPU has no AVX-512: no blocked kernels here")
+
+
+def attrs(op, **kw):
+    a = {k: v.default for k, v in OPS[op].attrs.items()}
+    a.update(kw)
+    return a
+
+
+def to_blocked(a):
+    """(N, C, H, W) -> the same shape holding the blocked layout (the independent conversion, numpy)."""
+    n, c, h, w = a.shape
+    return np.ascontiguousarray(a.reshape(n, c // 16, 16, h * w).transpose(0, 1, 3, 2)).reshape(a.shape)
+
+
+def from_blocked(a):
+    n, c, h, w = a.shape
+    return np.ascontiguousarray(a.reshape(n, c // 16, h * w, 16).transpose(0, 1, 3, 2)).reshape(a.shape)
+
+
+def blocked_variant(op, variant, w, b, at, ins, out):
+    fn = K.KERNELS[(op, "cpu")][variant].prepare([None, w, b], at)
+    assert fn.blocked is not None
+    return fn.blocked.variant(ins, out)
+
+
+def close(y, ref):
+    assert y.shape == ref.shape and y.dtype == np.float32
+    assert np.abs(y - ref).max() <= 1e-5 * max(np.abs(ref).max(), 1e-6)
+
+
+@settings(max_examples=60, deadline=None)
+@given(layouts=st.sampled_from([(True, True), (False, True), (True, False)]), cb=st.integers(1, 5),
+       c_rest=st.integers(0, 15), ob=st.integers(1, 5), o_rest=st.integers(0, 15),
+       hw=st.sampled_from([(1, 1), (3, 4), (7, 7), (5, 13), (12, 2), (14, 14)]), act=st.sampled_from(ACTS),
+       bias=st.booleans(), residual=st.booleans(), out=st.booleans(), batch=st.sampled_from([1, 2]))
+def test_pointwise(layouts, cb, c_rest, ob, o_rest, hw, act, bias, residual, out, batch):
+    """Each layout pair a pointwise conv runs in: partial pixel tiles, an odd last output block, input
+    channels past the last whole block (NCHW input), output channels past the last block (NCHW output)."""
+    xb, yb = layouts
+    c = cb * 16 + (0 if xb else c_rest)
+    o = ob * 16 + (0 if yb else o_rest)
+    x = RNG.standard_normal((batch, c, *hw)).astype(np.float32)
+    wt = RNG.standard_normal((o, c, 1, 1)).astype(np.float32)
+    b = RNG.standard_normal(o).astype(np.float32) if bias else None
+    at = attrs("conv2d", act_type=act[0], act_alpha=act[1])
+    r = RNG.standard_normal((batch, o, *hw)).astype(np.float32) if residual else None
+    fn = blocked_variant("conv2d", "gemm", wt, b, at, {0} if xb else set(), yb)
+    rb = None if r is None else (to_blocked(r) if yb else r.copy())
+    buf = np.full((batch, o, *hw), np.nan, np.float32) if out else None
+    y = fn(to_blocked(x) if xb else x, wt, b, rb, out=buf, **at)
+    assert buf is None or y is buf
+    close(from_blocked(y) if yb else y, OPS["conv2d"].run(x, wt, b, r, **at)[0])
+
+
+@settings(max_examples=60, deadline=None)
+@given(cb=st.integers(1, 3), k=st.sampled_from([3, 5]), s=st.sampled_from([1, 2]), h=st.integers(1, 20),
+       w=st.integers(1, 20), pads=st.tuples(*[st.integers(0, 2)] * 4), act=st.sampled_from(ACTS),
+       bias=st.booleans(), batch=st.sampled_from([1, 2]))
+def test_depthwise(cb, k, s, h, w, pads, act, bias, batch):
+    """Depthwise 3x3/5x5, stride 1/2, any padding on each side (taps in the padding rows and columns)."""
+    c = cb * 16
+    if h + pads[0] + pads[1] < k or w + pads[2] + pads[3] < k:
+        return
+    x = RNG.standard_normal((batch, c, h, w)).astype(np.float32)
+    wt = RNG.standard_normal((c, 1, k, k)).astype(np.float32)
+    b = RNG.standard_normal(c).astype(np.float32) if bias else None
+    at = attrs("depthwise_conv2d", strides=(s, s), paddings=pads, groups=c, act_type=act[0], act_alpha=act[1])
+    fn = blocked_variant("depthwise_conv2d", "direct", wt, b, at, {0}, True)
+    y = fn(to_blocked(x), wt, b, **at)
+    close(from_blocked(y), OPS["depthwise_conv2d"].run(x, wt, b, **at)[0])
+
+
+def test_only_relu_like_activations_and_plain_depthwise_convs_declare_a_blocked_variant():
+    wt = RNG.standard_normal((16, 16, 1, 1)).astype(np.float32)
+    for act in ("hard_swish", "sigmoid"):
+        fn = K.KERNELS[("conv2d", "cpu")]["gemm"].prepare([None, wt, None], attrs("conv2d", act_type=act))
+        assert getattr(fn, "blocked", None) is None
+    dw = RNG.standard_normal((16, 1, 3, 3)).astype(np.float32)
+    fn = K.KERNELS[("depthwise_conv2d", "cpu")]["direct"].prepare(
+        [None, dw, None], attrs("depthwise_conv2d", groups=16, dilations=(2, 2)))
+    assert getattr(fn, "blocked", None) is None
+
+
+def _net():
+    """stem conv -> dw -> pw 16->24 -> pw 24->48 -> dw 5x5 s2 -> pw 48->24 + residual (24 ch, pooled) -> pw
+    24->32 -> global pool, and a 32-channel pair (pw, pw + residual) whose sum feeds a concat."""
+    nodes, inits = [], {}
+
+    def conv(x, out, cin, cout, k=1, s=1, group=1, act=None):
+        inits[out + "_w"] = (RNG.standard_normal((cout, cin // group, k, k)) / np.sqrt(cin // group * k * k)).astype(
+            np.float32)
+        inits[out + "_b"] = (RNG.standard_normal(cout) * 0.1).astype(np.float32)
+        y = out + "_c" if act else out
+        nodes.append(helper.make_node("Conv", [x, out + "_w", out + "_b"], [y], pads=[k // 2] * 4, strides=[s, s],
+                                      group=group))
+        if act == "relu":
+            nodes.append(helper.make_node("Relu", [y], [out]))
+        elif act == "relu6":
+            nodes.append(helper.make_node("Clip", [y, "zero", "six"], [out]))
+        return out
+
+    inits["zero"], inits["six"] = np.float32(0.0), np.float32(6.0)
+    h = conv("x", "stem", 3, 16, 3, 2, act="relu")
+    h = conv(h, "dw1", 16, 16, 3, 1, 16, act="relu6")
+    a = conv(h, "pw1", 16, 24)
+    h = conv(a, "pw2", 24, 48, act="relu")
+    h = conv(h, "dw2", 48, 48, 5, 2, 48, act="relu6")
+    h = conv(h, "pw3", 48, 24)
+    nodes.append(helper.make_node("MaxPool", [a], ["ap"], kernel_shape=[2, 2], strides=[2, 2]))
+    nodes.append(helper.make_node("Add", [h, "ap"], ["res"]))
+    h = conv("res", "pw4", 24, 32, act="relu")
+    t = conv(h, "pw5", 32, 32, act="relu")
+    u = conv(t, "pw6", 32, 32)
+    nodes.append(helper.make_node("Add", [u, t], ["sum"]))
+    nodes.append(helper.make_node("Concat", ["sum", h], ["cat"], axis=1))
+    nodes.append(helper.make_node("GlobalAveragePool", ["cat"], ["y"]))
+    return make_model(nodes, {"x": np.zeros((1, 3, 24, 24), np.float32)}, ["y"], inits)
+
+
+def test_the_planner_blocks_the_island_and_keeps_the_outputs(tmp_path):
+    """Blocked: the 48-channel pw output and the dw after it (every writer and reader has a blocked variant).
+    Not blocked: 16 channels after the stem (the stem conv has none, and the dw ties its input to its output),
+    24 channels (not whole blocks), the 32-channel tensors (one reaches a concat; the residual pair is tied to
+    that sum), the graph's output."""
+    model = _net()
+    x = RNG.standard_normal((1, 3, 24, 24)).astype(np.float32)
+    check_model(model, {"x": x}, tmpdir=str(tmp_path))
+    prog = load(convert(model, str(tmp_path)))._program
+    shapes = sorted(tuple(prog.graph.tensors[n].shape) for n in prog.blocked)
+    producers = {o: n.op for n in prog.graph.nodes for o in n.outputs}
+    assert shapes == [(1, 48, 6, 6), (1, 48, 12, 12)], shapes
+    assert sorted(producers[n] for n in prog.blocked) == ["conv2d", "depthwise_conv2d"]
