@@ -94,14 +94,18 @@ def _graph() -> tuple[Graph, dict, dict]:
     wide = add("depthwise_conv2d", [add("bilinear_interp_v2", [small], out_h=5, out_w=100),
                                     const("w13", (8, 1, 3, 3)), const("b13", (8,))], paddings=(1, 1, 1, 1), groups=8)
     # an island of channel-blocked tensors (runtime/layout.py): pointwise convs into, inside and out of it,
-    # depthwise convs in it
+    # depthwise convs, a concat and max pooling in it, global pooling reading it
     q = add("conv2d", [small, const("w14", (16, 8, 1, 1)), const("b14", (16,))], act_type="relu")
     q = add("depthwise_conv2d", [q, const("w15", (16, 1, 3, 3))], paddings=(1, 1, 1, 1), groups=16)
     q = add("conv2d", [q, const("w16", (32, 16, 1, 1))], act_type="relu6", act_alpha=6.0)
     q = add("depthwise_conv2d", [q, const("w17", (32, 1, 5, 5)), const("b17", (32,))], paddings=(2, 2, 2, 2),
             strides=(2, 2), groups=32)
-    q = add("conv2d", [q, const("w18", (8, 32, 1, 1))])
-    graph = Graph(nodes, ["x", "z", "i"], [y, z, s, stem, wide, q], t)
+    halves = [add("conv2d", [q, const(f"w{i}", (16, 32, 1, 1))]) for i in (18, 19)]
+    q = add("concat", halves, axis=1)
+    q = add("pool2d", [q], pooling_type="max", ksize=(3, 3), strides=(2, 2), paddings=(1, 1, 1, 1))
+    g2 = add("pool2d", [q], pooling_type="avg", global_pooling=True)
+    q = add("conv2d", [q, const("w20", (8, 32, 1, 1))])
+    graph = Graph(nodes, ["x", "z", "i"], [y, z, s, stem, wide, q, g2], t)
     infer_shapes(graph)
     return graph, {"x": RNG.standard_normal((1, 8, 16, 16)).astype(np.float32),
                    "z": RNG.standard_normal((1, 16, 24, 24)).astype(np.float32),

@@ -103,7 +103,8 @@ def test_only_relu_like_activations_and_plain_depthwise_convs_declare_a_blocked_
 
 def _net():
     """stem conv -> dw -> pw 16->24 -> pw 24->48 -> dw 5x5 s2 -> pw 48->24 + residual (24 ch, pooled) -> pw
-    24->32 -> global pool, and a 32-channel pair (pw, pw + residual) whose sum feeds a concat."""
+    24->32 -> a 32-channel pair (pw, pw + residual) whose sum is concatenated with 24 channels -> global pool;
+    and after the dw a fire module (pw 48->16, pw 48->32, concat, 3x3 max pooling, global max and average)."""
     nodes, inits = [], {}
 
     def conv(x, out, cin, cout, k=1, s=1, group=1, act=None):
@@ -132,21 +133,54 @@ def _net():
     t = conv(h, "pw5", 32, 32, act="relu")
     u = conv(t, "pw6", 32, 32)
     nodes.append(helper.make_node("Add", [u, t], ["sum"]))
-    nodes.append(helper.make_node("Concat", ["sum", h], ["cat"], axis=1))
+    nodes.append(helper.make_node("Concat", ["sum", h, "res"], ["cat"], axis=1))
     nodes.append(helper.make_node("GlobalAveragePool", ["cat"], ["y"]))
-    return make_model(nodes, {"x": np.zeros((1, 3, 24, 24), np.float32)}, ["y"], inits)
+    # a fire module: two pointwise convs into one concat, max pooled, then global max and average pooling
+    f1, f2 = conv("dw2", "e1", 48, 16, act="relu"), conv("dw2", "e2", 48, 32, act="relu")
+    nodes.append(helper.make_node("Concat", [f1, f2], ["fire"], axis=1))
+    nodes.append(helper.make_node("MaxPool", ["fire"], ["fp"], kernel_shape=[3, 3], strides=[2, 2], ceil_mode=1))
+    nodes.append(helper.make_node("GlobalMaxPool", ["fp"], ["y2"]))
+    nodes.append(helper.make_node("GlobalAveragePool", ["fp"], ["y3"]))
+    return make_model(nodes, {"x": np.zeros((1, 3, 24, 24), np.float32)}, ["y", "y2", "y3"], inits)
 
 
-def test_the_planner_blocks_the_island_and_keeps_the_outputs(tmp_path):
-    """Blocked: the 48-channel pw output and the dw after it (every writer and reader has a blocked variant).
-    Not blocked: 16 channels after the stem (the stem conv has none, and the dw ties its input to its output),
-    24 channels (not whole blocks), the 32-channel tensors (one reaches a concat; the residual pair is tied to
-    that sum), the graph's output."""
+def test_the_planner_blocks_the_islands_and_keeps_the_outputs(tmp_path):
+    """Blocked: the 48-channel pw output and the dw after it; the fire module (its two pw outputs, their concat
+    and the max pooling, read by the global poolings). Not blocked: 16 channels after the stem (the stem conv
+    has no blocked variant, and the dw ties its input to its output), 24 channels (not whole blocks), the
+    32-channel tensors (their concat also takes a 24-channel one; the residual pair is tied to that), the
+    graph's outputs."""
     model = _net()
     x = RNG.standard_normal((1, 3, 24, 24)).astype(np.float32)
     check_model(model, {"x": x}, tmpdir=str(tmp_path))
     prog = load(convert(model, str(tmp_path)))._program
-    shapes = sorted(tuple(prog.graph.tensors[n].shape) for n in prog.blocked)
-    producers = {o: n.op for n in prog.graph.nodes for o in n.outputs}
-    assert shapes == [(1, 48, 6, 6), (1, 48, 12, 12)], shapes
-    assert sorted(producers[n] for n in prog.blocked) == ["conv2d", "depthwise_conv2d"]
+    assert prog.blocked == {"pw2", "dw2", "e1", "e2", "fire", "fp"}, prog.blocked
+
+
+@settings(max_examples=40, deadline=None)
+@given(cb=st.integers(1, 3), k=st.integers(1, 3), s=st.integers(1, 2), h=st.integers(1, 9), w=st.integers(1, 9),
+       pads=st.tuples(*[st.integers(0, 1)] * 4), ceil=st.booleans(), batch=st.sampled_from([1, 2]))
+def test_max_pool(cb, k, s, h, w, pads, ceil, batch):
+    c = cb * 16
+    if h + pads[0] + pads[1] < k or w + pads[2] + pads[3] < k or max(pads) >= k:
+        return
+    x = RNG.standard_normal((batch, c, h, w)).astype(np.float32)
+    at = attrs("pool2d", pooling_type="max", ksize=(k, k), strides=(s, s), paddings=pads, ceil_mode=ceil)
+    fn = K.KERNELS[("pool2d", "cpu")]["default"].prepare([None], at).blocked.variant({0}, True)
+    close(from_blocked(fn(to_blocked(x), **at)), OPS["pool2d"].run(x, **at)[0])
+
+
+@pytest.mark.parametrize("kind", ["max", "avg"])
+@pytest.mark.parametrize("hw", [(1, 1), (7, 7), (3, 5)])
+def test_global_pool_reads_blocked_input(kind, hw):
+    x = RNG.standard_normal((2, 48, *hw)).astype(np.float32)
+    at = attrs("pool2d", pooling_type=kind, global_pooling=True)
+    fn = K.KERNELS[("pool2d", "cpu")]["default"].prepare([None], at).blocked.variant({0}, False)
+    close(fn(to_blocked(x), **at), OPS["pool2d"].run(x, **at)[0])
+
+
+def test_concat_of_blocked_tensors():
+    xs = [RNG.standard_normal((2, c, 3, 5)).astype(np.float32) for c in (16, 48, 32)]
+    fn = K.KERNELS[("concat", "cpu")]["default"].prepare([None] * 3, {"axis": 1}).blocked.variant({0, 1, 2}, True)
+    y = fn(*[to_blocked(x) for x in xs], axis=1)
+    np.testing.assert_array_equal(from_blocked(y), np.concatenate(xs, axis=1))

@@ -29,7 +29,7 @@ from ._tiled import (_I32, _I64, _MASK, _VEC, AVAILABLE, LANES, _accumulating_lo
                      _splat)
 from ._util import JIT, frozen, njit
 
-__all__ = ["AVAILABLE", "BLOCK", "pack", "pack_depthwise", "pointwise", "depthwise"]
+__all__ = ["AVAILABLE", "BLOCK", "pack", "pack_depthwise", "pointwise", "depthwise", "global_pool", "max_pool"]
 
 BLOCK = LANES  # channels per block
 NR = 12  # pixels per pointwise tile (x 2 blocks: 24 accumulators)
@@ -310,3 +310,42 @@ def depthwise(x, wq, bias, y, k, s, c, h, wd, oh, ow, pt, pl, a, hi):
                     _DW5S1(x, xrow, wd, col0, npix, ky0, ky1, wq, woff, bias, boff, y, yoff, a, hi)
                 else:
                     _DW5S2(x, xrow, wd, col0, npix, ky0, ky1, wq, woff, bias, boff, y, yoff, a, hi)
+
+
+@njit(**JIT)
+def global_pool(x, y, c, hw, is_max):
+    """y (C, flat) = the max or the mean over the pixels of each channel of one blocked batch item x."""
+    acc = np.empty(BLOCK, np.float32)
+    for b in range(c // BLOCK):
+        base = b * hw * BLOCK
+        for lane in range(BLOCK):
+            acc[lane] = x[base + lane] if is_max else np.float32(0.0)
+        for p in range(0 if not is_max else 1, hw):
+            at = base + p * BLOCK
+            for lane in range(BLOCK):
+                v = x[at + lane]
+                acc[lane] = max(acc[lane], v) if is_max else acc[lane] + v
+        for lane in range(BLOCK):
+            y[b * BLOCK + lane] = acc[lane] if is_max else acc[lane] / hw
+
+
+@njit(**JIT)
+def max_pool(x, y, c, h, wd, oh, ow, kh, kw, sh, sw, pt, pl):
+    """kh x kw max pooling of one blocked batch item (x, y flat), stride (sh, sw), paddings pt/pl before the
+    input; the window clipped to the input (each holds at least one input)."""
+    acc = np.empty(BLOCK, np.float32)
+    for b in range(c // BLOCK):
+        xb, yb = b * h * wd * BLOCK, b * oh * ow * BLOCK
+        for oy in range(oh):
+            y0, y1 = max(oy * sh - pt, 0), min(oy * sh - pt + kh, h)
+            for ox in range(ow):
+                x0, x1 = max(ox * sw - pl, 0), min(ox * sw - pl + kw, wd)
+                acc[:] = -np.inf
+                for iy in range(y0, y1):
+                    for ix in range(x0, x1):
+                        at = xb + (iy * wd + ix) * BLOCK
+                        for lane in range(BLOCK):
+                            acc[lane] = max(acc[lane], x[at + lane])
+                at = yb + (oy * ow + ox) * BLOCK
+                for lane in range(BLOCK):
+                    y[at + lane] = acc[lane]

@@ -6,7 +6,7 @@ import numpy as np
 from numba import prange
 
 from ...ir.ops.conv import pool_out_size
-from . import kernel
+from . import Blocked, _blocked, kernel
 from ._util import JIT, bias_of, njit
 from .conv_fast import ACT_CODES, _act_row, _conv_applies, _finish, _maxpool_planes, conv2d_gemm
 from .reduce import MAX, MEAN, _reduce_kernel
@@ -96,7 +96,40 @@ def _maxpool(x, y, kh, kw, sh, sw, pt, pl):
                 out[ox] = m
 
 
-@kernel("pool2d", out=True)
+def _pool_prepare(consts, attrs):
+    """On channel-blocked tensors (`_blocked`): global pooling reads either layout (its (N, C, 1, 1) result is
+    the same in both), max pooling keeps the input's layout."""
+    glob, is_max = attrs["global_pooling"], attrs["pooling_type"] == "max"
+    if not _blocked.AVAILABLE or not (glob or is_max):
+        return None
+
+    def run(x, **kw):
+        return pool2d(x, **kw)
+
+    def variant(blocked_inputs, out_blocked):
+        if 0 not in blocked_inputs:
+            return pool2d
+
+        def blocked(x, *, pooling_type, ksize, strides, paddings, global_pooling, exclusive, ceil_mode, out=None):
+            n, c, h, w = x.shape
+            if global_pooling:
+                y = out if out is not None else np.empty((n, c, 1, 1), np.float32)
+                for i in range(n):
+                    _blocked.global_pool(x[i].reshape(-1), y[i].reshape(-1), c, h * w, is_max)
+                return y
+            (kh, kw), (sh, sw), (pt, pb, pl, pr) = ksize, strides, paddings
+            oh, ow = pool_out_size(h, kh, sh, pt, pb, ceil_mode), pool_out_size(w, kw, sw, pl, pr, ceil_mode)
+            y = out if out is not None else np.empty((n, c, oh, ow), np.float32)
+            for i in range(n):
+                _blocked.max_pool(x[i].reshape(-1), y[i].reshape(-1), c, h, w, oh, ow, kh, kw, sh, sw, pt, pl)
+            return y
+        return blocked
+
+    run.blocked = Blocked(free=(0,), tied=(), variant=variant) if glob else Blocked(free=(), tied=(0,), variant=variant)
+    return run
+
+
+@kernel("pool2d", out=True, prepare=_pool_prepare)
 def pool2d(x, *, pooling_type, ksize, strides, paddings, global_pooling, exclusive, ceil_mode, out=None):
     n, c, h, w = x.shape
     if global_pooling:

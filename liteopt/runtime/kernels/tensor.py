@@ -20,7 +20,7 @@ import numpy as np
 
 from ...ir import OPS, DType
 from ...ir.ops.tensor import slice_bounds, slice_len, slice_params, split_sections
-from . import kernel
+from . import Blocked, kernel
 from ._util import JIT, frozen, njit
 
 _UINT = {1: np.uint8, 2: np.uint16, 4: np.uint32, 8: np.uint64}
@@ -178,7 +178,26 @@ def tile(x, reps_t, *, repeat_times, out=None):
     return y
 
 
-@kernel("concat", out=True)
+def _concat_prepare(consts, attrs):
+    """Concat along the channels of channel-blocked tensors (`_blocked`; all inputs and the output blocked):
+    per batch item, the inputs' blocks one after the other, i.e. their bytes end to end."""
+    if attrs["axis"] not in (1, -3):
+        return None
+
+    def run(*xs, **kw):
+        return concat(*xs, **kw)
+
+    def blocked(*xs, axis, out=None):
+        n = xs[0].shape[0]
+        y = _out(out, (n, sum(x.shape[1] for x in xs), *xs[0].shape[2:]), np.float32)
+        np.concatenate([x.reshape(n, -1) for x in xs], axis=1, out=y.reshape(n, -1))
+        return y
+
+    run.blocked = Blocked(free=(), tied=tuple(range(len(consts))), variant=lambda ins, out_blocked: blocked)
+    return run
+
+
+@kernel("concat", out=True, prepare=_concat_prepare)
 def concat(*xs, axis, out=None):
     a = axis % xs[0].ndim
     shape = list(xs[0].shape)
