@@ -4,8 +4,9 @@ Decided once per loaded model. A tensor is blocked when every kernel that writes
 (the kernel's `blocked` declaration, `kernels.Blocked`), it is an intermediate (not a graph input, output or
 constant) of float32 (N, C, H, W) with C a multiple of 16 (the blocked form then takes the same bytes, so the
 memory plan holds as it is), and the inputs a kernel ties to its output's layout (a depthwise conv's input, a
-pointwise conv's residual) are blocked together with that output. A pointwise conv reads and writes either
-layout, so islands of blocked tensors need no reorder op at their edges. Outside the runtime nothing changes:
+conv's residual) are blocked together with that output. A pointwise conv reads and writes either layout, a
+k x k conv writes a blocked output from either layout, so islands of blocked tensors need no reorder op at
+their edges. Outside the runtime nothing changes:
 the file, the graph and every output are NCHW.
 """
 from __future__ import annotations
@@ -26,7 +27,7 @@ def blocked_tensors(graph: Graph, steps) -> set[str]:
 
     def capable(s) -> bool:
         d = decl[id(s)]
-        return d is not None and all(not name or pos in d.free or pos in d.tied or graph.tensors[name].data is not None
+        return d is not None and all(not name or pos in d.free + d.tied + d.follows or graph.tensors[name].data is not None
                                      for pos, name in enumerate(s.inputs))
 
     def eligible(name: str) -> bool:
@@ -39,11 +40,12 @@ def blocked_tensors(graph: Graph, steps) -> set[str]:
         made = producers.get(name, [])
         if len(made) != 1 or not capable(made[0]) or made[0].outputs[0] != name:
             return False
-        return all(capable(s) and (pos in decl[id(s)].free or pos in decl[id(s)].tied) for s, pos in uses.get(name, []))
+        return all(capable(s) and pos in decl[id(s)].free + decl[id(s)].tied + decl[id(s)].follows
+                   for s, pos in uses.get(name, []))
 
     blocked = {name for name in graph.tensors if eligible(name)}
     changed = True
-    while changed:  # a tied input and its output: both blocked or neither
+    while changed:  # a tied input and its output: both blocked or neither; a following input: only with it
         changed = False
         for s in steps:
             d = decl[id(s)]
@@ -54,6 +56,11 @@ def blocked_tensors(graph: Graph, steps) -> set[str]:
             if any(inside) and not all(inside):
                 blocked.difference_update(group)
                 changed = True
+            if s.outputs[0] not in blocked:
+                following = {s.inputs[p] for p in d.follows if p < len(s.inputs) and s.inputs[p]} & blocked
+                if following:
+                    blocked.difference_update(following)
+                    changed = True
     return blocked
 
 

@@ -90,10 +90,45 @@ def test_depthwise(cb, k, s, h, w, pads, act, bias, batch):
     close(from_blocked(y), OPS["depthwise_conv2d"].run(x, wt, b, **at)[0])
 
 
-def test_only_relu_like_activations_and_plain_depthwise_convs_declare_a_blocked_variant():
+@settings(max_examples=60, deadline=None)
+@given(xb=st.booleans(), c=st.integers(1, 40), ob=st.integers(1, 5), k=st.integers(1, 5), s=st.integers(1, 3),
+       h=st.integers(1, 16), w=st.integers(1, 16), pads=st.tuples(*[st.integers(0, 3)] * 4), act=st.sampled_from(ACTS),
+       bias=st.booleans(), residual=st.booleans(), out=st.booleans(), batch=st.sampled_from([1, 2]),
+       variant=st.sampled_from(["gemm", "direct", "winograd_f43"]))
+def test_conv(xb, c, ob, k, s, h, w, pads, act, bias, residual, out, batch, variant):
+    """k x k convs into a blocked output from a blocked or an NCHW input: any stride (phase planes), padding
+    on each side, an odd last output block, 7-wide rows and tiles running on across the rows; declared by
+    every conv2d variant it can stand in for."""
+    c = 16 * (c % 4 + 1) if xb else c
+    o = 16 * ob
+    if h + pads[0] + pads[1] < k or w + pads[2] + pads[3] < k:
+        return
+    x = RNG.standard_normal((batch, c, h, w)).astype(np.float32)
+    wt = RNG.standard_normal((o, c, k, k)).astype(np.float32)
+    b = RNG.standard_normal(o).astype(np.float32) if bias else None
+    at = attrs("conv2d", strides=(s, s), paddings=pads, act_type=act[0], act_alpha=act[1])
+    shape = OPS["conv2d"].run(x, wt, b, **at)[0].shape
+    r = RNG.standard_normal(shape).astype(np.float32) if residual else None
+    if k == 1 and s == 1 and not any(pads):  # (the pointwise declaration: tested above)
+        return
+    if k != 3 or (variant == "direct" and s > 2) or (variant == "winograd_f43" and s > 1):
+        variant = "gemm"  # (where the others apply)
+    fn = blocked_variant("conv2d", variant, wt, b, at, {0} if xb else set(), True)
+    buf = np.full(shape, np.nan, np.float32) if out else None
+    y = fn(to_blocked(x) if xb else x, wt, b, None if r is None else to_blocked(r), out=buf, **at)
+    assert buf is None or y is buf
+    close(from_blocked(y), OPS["conv2d"].run(x, wt, b, r, **at)[0])
+
+
+def test_what_declares_no_blocked_variant():
+    """Other activations, grouped or dilated convs (and dilated depthwise ones) keep NCHW."""
     wt = RNG.standard_normal((16, 16, 1, 1)).astype(np.float32)
     for act in ("hard_swish", "sigmoid"):
         fn = K.KERNELS[("conv2d", "cpu")]["gemm"].prepare([None, wt, None], attrs("conv2d", act_type=act))
+        assert getattr(fn, "blocked", None) is None
+    w3 = RNG.standard_normal((16, 8, 3, 3)).astype(np.float32)
+    for at in (attrs("conv2d", groups=2), attrs("conv2d", dilations=(2, 2)), attrs("conv2d", act_type="swish")):
+        fn = K.KERNELS[("conv2d", "cpu")]["gemm"].prepare([None, w3, None], at)
         assert getattr(fn, "blocked", None) is None
     dw = RNG.standard_normal((16, 1, 3, 3)).astype(np.float32)
     fn = K.KERNELS[("depthwise_conv2d", "cpu")]["direct"].prepare(
@@ -104,7 +139,8 @@ def test_only_relu_like_activations_and_plain_depthwise_convs_declare_a_blocked_
 def _net():
     """stem conv -> dw -> pw 16->24 -> pw 24->48 -> dw 5x5 s2 -> pw 48->24 + residual (24 ch, pooled) -> pw
     24->32 -> a 32-channel pair (pw, pw + residual) whose sum is concatenated with 24 channels -> global pool;
-    and after the dw a fire module (pw 48->16, pw 48->32, concat, 3x3 max pooling, global max and average)."""
+    after the dw a fire module (pw 48->16, pw 48->32, concat, 3x3 max pooling, global max and average) and a
+    3x3 conv 48 -> 24."""
     nodes, inits = [], {}
 
     def conv(x, out, cin, cout, k=1, s=1, group=1, act=None):
@@ -141,20 +177,22 @@ def _net():
     nodes.append(helper.make_node("MaxPool", ["fire"], ["fp"], kernel_shape=[3, 3], strides=[2, 2], ceil_mode=1))
     nodes.append(helper.make_node("GlobalMaxPool", ["fp"], ["y2"]))
     nodes.append(helper.make_node("GlobalAveragePool", ["fp"], ["y3"]))
-    return make_model(nodes, {"x": np.zeros((1, 3, 24, 24), np.float32)}, ["y", "y2", "y3"], inits)
+    conv("dw2", "y4", 48, 24, 3)  # a k x k conv into 24 channels: its input may not stay blocked
+    return make_model(nodes, {"x": np.zeros((1, 3, 24, 24), np.float32)}, ["y", "y2", "y3", "y4"], inits)
 
 
 def test_the_planner_blocks_the_islands_and_keeps_the_outputs(tmp_path):
-    """Blocked: the 48-channel pw output and the dw after it; the fire module (its two pw outputs, their concat
-    and the max pooling, read by the global poolings). Not blocked: 16 channels after the stem (the stem conv
-    has no blocked variant, and the dw ties its input to its output), 24 channels (not whole blocks), the
-    32-channel tensors (their concat also takes a 24-channel one; the residual pair is tied to that), the
-    graph's outputs."""
+    """Blocked: the stem conv's output (a k x k conv writes blocked from an NCHW input) and the dw after it; the
+    fire module (its two pw outputs, their concat and the max pooling, read by the global poolings). Not
+    blocked: the 48-channel pw output and the dw after it (a 3x3 conv into 24 channels reads that, and its
+    input follows its output's layout; the dw ties its input), 24 channels (not whole blocks), the 32-channel
+    tensors (their concat also takes a 24-channel one; the residual pair is tied to that), the graph's
+    outputs."""
     model = _net()
     x = RNG.standard_normal((1, 3, 24, 24)).astype(np.float32)
     check_model(model, {"x": x}, tmpdir=str(tmp_path))
     prog = load(convert(model, str(tmp_path)))._program
-    assert prog.blocked == {"pw2", "dw2", "e1", "e2", "fire", "fp"}, prog.blocked
+    assert prog.blocked == {"stem", "dw1", "e1", "e2", "fire", "fp"}, prog.blocked
 
 
 @settings(max_examples=40, deadline=None)

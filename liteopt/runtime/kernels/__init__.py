@@ -51,12 +51,14 @@ class Kernel:
 class Blocked:
     """What a prepared kernel says when it can also run on channel-blocked tensors (`_blocked`,
     runtime/layout.py): the input positions that may be in either layout (`free`), those that must be in the
-    output's layout (`tied`), and variant(blocked inputs: set of positions, output blocked) -> the function to
-    run instead. Set as the `blocked` attribute of the function `prepare` returns; every other input must be a
-    constant."""
+    output's layout (`tied`), those that may be blocked only when the output is (`follows`: NCHW into a
+    blocked output, or blocked to blocked), and variant(blocked inputs: set of positions, output blocked) ->
+    the function to run instead. Set as the `blocked` attribute of the function `prepare` returns; every other
+    input must be a constant."""
     free: tuple[int, ...]
     tied: tuple[int, ...]
     variant: Callable
+    follows: tuple[int, ...] = ()
 
 
 KERNELS: dict[tuple[str, str], dict[str, Kernel]] = {}

@@ -25,11 +25,12 @@ from llvmlite import ir
 from numba import types
 from numba.extending import intrinsic
 
-from ._tiled import (_I32, _I64, _MASK, _VEC, AVAILABLE, LANES, _accumulating_loop, _activation, _declare,
+from ._tiled import (_F32, _I32, _I64, _MASK, _VEC, AVAILABLE, LANES, _accumulating_loop, _activation, _declare,
                      _splat)
 from ._util import JIT, frozen, njit
 
-__all__ = ["AVAILABLE", "BLOCK", "pack", "pack_depthwise", "pointwise", "depthwise", "global_pool", "max_pool"]
+__all__ = ["AVAILABLE", "BLOCK", "pack", "pack_conv", "pack_depthwise", "pointwise", "conv", "depthwise", "global_pool",
+           "max_pool"]
 
 BLOCK = LANES  # channels per block
 NR = 12  # pixels per pointwise tile (x 2 blocks: 24 accumulators)
@@ -58,6 +59,64 @@ def _pointers(context, builder, signature, args):
             for t, v in zip(signature.args, args)]
 
 
+def _store(builder, sums, cvb, yb, tail, yoff_, ohw_, npix_, mrows_, bptr, boff_, rptr, has_res_, yptr, a_, hi_,
+           pixels=None):
+    """The epilogue of a tile of NR pixels x cvb output blocks: y = act(sums + bias (+ r, at y's offsets)) for
+    the output channels < mrows (and pixels < npix in a tail tile); y (and r) blocked (one vector store per
+    pixel and block) or NCHW (scatter stores down the channel rows, ohw apart). yoff: the offset of (first
+    block, first pixel); pixels (blocked y): instead, each pixel's (offset from yoff, whether to store it)."""
+    mod = builder.module
+    load = _declare(mod, "llvm.masked.load.v16f32.p0", _VEC, [bptr.type, _I32, _MASK, _VEC])
+    store = _declare(mod, "llvm.masked.store.v16f32.p0", ir.VoidType(), [_VEC, yptr.type, _I32, _MASK])
+    align, zero = ir.Constant(_I32, 4), ir.Constant(_VEC, [0.0] * LANES)
+    i64 = lambda v: ir.Constant(_I64, v)  # noqa: E731
+    ivec = ir.VectorType(_I64, LANES)
+    lanes = ir.Constant(ivec, list(range(LANES)))
+    act = _activation(builder, a_, hi_)
+    res_on = _splat(builder, has_res_, _MASK)
+    plane = builder.mul(ohw_, i64(BLOCK))
+    chan = [builder.icmp_signed("<", builder.add(lanes, _splat(builder, i64(v * LANES), ivec)),
+                                _splat(builder, mrows_, ivec)) for v in range(cvb)]
+    bv = [builder.call(load, [builder.gep(bptr, [builder.add(boff_, i64(v * LANES))]), align, chan[v], zero])
+          for v in range(cvb)]
+    if not yb:
+        ptrs_t = ir.VectorType(ir.PointerType(), LANES)
+        gather = _declare(mod, "llvm.masked.gather.v16f32.v16p0", _VEC, [ptrs_t, _I32, _MASK, _VEC])
+        scatter = _declare(mod, "llvm.masked.scatter.v16f32.v16p0", ir.VoidType(), [_VEC, ptrs_t, _I32, _MASK])
+        lane_rows = builder.mul(lanes, _splat(builder, ohw_, ivec))  # lane c: channel row c
+
+        def addresses(base, off):
+            start = builder.add(_splat(builder, builder.ptrtoint(base, _I64), ivec),
+                                builder.mul(builder.add(_splat(builder, off, ivec), lane_rows),
+                                            ir.Constant(ivec, [4] * LANES)))
+            return builder.inttoptr(start, ptrs_t)
+
+    def store_pixel(p):
+        for v in range(cvb):
+            val = builder.fadd(sums[v][p], bv[v])
+            if yb:
+                at = i64(p * BLOCK) if pixels is None else pixels[p][0]
+                off = builder.add(builder.add(yoff_, builder.mul(i64(v), plane)), at)
+                val = builder.fadd(val, builder.call(load, [builder.gep(rptr, [off]), align,
+                                                            builder.and_(chan[v], res_on), zero]))
+                builder.call(store, [act(val), builder.gep(yptr, [off]), align, chan[v]])
+            else:
+                off = builder.add(builder.add(yoff_, builder.mul(i64(v * LANES), ohw_)), i64(p))
+                val = builder.fadd(val, builder.call(gather, [addresses(rptr, off), align,
+                                                              builder.and_(chan[v], res_on), zero]))
+                builder.call(scatter, [act(val), addresses(yptr, off), align, chan[v]])
+
+    for p in range(NR):
+        if pixels is not None:
+            with builder.if_then(pixels[p][1]):
+                store_pixel(p)
+        elif tail:
+            with builder.if_then(builder.icmp_signed("<", i64(p), npix_)):
+                store_pixel(p)
+        else:
+            store_pixel(p)
+
+
 def _make_pw_tile(cvb: int, xb: bool, yb: bool, tail: bool):
     """The pointwise tile for cvb (1 or 2) output blocks, x blocked or NCHW (xb), y blocked or NCHW (yb); a
     tail tile (fewer than NR pixels) reads its missing pixels from the last valid one and does not store
@@ -77,13 +136,10 @@ def _make_pw_tile(cvb: int, xb: bool, yb: bool, tail: bool):
             wptr, xptr, yptr, bptr, rptr = ptr[0], ptr[2], ptr[6], ptr[10], ptr[12]
             mod = builder.module
             load = _declare(mod, "llvm.masked.load.v16f32.p0", _VEC, [wptr.type, _I32, _MASK, _VEC])
-            store = _declare(mod, "llvm.masked.store.v16f32.p0", ir.VoidType(), [_VEC, yptr.type, _I32, _MASK])
             fma = _declare(mod, "llvm.fma.v16f32", _VEC, [_VEC, _VEC, _VEC])
             align, zero = ir.Constant(_I32, 4), ir.Constant(_VEC, [0.0] * LANES)
             on = ir.Constant(_MASK, [1] * LANES)
             i64 = lambda v: ir.Constant(_I64, v)  # noqa: E731
-            ivec = ir.VectorType(_I64, LANES)
-            lanes = ir.Constant(ivec, list(range(LANES)))
             if tail:
                 last = builder.sub(npix_, i64(1))
                 cols = [builder.select(builder.icmp_signed("<", i64(p), npix_), i64(p), last) for p in range(NR)]
@@ -122,45 +178,7 @@ def _make_pw_tile(cvb: int, xb: bool, yb: bool, tail: bool):
                                 acc)
                 sums = _accumulating_loop(builder, builder.sub(k_, done), cvb, NR, one, "pw.krest", init=sums)
 
-            act = _activation(builder, a_, hi_)
-            res_on = _splat(builder, has_res_, _MASK)
-            chan = [builder.icmp_signed("<", builder.add(lanes, _splat(builder, i64(v * LANES), ivec)),
-                                        _splat(builder, mrows_, ivec)) for v in range(cvb)]
-            bv = [builder.call(load, [builder.gep(bptr, [builder.add(boff_, i64(v * LANES))]), align, chan[v], zero])
-                  for v in range(cvb)]
-            if not yb:
-                ptrs_t = ir.VectorType(ir.PointerType(), LANES)
-                gather = _declare(mod, "llvm.masked.gather.v16f32.v16p0", _VEC, [ptrs_t, _I32, _MASK, _VEC])
-                scatter = _declare(mod, "llvm.masked.scatter.v16f32.v16p0", ir.VoidType(),
-                                   [_VEC, ptrs_t, _I32, _MASK])
-                lane_rows = builder.mul(lanes, _splat(builder, hw_, ivec))  # lane c: channel row c
-
-                def addresses(base, off):
-                    start = builder.add(_splat(builder, builder.ptrtoint(base, _I64), ivec),
-                                        builder.mul(builder.add(_splat(builder, off, ivec), lane_rows),
-                                                    ir.Constant(ivec, [4] * LANES)))
-                    return builder.inttoptr(start, ptrs_t)
-
-            def store_pixel(p):
-                for v in range(cvb):
-                    val = builder.fadd(sums[v][p], bv[v])
-                    if yb:
-                        off = builder.add(builder.add(yoff_, builder.mul(i64(v), plane)), i64(p * BLOCK))
-                        val = builder.fadd(val, builder.call(load, [builder.gep(rptr, [off]), align,
-                                                                    builder.and_(chan[v], res_on), zero]))
-                        builder.call(store, [act(val), builder.gep(yptr, [off]), align, chan[v]])
-                    else:
-                        off = builder.add(builder.add(yoff_, builder.mul(i64(v * LANES), hw_)), i64(p))
-                        val = builder.fadd(val, builder.call(gather, [addresses(rptr, off), align,
-                                                                      builder.and_(chan[v], res_on), zero]))
-                        builder.call(scatter, [act(val), addresses(yptr, off), align, chan[v]])
-
-            for p in range(NR):
-                if tail:
-                    with builder.if_then(builder.icmp_signed("<", i64(p), npix_)):
-                        store_pixel(p)
-                else:
-                    store_pixel(p)
+            _store(builder, sums, cvb, yb, tail, yoff_, hw_, npix_, mrows_, bptr, boff_, rptr, has_res_, yptr, a_, hi_)
             return context.get_dummy_value()
 
         return sig, codegen
@@ -227,6 +245,156 @@ def pointwise(wq, x, y, bias, r, has_res, a, hi, m, k, hw, xb, yb):
         if full < hw:
             _pw_tile(cvb, True, xb, yb, wq, woff, x, full * xps, hw, k, y, ybase + full * yps, hw - full, mrows, bias,
                      boff, r, has_res, a, hi)
+
+
+def pack_conv(w: np.ndarray, x_blocked: bool) -> np.ndarray:
+    """A conv filter (O, C, k, k) -> panels of PANEL output channels; within a panel, for a blocked input the
+    rows (block of C, ky, kx, channel in the block), for an NCHW input (channel, ky, kx), each row the
+    panel's PANEL output channels (past O zero); flat, read-only."""
+    o, c, kh, kw = w.shape
+    mp = -(-o // PANEL)
+    padded = np.zeros((mp * PANEL, c, kh, kw), np.float32)
+    padded[:o] = w
+    p = padded.reshape(mp, PANEL, c, kh, kw)
+    if x_blocked:
+        p = p.reshape(mp, PANEL, c // BLOCK, BLOCK, kh, kw).transpose(0, 2, 4, 5, 3, 1)
+    else:
+        p = p.transpose(0, 2, 3, 4, 1)
+    return frozen(np.ascontiguousarray(p).reshape(-1))
+
+
+def _make_conv_tile(cvb: int, xb: bool):
+    """The k x k conv tile (groups 1) for cvb output blocks into a blocked y, reading the zero-padded phase planes
+    of x (`pad`), blocked or NCHW."""
+
+    @intrinsic
+    def _tile(typingctx, wq, woff, xp, wph, phase, plane, c, k, s, q0, ow, npix, y, yoff, ohw, mrows, bias, boff, r,
+              has_res, a, hi):
+        """NR output pixels (q0 + p < q0 + npix, rows wph wide of which the columns < ow are stored at yoff +
+        (row*ow + column)*16) x cvb output blocks: y = act(bias + sum over the input channels and the k x k taps
+        of w * x (+ r)). Tap (ky, kx) of pixel q reads phase plane (ky % s, kx % s) at q + (ky // s)*wph + kx // s
+        (pixels of `unit` floats: 16 blocked, 1 NCHW); the phase planes of a channel (block) are `phase` floats
+        apart, channels `plane`."""
+        sig = types.void(wq, woff, xp, wph, phase, plane, c, k, s, q0, ow, npix, y, yoff, ohw, mrows, bias, boff, r,
+                         has_res, a, hi)
+
+        def codegen(context, builder, signature, args):
+            (_, woff_, _, wph_, phase_, plane_, c_, k_, s_, q0_, ow_, npix_, _, yoff_, ohw_, mrows_, _, boff_, _,
+             has_res_, a_, hi_) = args
+            ptr = _pointers(context, builder, signature, args)
+            wptr, xptr, yptr, bptr, rptr = ptr[0], ptr[2], ptr[12], ptr[16], ptr[18]
+            mod = builder.module
+            load = _declare(mod, "llvm.masked.load.v16f32.p0", _VEC, [wptr.type, _I32, _MASK, _VEC])
+            fma = _declare(mod, "llvm.fma.v16f32", _VEC, [_VEC, _VEC, _VEC])
+            align, zero = ir.Constant(_I32, 4), ir.Constant(_VEC, [0.0] * LANES)
+            on = ir.Constant(_MASK, [1] * LANES)
+            i64 = lambda v: ir.Constant(_I64, v)  # noqa: E731
+            unit = BLOCK if xb else 1  # one pixel in x
+            per_ch = BLOCK if xb else 1  # input channels per step of the channel loop
+            start = builder.mul(q0_, i64(unit))
+
+            def ch_step(cc, acc):
+                xc = builder.add(start, builder.mul(cc, plane_))
+
+                def ky_step(ky, acc):
+                    xrow = builder.add(builder.add(xc, builder.mul(builder.mul(builder.srem(ky, s_), s_), phase_)),
+                                       builder.mul(builder.mul(builder.sdiv(ky, s_), wph_), i64(unit)))
+
+                    def kx_step(kx, acc):
+                        first = builder.add(builder.add(xrow, builder.mul(builder.srem(kx, s_), phase_)),
+                                            builder.mul(builder.sdiv(kx, s_), i64(unit)))
+                        tap = builder.add(builder.mul(builder.add(builder.mul(cc, k_), ky), k_), kx)
+                        wbase = builder.add(woff_, builder.mul(tap, i64(per_ch * PANEL)))
+                        for ci in range(per_ch):
+                            wv = [builder.call(load, [builder.gep(wptr, [builder.add(wbase, i64(ci * PANEL + v * LANES))]),
+                                                      align, on, zero]) for v in range(cvb)]
+                            nxt = [[None] * NR for _ in range(cvb)]
+                            for p in range(NR):  # (one broadcast live at a time)
+                                xs = _splat(builder, builder.load(builder.gep(xptr, [builder.add(first, i64(p * unit + ci))])))
+                                for v in range(cvb):
+                                    nxt[v][p] = builder.call(fma, [wv[v], xs, acc[v][p]])
+                            acc = nxt
+                        return acc
+                    return _accumulating_loop(builder, k_, cvb, NR, kx_step, "conv.kx", init=acc)
+                return _accumulating_loop(builder, k_, cvb, NR, ky_step, "conv.ky", init=acc)
+
+            sums = _accumulating_loop(builder, builder.sdiv(c_, i64(per_ch)), cvb, NR, ch_step, "conv.c")
+            pixels = []
+            for p in range(NR):
+                q = builder.add(q0_, i64(p))
+                row, col = builder.sdiv(q, wph_), builder.srem(q, wph_)
+                at = builder.mul(builder.add(builder.mul(row, ow_), col), i64(BLOCK))
+                pixels.append((at, builder.and_(builder.icmp_signed("<", col, ow_), builder.icmp_signed("<", i64(p), npix_))))
+            _store(builder, sums, cvb, True, True, yoff_, ohw_, npix_, mrows_, bptr, boff_, rptr, has_res_, yptr, a_,
+                   hi_, pixels)
+            return context.get_dummy_value()
+
+        return sig, codegen
+
+    return _tile
+
+
+_CV1B, _CV2B, _CV1N, _CV2N = (_make_conv_tile(cvb, xb) for xb in (True, False) for cvb in (1, 2))
+
+
+@njit(**dict(JIT, inline="always"))
+def _conv_tile(cvb, xb, wq, woff, xp, wph, phase, plane, c, k, s, q0, ow, npix, y, yoff, ohw, mrows, bias, boff, r,
+               has_res, a, hi):
+    if xb:
+        if cvb == 1:
+            _CV1B(wq, woff, xp, wph, phase, plane, c, k, s, q0, ow, npix, y, yoff, ohw, mrows, bias, boff, r, has_res,
+                  a, hi)
+        else:
+            _CV2B(wq, woff, xp, wph, phase, plane, c, k, s, q0, ow, npix, y, yoff, ohw, mrows, bias, boff, r, has_res,
+                  a, hi)
+    elif cvb == 1:
+        _CV1N(wq, woff, xp, wph, phase, plane, c, k, s, q0, ow, npix, y, yoff, ohw, mrows, bias, boff, r, has_res, a,
+              hi)
+    else:
+        _CV2N(wq, woff, xp, wph, phase, plane, c, k, s, q0, ow, npix, y, yoff, ohw, mrows, bias, boff, r, has_res, a,
+              hi)
+
+
+def phases_shape(c, h, wd, k, s, pt, pb, pl, pr, oh, xb):
+    """The zero-padded phase planes of x a conv reads (`pad`): (rows, width of a phase plane, floats per batch
+    item). Phase plane (a, b) holds the padded input's rows a, a + s, ... and columns b, b + s, ...; past them,
+    rows enough for the last tile's reads (a tile runs on across the rows)."""
+    hph, wph = -(-(h + pt + pb) // s), -(-(wd + pl + pr) // s)
+    hph = max(hph, oh + (k - 1) // s) + (NR + k) // wph + 2
+    return hph, wph, (c // BLOCK if xb else c) * s * s * hph * wph * (BLOCK if xb else 1)
+
+
+def pad(x, xp, units, h, wd, hph, wph, k, s, pt, pl, unit):
+    """One batch item of x (units planes of h x wd pixels of `unit` floats) into its phase planes in xp (units x
+    s*s planes of hph x wph), whose other pixels stay as they are (zeros); the phases no tap reads (k < s)
+    skipped. Strided numpy copies, one per phase."""
+    src = x.reshape(units, h, wd, unit)
+    dst = xp.reshape(units, s, s, hph, wph, unit)
+    for a in range(min(k, s)):
+        iy0 = (a - pt) % s  # the first input row of phase row a: (iy0 + pt) % s == a
+        for b in range(min(k, s)):
+            ix0 = (b - pl) % s
+            part = src[:, iy0::s, ix0::s]
+            r0, c0 = (iy0 + pt) // s, (ix0 + pl) // s
+            dst[:, a, b, r0:r0 + part.shape[1], c0:c0 + part.shape[2]] = part
+
+
+@njit(**JIT)
+def conv(wq, xp, y, bias, r, has_res, a, hi, m, c, hph, wph, oh, ow, k, s, xb):
+    """y (M x OH x OW, blocked, flat) = act(k x k conv, stride s, groups 1, of x + bias (+ r, blocked)) for one
+    batch item, x given as its phase planes (`pad`; C channels, blocked if xb: C % 16 == 0); wq from
+    `pack_conv`. Filter panel by panel, NR output pixels at a time over rows wph wide (the columns past ow
+    computed and not stored): every tap of a tile is one address plus constant offsets."""
+    nblk = (m + BLOCK - 1) // BLOCK
+    unit = BLOCK if xb else 1
+    phase = hph * wph * unit
+    n = oh * wph
+    for b in range(0, nblk, 2):
+        cvb = 2 if b + 1 < nblk else 1
+        woff, mrows, boff = (b // 2) * PANEL * c * k * k, min(PANEL, m - b * BLOCK), b * BLOCK
+        for q0 in range(0, n, NR):
+            _conv_tile(cvb, xb, wq, woff, xp, wph, phase, s * s * phase, c, k, s, q0, ow, min(NR, n - q0), y,
+                       b * BLOCK * oh * ow, oh * ow, mrows, bias, boff, r, has_res, a, hi)
 
 
 def _make_dw_tile(k: int, s: int):

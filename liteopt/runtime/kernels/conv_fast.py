@@ -422,7 +422,62 @@ def _blocked_pointwise(w2d, b0, bounds):
     return Blocked(free=(0,), tied=(3,), variant=variant)
 
 
-@kernel("conv2d", variant="gemm", out=True, applies=_conv_applies, priority=10, prepare=_gemm_prepare)
+def _blocked_conv(consts, attrs):
+    """The k x k conv (groups 1, square filter, no dilation, a relu-like activation) into a channel-blocked
+    output (`_blocked`), from a blocked or an NCHW input; None where it has none."""
+    w, b0 = consts[1], consts[2] if len(consts) > 2 else None
+    code = ACT_CODES.get(attrs["act_type"])
+    bounds = None if code is None else _tiled.act_bounds(code, float(attrs["act_alpha"]))
+    (sh, sw), k = attrs["strides"], (w.shape[2] if w is not None and w.ndim == 4 else 0)
+    if (not _blocked.AVAILABLE or bounds is None or not k or w.shape[3] != k or attrs["groups"] != 1 or sh != sw
+            or tuple(attrs["dilations"]) != (1, 1)):
+        return None
+    o, c = w.shape[:2]
+    bias = frozen(np.zeros(o, np.float32) if b0 is None else b0.astype(np.float32))
+    a, hi = bounds
+
+    def variant(blocked_inputs, out_blocked):
+        xb = 0 in blocked_inputs
+        wq, units, unit = _blocked.pack_conv(w, xb), (c // _blocked.BLOCK if xb else c), (_blocked.BLOCK if xb else 1)
+        phases: dict = {}  # input size -> (rows, width, zero-bordered phase planes)
+
+        def run(x, w_, b, r=None, *, out=None, strides, paddings, dilations, groups, act_type, act_alpha):
+            n, _, h, wd = x.shape
+            pt, pb, pl, pr = paddings
+            oh, ow = _out_size(h, k, sh, pt, pb, 1), _out_size(wd, k, sh, pl, pr, 1)
+            if (h, wd) not in phases:
+                if len(phases) >= 8:  # input sizes seen before (dynamic shapes): keep a few
+                    phases.clear()
+                hph, wph, size = _blocked.phases_shape(c, h, wd, k, sh, pt, pb, pl, pr, oh, xb)
+                phases[h, wd] = hph, wph, np.zeros(size, np.float32)
+            hph, wph, xp = phases[h, wd]
+            y = _result(out, (n, o, oh, ow))
+            x2 = (x if x.flags.c_contiguous and x.dtype == np.float32 else np.ascontiguousarray(x, np.float32)).reshape(n, -1)
+            y2 = y.reshape(n, -1)
+            r2 = None if r is None else _residual_rows(r, n)
+            for i in range(n):
+                _blocked.pad(x2[i], xp, units, h, wd, hph, wph, k, sh, pt, pl, unit)
+                _blocked.conv(wq, xp, y2[i], bias, _NO_RES_FLAT if r2 is None else r2[i], r2 is not None, a, hi, o, c,
+                              hph, wph, oh, ow, k, sh, xb)
+            return y
+        return run
+    return Blocked(free=(), tied=(3,), follows=(0,), variant=variant)
+
+
+def _and_blocked(prepare):
+    """A conv2d variant's prepare, its result also declaring the blocked conv (`_blocked_conv`), unless it has
+    its own (the pointwise one)."""
+    def both(consts, attrs):
+        fn = prepare(consts, attrs)
+        if fn is not None and getattr(fn, "blocked", None) is None:
+            declared = _blocked_conv(consts, attrs)
+            if declared is not None:
+                fn.blocked = declared
+        return fn
+    return both
+
+
+@kernel("conv2d", variant="gemm", out=True, applies=_conv_applies, priority=10, prepare=_and_blocked(_gemm_prepare))
 def conv2d_gemm(x, w, b, r=None, *, out=None, strides, paddings, dilations, groups, act_type, act_alpha):
     """im2col + BLAS GEMM (the filter may be a run-time tensor here); bias, residual and activation in the
     epilogue."""
@@ -977,7 +1032,7 @@ def _tiled_direct(wc):
 
 
 @kernel("conv2d", variant="direct", out=True, applies=_direct_applies, pays=_direct_pays, priority=20,
-        prepare=_direct_prepare)
+        prepare=_and_blocked(_direct_prepare))
 def conv2d_direct(x, w, b, r=None, *, out=None, **attrs):
     """(the filter a run-time tensor)"""
     return _direct_prepare([None, w, b], attrs)(x, w, b, r, out=out, **attrs)
@@ -1211,8 +1266,8 @@ def _wino_fallback(x, w, b, r=None, **attrs):
 # filters are 16/9 the size of the filter, and reading them costs more than the multiplications save
 # (ResNet50's last stage 2.9 -> 4.1 ms).
 kernel("conv2d", variant="winograd_f63", out=True, applies=_wino_applies, priority=5,
-       prepare=_wino_prepare(6))(_wino_fallback)
+       prepare=_and_blocked(_wino_prepare(6)))(_wino_fallback)
 kernel("conv2d", variant="winograd_f43", out=True, applies=_wino_applies, pays=_wino_f43_pays, priority=15,
-       prepare=_wino_prepare(4))(_wino_fallback)
+       prepare=_and_blocked(_wino_prepare(4)))(_wino_fallback)
 kernel("conv2d", variant="winograd_f23", out=True, applies=_wino_applies, pays=_wino_f23_pays, priority=14,
-       prepare=_wino_prepare(2))(_wino_fallback)
+       prepare=_and_blocked(_wino_prepare(2)))(_wino_fallback)
