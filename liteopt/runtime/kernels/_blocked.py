@@ -33,7 +33,8 @@ __all__ = ["AVAILABLE", "BLOCK", "pack", "pack_conv", "pack_depthwise", "pointwi
            "max_pool"]
 
 BLOCK = LANES  # channels per block
-NR = 12  # pixels per pointwise tile (x 2 blocks: 24 accumulators)
+NR = 12  # pixels per tile (x 2 blocks: 24 accumulators)
+NR_SHORT = 7  # pixels per tile on 7-wide maps (7x7: 49 pixels, no tile partly wasted)
 PANEL = 2 * BLOCK  # output channels per packed filter panel
 RD = 8  # output pixels per depthwise tile
 
@@ -61,7 +62,7 @@ def _pointers(context, builder, signature, args):
 
 def _store(builder, sums, cvb, yb, tail, yoff_, ohw_, npix_, mrows_, bptr, boff_, rptr, has_res_, yptr, a_, hi_,
            pixels=None):
-    """The epilogue of a tile of NR pixels x cvb output blocks: y = act(sums + bias (+ r, at y's offsets)) for
+    """The epilogue of a tile of nr pixels (sums: cvb x nr vectors) x cvb output blocks: y = act(sums + bias (+ r, at y's offsets)) for
     the output channels < mrows (and pixels < npix in a tail tile); y (and r) blocked (one vector store per
     pixel and block) or NCHW (scatter stores down the channel rows, ohw apart). yoff: the offset of (first
     block, first pixel); pixels (blocked y): instead, each pixel's (offset from yoff, whether to store it)."""
@@ -106,7 +107,7 @@ def _store(builder, sums, cvb, yb, tail, yoff_, ohw_, npix_, mrows_, bptr, boff_
                                                               builder.and_(chan[v], res_on), zero]))
                 builder.call(scatter, [act(val), addresses(yptr, off), align, chan[v]])
 
-    for p in range(NR):
+    for p in range(len(sums[0])):
         if pixels is not None:
             with builder.if_then(pixels[p][1]):
                 store_pixel(p)
@@ -123,15 +124,15 @@ def _make_pw_tile(cvb: int, xb: bool, yb: bool, tail: bool):
     them."""
 
     @intrinsic
-    def _tile(typingctx, wq, woff, x, xoff, hw, k, y, yoff, npix, mrows, bias, boff, r, has_res, a, hi):
+    def _tile(typingctx, wq, woff, x, xoff, hw, k, y, yoff, npix, mrows, bias, boff, r, has_res, a, hi, short):
         """y at yoff, the output blocks b..b+cvb-1 of pixels p0..p0+npix-1 = act(sum_k wq[woff + k*PANEL + c] *
         x[k, pixel] + bias[boff + c] (+ r)) for the output channels c < mrows of the tile. Offsets: xoff is
         pixel p0's (blocked p0*16, NCHW p0), yoff that of (block b, p0) (blocked (b*hw + p0)*16, NCHW
-        b*16*hw + p0)."""
-        sig = types.void(wq, woff, x, xoff, hw, k, y, yoff, npix, mrows, bias, boff, r, has_res, a, hi)
+        b*16*hw + p0). short (not in a tail tile): NR_SHORT pixels instead of NR."""
+        sig = types.void(wq, woff, x, xoff, hw, k, y, yoff, npix, mrows, bias, boff, r, has_res, a, hi, short)
 
         def codegen(context, builder, signature, args):
-            (_, woff_, _, xoff_, hw_, k_, _, yoff_, npix_, mrows_, _, boff_, _, has_res_, a_, hi_) = args
+            (_, woff_, _, xoff_, hw_, k_, _, yoff_, npix_, mrows_, _, boff_, _, has_res_, a_, hi_, short_) = args
             ptr = _pointers(context, builder, signature, args)
             wptr, xptr, yptr, bptr, rptr = ptr[0], ptr[2], ptr[6], ptr[10], ptr[12]
             mod = builder.module
@@ -140,45 +141,57 @@ def _make_pw_tile(cvb: int, xb: bool, yb: bool, tail: bool):
             align, zero = ir.Constant(_I32, 4), ir.Constant(_VEC, [0.0] * LANES)
             on = ir.Constant(_MASK, [1] * LANES)
             i64 = lambda v: ir.Constant(_I64, v)  # noqa: E731
+
+            def emit(nr):
+                if tail:
+                    last = builder.sub(npix_, i64(1))
+                    cols = [builder.select(builder.icmp_signed("<", i64(p), npix_), i64(p), last) for p in range(nr)]
+                else:
+                    cols = [i64(p) for p in range(nr)]
+                xcols = [builder.mul(c, i64(BLOCK)) if xb else c for c in cols]  # a pixel's offset in x
+                plane = builder.mul(hw_, i64(BLOCK))  # one block of channels: hw pixels x 16 (both layouts)
+
+                def fmas(xrow, wrow, acc):
+                    """One input channel: its row of the panel, one broadcast x per pixel."""
+                    wv = [builder.call(load, [builder.gep(wptr, [builder.add(wrow, i64(v * LANES))]), align, on, zero])
+                          for v in range(cvb)]
+                    nxt = [[None] * nr for _ in range(cvb)]
+                    for p in range(nr):  # (one broadcast live at a time: 24 + cvb + 1 registers)
+                        xs = _splat(builder, builder.load(builder.gep(xptr, [builder.add(xrow, xcols[p])])))
+                        for v in range(cvb):
+                            nxt[v][p] = builder.call(fma, [wv[v], xs, acc[v][p]])
+                    return nxt
+
+                def block_step(kb, acc):  # 16 input channels, unrolled
+                    xbase = builder.add(xoff_, builder.mul(kb, plane))
+                    wbase = builder.add(woff_, builder.mul(kb, i64(BLOCK * PANEL)))
+                    for ci in range(BLOCK):
+                        xrow = builder.add(xbase, i64(ci) if xb else builder.mul(hw_, i64(ci)))
+                        acc = fmas(xrow, builder.add(wbase, i64(ci * PANEL)), acc)
+                    return acc
+
+                blocks = builder.ashr(k_, i64(4))
+                sums = _accumulating_loop(builder, blocks, cvb, nr, block_step, "pw.k")
+                if not xb:  # NCHW input: the channels past the last whole block, one at a time
+                    done = builder.mul(blocks, i64(BLOCK))
+
+                    def one(i, acc):
+                        kk = builder.add(done, i)
+                        return fmas(builder.add(xoff_, builder.mul(kk, hw_)),
+                                    builder.add(woff_, builder.mul(kk, i64(PANEL))), acc)
+                    sums = _accumulating_loop(builder, builder.sub(k_, done), cvb, nr, one, "pw.krest", init=sums)
+
+                _store(builder, sums, cvb, yb, tail, yoff_, hw_, npix_, mrows_, bptr, boff_, rptr, has_res_, yptr, a_,
+                       hi_)
+
             if tail:
-                last = builder.sub(npix_, i64(1))
-                cols = [builder.select(builder.icmp_signed("<", i64(p), npix_), i64(p), last) for p in range(NR)]
+                emit(NR)
             else:
-                cols = [i64(p) for p in range(NR)]
-            xcols = [builder.mul(c, i64(BLOCK)) if xb else c for c in cols]  # a pixel's offset in x
-            plane = builder.mul(hw_, i64(BLOCK))  # one block of channels: hw pixels x 16 (both layouts)
-
-            def fmas(xrow, wrow, acc):
-                """One input channel: its row of the panel, one broadcast x per pixel."""
-                wv = [builder.call(load, [builder.gep(wptr, [builder.add(wrow, i64(v * LANES))]), align, on, zero])
-                      for v in range(cvb)]
-                nxt = [[None] * NR for _ in range(cvb)]
-                for p in range(NR):  # (one broadcast live at a time: 24 + cvb + 1 registers)
-                    xs = _splat(builder, builder.load(builder.gep(xptr, [builder.add(xrow, xcols[p])])))
-                    for v in range(cvb):
-                        nxt[v][p] = builder.call(fma, [wv[v], xs, acc[v][p]])
-                return nxt
-
-            def block_step(kb, acc):  # 16 input channels, unrolled
-                xbase = builder.add(xoff_, builder.mul(kb, plane))
-                wbase = builder.add(woff_, builder.mul(kb, i64(BLOCK * PANEL)))
-                for ci in range(BLOCK):
-                    xrow = builder.add(xbase, i64(ci) if xb else builder.mul(hw_, i64(ci)))
-                    acc = fmas(xrow, builder.add(wbase, i64(ci * PANEL)), acc)
-                return acc
-
-            blocks = builder.ashr(k_, i64(4))
-            sums = _accumulating_loop(builder, blocks, cvb, NR, block_step, "pw.k")
-            if not xb:  # NCHW input: the channels past the last whole block, one at a time
-                done = builder.mul(blocks, i64(BLOCK))
-
-                def one(i, acc):
-                    kk = builder.add(done, i)
-                    return fmas(builder.add(xoff_, builder.mul(kk, hw_)), builder.add(woff_, builder.mul(kk, i64(PANEL))),
-                                acc)
-                sums = _accumulating_loop(builder, builder.sub(k_, done), cvb, NR, one, "pw.krest", init=sums)
-
-            _store(builder, sums, cvb, yb, tail, yoff_, hw_, npix_, mrows_, bptr, boff_, rptr, has_res_, yptr, a_, hi_)
+                with builder.if_else(short_) as (few, many):
+                    with few:
+                        emit(NR_SHORT)
+                    with many:
+                        emit(NR)
             return context.get_dummy_value()
 
         return sig, codegen
@@ -195,36 +208,37 @@ _BN1, _BN1T, _BN2, _BN2T = (_PW[c, True, False, t] for c in (1, 2) for t in (Fal
 
 
 @njit(**dict(JIT, inline="always"))
-def _pw_tile(cvb, tail, xb, yb, wq, woff, x, xoff, hw, k, y, yoff, npix, mrows, bias, boff, r, has_res, a, hi):
+def _pw_tile(cvb, tail, xb, yb, wq, woff, x, xoff, hw, k, y, yoff, npix, mrows, bias, boff, r, has_res, a, hi,
+             short):
     if xb and yb:
         if cvb == 2:
             if tail:
-                _BB2T(wq, woff, x, xoff, hw, k, y, yoff, npix, mrows, bias, boff, r, has_res, a, hi)
+                _BB2T(wq, woff, x, xoff, hw, k, y, yoff, npix, mrows, bias, boff, r, has_res, a, hi, short)
             else:
-                _BB2(wq, woff, x, xoff, hw, k, y, yoff, npix, mrows, bias, boff, r, has_res, a, hi)
+                _BB2(wq, woff, x, xoff, hw, k, y, yoff, npix, mrows, bias, boff, r, has_res, a, hi, short)
         elif tail:
-            _BB1T(wq, woff, x, xoff, hw, k, y, yoff, npix, mrows, bias, boff, r, has_res, a, hi)
+            _BB1T(wq, woff, x, xoff, hw, k, y, yoff, npix, mrows, bias, boff, r, has_res, a, hi, short)
         else:
-            _BB1(wq, woff, x, xoff, hw, k, y, yoff, npix, mrows, bias, boff, r, has_res, a, hi)
+            _BB1(wq, woff, x, xoff, hw, k, y, yoff, npix, mrows, bias, boff, r, has_res, a, hi, short)
     elif yb:
         if cvb == 2:
             if tail:
-                _NB2T(wq, woff, x, xoff, hw, k, y, yoff, npix, mrows, bias, boff, r, has_res, a, hi)
+                _NB2T(wq, woff, x, xoff, hw, k, y, yoff, npix, mrows, bias, boff, r, has_res, a, hi, short)
             else:
-                _NB2(wq, woff, x, xoff, hw, k, y, yoff, npix, mrows, bias, boff, r, has_res, a, hi)
+                _NB2(wq, woff, x, xoff, hw, k, y, yoff, npix, mrows, bias, boff, r, has_res, a, hi, short)
         elif tail:
-            _NB1T(wq, woff, x, xoff, hw, k, y, yoff, npix, mrows, bias, boff, r, has_res, a, hi)
+            _NB1T(wq, woff, x, xoff, hw, k, y, yoff, npix, mrows, bias, boff, r, has_res, a, hi, short)
         else:
-            _NB1(wq, woff, x, xoff, hw, k, y, yoff, npix, mrows, bias, boff, r, has_res, a, hi)
+            _NB1(wq, woff, x, xoff, hw, k, y, yoff, npix, mrows, bias, boff, r, has_res, a, hi, short)
     elif cvb == 2:
         if tail:
-            _BN2T(wq, woff, x, xoff, hw, k, y, yoff, npix, mrows, bias, boff, r, has_res, a, hi)
+            _BN2T(wq, woff, x, xoff, hw, k, y, yoff, npix, mrows, bias, boff, r, has_res, a, hi, short)
         else:
-            _BN2(wq, woff, x, xoff, hw, k, y, yoff, npix, mrows, bias, boff, r, has_res, a, hi)
+            _BN2(wq, woff, x, xoff, hw, k, y, yoff, npix, mrows, bias, boff, r, has_res, a, hi, short)
     elif tail:
-        _BN1T(wq, woff, x, xoff, hw, k, y, yoff, npix, mrows, bias, boff, r, has_res, a, hi)
+        _BN1T(wq, woff, x, xoff, hw, k, y, yoff, npix, mrows, bias, boff, r, has_res, a, hi, short)
     else:
-        _BN1(wq, woff, x, xoff, hw, k, y, yoff, npix, mrows, bias, boff, r, has_res, a, hi)
+        _BN1(wq, woff, x, xoff, hw, k, y, yoff, npix, mrows, bias, boff, r, has_res, a, hi, short)
 
 
 @njit(**JIT)
@@ -232,19 +246,21 @@ def pointwise(wq, x, y, bias, r, has_res, a, hi, m, k, hw, xb, yb):
     """y (M x hw, flat, blocked if yb) = act(W @ x + bias (+ r, in y's layout)) for one batch item; wq from
     `pack`, x (K x hw, flat, blocked if xb: then K % 16 == 0; yb: M % 16 == 0), bias of at least M values; xb
     or yb (both NCHW: `_tiled`). Filter panel by panel (2 blocks, the last one alone if odd), NR pixels at a
-    time, the last tile partial."""
+    time, the last tile partial; NR_SHORT at a time on 7x7 maps."""
     nblk = (m + BLOCK - 1) // BLOCK
-    full = hw // NR * NR
+    short = hw <= 64 and hw % NR_SHORT == 0
+    nr = NR_SHORT if short else NR
+    full = hw // nr * nr
     xps, yps = (BLOCK if xb else 1), (BLOCK if yb else 1)
     for b in range(0, nblk, 2):
         cvb = 2 if b + 1 < nblk else 1
         woff, mrows, boff, ybase = (b // 2) * PANEL * k, min(PANEL, m - b * BLOCK), b * BLOCK, b * BLOCK * hw
-        for p0 in range(0, full, NR):
-            _pw_tile(cvb, False, xb, yb, wq, woff, x, p0 * xps, hw, k, y, ybase + p0 * yps, NR, mrows, bias, boff,
-                     r, has_res, a, hi)
+        for p0 in range(0, full, nr):
+            _pw_tile(cvb, False, xb, yb, wq, woff, x, p0 * xps, hw, k, y, ybase + p0 * yps, nr, mrows, bias, boff,
+                     r, has_res, a, hi, short)
         if full < hw:
             _pw_tile(cvb, True, xb, yb, wq, woff, x, full * xps, hw, k, y, ybase + full * yps, hw - full, mrows, bias,
-                     boff, r, has_res, a, hi)
+                     boff, r, has_res, a, hi, False)
 
 
 def pack_conv(w: np.ndarray, x_blocked: bool) -> np.ndarray:
@@ -269,18 +285,18 @@ def _make_conv_tile(cvb: int, xb: bool):
 
     @intrinsic
     def _tile(typingctx, wq, woff, xp, wph, phase, plane, c, k, s, q0, ow, npix, y, yoff, ohw, mrows, bias, boff, r,
-              has_res, a, hi):
+              has_res, a, hi, short):
         """NR output pixels (q0 + p < q0 + npix, rows wph wide of which the columns < ow are stored at yoff +
         (row*ow + column)*16) x cvb output blocks: y = act(bias + sum over the input channels and the k x k taps
         of w * x (+ r)). Tap (ky, kx) of pixel q reads phase plane (ky % s, kx % s) at q + (ky // s)*wph + kx // s
         (pixels of `unit` floats: 16 blocked, 1 NCHW); the phase planes of a channel (block) are `phase` floats
-        apart, channels `plane`."""
+        apart, channels `plane`. short: NR_SHORT pixels instead of NR."""
         sig = types.void(wq, woff, xp, wph, phase, plane, c, k, s, q0, ow, npix, y, yoff, ohw, mrows, bias, boff, r,
-                         has_res, a, hi)
+                         has_res, a, hi, short)
 
         def codegen(context, builder, signature, args):
             (_, woff_, _, wph_, phase_, plane_, c_, k_, s_, q0_, ow_, npix_, _, yoff_, ohw_, mrows_, _, boff_, _,
-             has_res_, a_, hi_) = args
+             has_res_, a_, hi_, short_) = args
             ptr = _pointers(context, builder, signature, args)
             wptr, xptr, yptr, bptr, rptr = ptr[0], ptr[2], ptr[12], ptr[16], ptr[18]
             mod = builder.module
@@ -293,40 +309,47 @@ def _make_conv_tile(cvb: int, xb: bool):
             per_ch = BLOCK if xb else 1  # input channels per step of the channel loop
             start = builder.mul(q0_, i64(unit))
 
-            def ch_step(cc, acc):
-                xc = builder.add(start, builder.mul(cc, plane_))
+            def emit(nr):
+                def ch_step(cc, acc):
+                    xc = builder.add(start, builder.mul(cc, plane_))
 
-                def ky_step(ky, acc):
-                    xrow = builder.add(builder.add(xc, builder.mul(builder.mul(builder.srem(ky, s_), s_), phase_)),
-                                       builder.mul(builder.mul(builder.sdiv(ky, s_), wph_), i64(unit)))
+                    def ky_step(ky, acc):
+                        xrow = builder.add(builder.add(xc, builder.mul(builder.mul(builder.srem(ky, s_), s_), phase_)),
+                                           builder.mul(builder.mul(builder.sdiv(ky, s_), wph_), i64(unit)))
 
-                    def kx_step(kx, acc):
-                        first = builder.add(builder.add(xrow, builder.mul(builder.srem(kx, s_), phase_)),
-                                            builder.mul(builder.sdiv(kx, s_), i64(unit)))
-                        tap = builder.add(builder.mul(builder.add(builder.mul(cc, k_), ky), k_), kx)
-                        wbase = builder.add(woff_, builder.mul(tap, i64(per_ch * PANEL)))
-                        for ci in range(per_ch):
-                            wv = [builder.call(load, [builder.gep(wptr, [builder.add(wbase, i64(ci * PANEL + v * LANES))]),
-                                                      align, on, zero]) for v in range(cvb)]
-                            nxt = [[None] * NR for _ in range(cvb)]
-                            for p in range(NR):  # (one broadcast live at a time)
-                                xs = _splat(builder, builder.load(builder.gep(xptr, [builder.add(first, i64(p * unit + ci))])))
-                                for v in range(cvb):
-                                    nxt[v][p] = builder.call(fma, [wv[v], xs, acc[v][p]])
-                            acc = nxt
-                        return acc
-                    return _accumulating_loop(builder, k_, cvb, NR, kx_step, "conv.kx", init=acc)
-                return _accumulating_loop(builder, k_, cvb, NR, ky_step, "conv.ky", init=acc)
+                        def kx_step(kx, acc):
+                            first = builder.add(builder.add(xrow, builder.mul(builder.srem(kx, s_), phase_)),
+                                                builder.mul(builder.sdiv(kx, s_), i64(unit)))
+                            tap = builder.add(builder.mul(builder.add(builder.mul(cc, k_), ky), k_), kx)
+                            wbase = builder.add(woff_, builder.mul(tap, i64(per_ch * PANEL)))
+                            for ci in range(per_ch):
+                                wv = [builder.call(load, [builder.gep(wptr, [builder.add(wbase, i64(ci * PANEL + v * LANES))]),
+                                                          align, on, zero]) for v in range(cvb)]
+                                nxt = [[None] * nr for _ in range(cvb)]
+                                for p in range(nr):  # (one broadcast live at a time)
+                                    xs = _splat(builder, builder.load(builder.gep(xptr, [builder.add(first, i64(p * unit + ci))])))
+                                    for v in range(cvb):
+                                        nxt[v][p] = builder.call(fma, [wv[v], xs, acc[v][p]])
+                                acc = nxt
+                            return acc
+                        return _accumulating_loop(builder, k_, cvb, nr, kx_step, "conv.kx", init=acc)
+                    return _accumulating_loop(builder, k_, cvb, nr, ky_step, "conv.ky", init=acc)
 
-            sums = _accumulating_loop(builder, builder.sdiv(c_, i64(per_ch)), cvb, NR, ch_step, "conv.c")
-            pixels = []
-            for p in range(NR):
-                q = builder.add(q0_, i64(p))
-                row, col = builder.sdiv(q, wph_), builder.srem(q, wph_)
-                at = builder.mul(builder.add(builder.mul(row, ow_), col), i64(BLOCK))
-                pixels.append((at, builder.and_(builder.icmp_signed("<", col, ow_), builder.icmp_signed("<", i64(p), npix_))))
-            _store(builder, sums, cvb, True, True, yoff_, ohw_, npix_, mrows_, bptr, boff_, rptr, has_res_, yptr, a_,
-                   hi_, pixels)
+                sums = _accumulating_loop(builder, builder.sdiv(c_, i64(per_ch)), cvb, nr, ch_step, "conv.c")
+                pixels = []
+                for p in range(nr):
+                    q = builder.add(q0_, i64(p))
+                    row, col = builder.sdiv(q, wph_), builder.srem(q, wph_)
+                    at = builder.mul(builder.add(builder.mul(row, ow_), col), i64(BLOCK))
+                    pixels.append((at, builder.and_(builder.icmp_signed("<", col, ow_), builder.icmp_signed("<", i64(p), npix_))))
+                _store(builder, sums, cvb, True, True, yoff_, ohw_, npix_, mrows_, bptr, boff_, rptr, has_res_, yptr, a_,
+                       hi_, pixels)
+
+            with builder.if_else(short_) as (few, many):
+                with few:
+                    emit(NR_SHORT)
+                with many:
+                    emit(NR)
             return context.get_dummy_value()
 
         return sig, codegen
@@ -339,20 +362,20 @@ _CV1B, _CV2B, _CV1N, _CV2N = (_make_conv_tile(cvb, xb) for xb in (True, False) f
 
 @njit(**dict(JIT, inline="always"))
 def _conv_tile(cvb, xb, wq, woff, xp, wph, phase, plane, c, k, s, q0, ow, npix, y, yoff, ohw, mrows, bias, boff, r,
-               has_res, a, hi):
+               has_res, a, hi, short):
     if xb:
         if cvb == 1:
             _CV1B(wq, woff, xp, wph, phase, plane, c, k, s, q0, ow, npix, y, yoff, ohw, mrows, bias, boff, r, has_res,
-                  a, hi)
+                  a, hi, short)
         else:
             _CV2B(wq, woff, xp, wph, phase, plane, c, k, s, q0, ow, npix, y, yoff, ohw, mrows, bias, boff, r, has_res,
-                  a, hi)
+                  a, hi, short)
     elif cvb == 1:
         _CV1N(wq, woff, xp, wph, phase, plane, c, k, s, q0, ow, npix, y, yoff, ohw, mrows, bias, boff, r, has_res, a,
-              hi)
+              hi, short)
     else:
         _CV2N(wq, woff, xp, wph, phase, plane, c, k, s, q0, ow, npix, y, yoff, ohw, mrows, bias, boff, r, has_res, a,
-              hi)
+              hi, short)
 
 
 def phases_shape(c, h, wd, k, s, pt, pb, pl, pr, oh, xb):
@@ -384,7 +407,8 @@ def conv(wq, xp, y, bias, r, has_res, a, hi, m, c, hph, wph, oh, ow, k, s, xb):
     """y (M x OH x OW, blocked, flat) = act(k x k conv, stride s, groups 1, of x + bias (+ r, blocked)) for one
     batch item, x given as its phase planes (`pad`; C channels, blocked if xb: C % 16 == 0); wq from
     `pack_conv`. Filter panel by panel, NR output pixels at a time over rows wph wide (the columns past ow
-    computed and not stored): every tap of a tile is one address plus constant offsets."""
+    computed and not stored; 7-wide outputs: a row of NR_SHORT at a time): every tap of a tile is one address
+    plus constant offsets."""
     nblk = (m + BLOCK - 1) // BLOCK
     unit = BLOCK if xb else 1
     phase = hph * wph * unit
@@ -392,9 +416,14 @@ def conv(wq, xp, y, bias, r, has_res, a, hi, m, c, hph, wph, oh, ow, k, s, xb):
     for b in range(0, nblk, 2):
         cvb = 2 if b + 1 < nblk else 1
         woff, mrows, boff = (b // 2) * PANEL * c * k * k, min(PANEL, m - b * BLOCK), b * BLOCK
+        if ow == NR_SHORT:  # one tile per output row
+            for oy in range(oh):
+                _conv_tile(cvb, xb, wq, woff, xp, wph, phase, s * s * phase, c, k, s, oy * wph, ow, ow, y,
+                           b * BLOCK * oh * ow, oh * ow, mrows, bias, boff, r, has_res, a, hi, True)
+            continue
         for q0 in range(0, n, NR):
             _conv_tile(cvb, xb, wq, woff, xp, wph, phase, s * s * phase, c, k, s, q0, ow, min(NR, n - q0), y,
-                       b * BLOCK * oh * ow, oh * ow, mrows, bias, boff, r, has_res, a, hi)
+                       b * BLOCK * oh * ow, oh * ow, mrows, bias, boff, r, has_res, a, hi, False)
 
 
 def _make_dw_tile(k: int, s: int):
