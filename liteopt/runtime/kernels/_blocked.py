@@ -29,7 +29,7 @@ from ._tiled import (_F32, _I32, _I64, _MASK, _VEC, AVAILABLE, LANES, _accumulat
                      _splat)
 from ._util import JIT, frozen, njit
 
-__all__ = ["AVAILABLE", "BLOCK", "pack", "pack_conv", "pack_depthwise", "pointwise", "conv", "depthwise", "global_pool",
+__all__ = ["AVAILABLE", "BLOCK", "pack", "pack_conv", "pack_depthwise", "pointwise", "ConvGeometry", "conv", "depthwise", "global_pool",
            "max_pool"]
 
 BLOCK = LANES  # channels per block
@@ -284,21 +284,20 @@ def _make_conv_tile(cvb: int, xb: bool):
     of x (`pad`), blocked or NCHW."""
 
     @intrinsic
-    def _tile(typingctx, wq, woff, xp, wph, phase, plane, c, k, s, q0, ow, npix, y, yoff, ohw, mrows, bias, boff, r,
-              has_res, a, hi, short):
-        """NR output pixels (q0 + p < q0 + npix, rows wph wide of which the columns < ow are stored at yoff +
-        (row*ow + column)*16) x cvb output blocks: y = act(bias + sum over the input channels and the k x k taps
-        of w * x (+ r)). Tap (ky, kx) of pixel q reads phase plane (ky % s, kx % s) at q + (ky // s)*wph + kx // s
-        (pixels of `unit` floats: 16 blocked, 1 NCHW); the phase planes of a channel (block) are `phase` floats
-        apart, channels `plane`. short: NR_SHORT pixels instead of NR."""
-        sig = types.void(wq, woff, xp, wph, phase, plane, c, k, s, q0, ow, npix, y, yoff, ohw, mrows, bias, boff, r,
-                         has_res, a, hi, short)
+    def _tile(typingctx, wq, woff, xp, taps, kk, plane, c, q0, npix, pix, y, yoff, ohw, mrows, bias, boff, r, has_res,
+              a, hi, short):
+        """The output pixels q0 + p (p < npix; NR of them, or NR_SHORT if short) x cvb output blocks: y =
+        act(bias + sum over the input channels and the kk taps of w * x (+ r)). Tap t of pixel q, channel (block)
+        ch reads xp[ch*plane + q*unit + taps[t] (+ the channel in the block)], unit 16 (blocked) or 1 (NCHW); the
+        result goes to yoff + pix[q] (+ ohw*16 per output block; pix[q] < 0: a pixel not stored)."""
+        sig = types.void(wq, woff, xp, taps, kk, plane, c, q0, npix, pix, y, yoff, ohw, mrows, bias, boff, r, has_res,
+                         a, hi, short)
 
         def codegen(context, builder, signature, args):
-            (_, woff_, _, wph_, phase_, plane_, c_, k_, s_, q0_, ow_, npix_, _, yoff_, ohw_, mrows_, _, boff_, _,
-             has_res_, a_, hi_, short_) = args
+            (_, woff_, _, _, kk_, plane_, c_, q0_, npix_, _, _, yoff_, ohw_, mrows_, _, boff_, _, has_res_, a_, hi_,
+             short_) = args
             ptr = _pointers(context, builder, signature, args)
-            wptr, xptr, yptr, bptr, rptr = ptr[0], ptr[2], ptr[12], ptr[16], ptr[18]
+            wptr, xptr, tptr, pptr, yptr, bptr, rptr = ptr[0], ptr[2], ptr[3], ptr[9], ptr[10], ptr[14], ptr[16]
             mod = builder.module
             load = _declare(mod, "llvm.masked.load.v16f32.p0", _VEC, [wptr.type, _I32, _MASK, _VEC])
             fma = _declare(mod, "llvm.fma.v16f32", _VEC, [_VEC, _VEC, _VEC])
@@ -312,38 +311,32 @@ def _make_conv_tile(cvb: int, xb: bool):
             def emit(nr):
                 def ch_step(cc, acc):
                     xc = builder.add(start, builder.mul(cc, plane_))
+                    wc = builder.add(woff_, builder.mul(builder.mul(cc, kk_), i64(per_ch * PANEL)))
 
-                    def ky_step(ky, acc):
-                        xrow = builder.add(builder.add(xc, builder.mul(builder.mul(builder.srem(ky, s_), s_), phase_)),
-                                           builder.mul(builder.mul(builder.sdiv(ky, s_), wph_), i64(unit)))
-
-                        def kx_step(kx, acc):
-                            first = builder.add(builder.add(xrow, builder.mul(builder.srem(kx, s_), phase_)),
-                                                builder.mul(builder.sdiv(kx, s_), i64(unit)))
-                            tap = builder.add(builder.mul(builder.add(builder.mul(cc, k_), ky), k_), kx)
-                            wbase = builder.add(woff_, builder.mul(tap, i64(per_ch * PANEL)))
-                            for ci in range(per_ch):
-                                wv = [builder.call(load, [builder.gep(wptr, [builder.add(wbase, i64(ci * PANEL + v * LANES))]),
-                                                          align, on, zero]) for v in range(cvb)]
-                                nxt = [[None] * nr for _ in range(cvb)]
-                                for p in range(nr):  # (one broadcast live at a time)
-                                    xs = _splat(builder, builder.load(builder.gep(xptr, [builder.add(first, i64(p * unit + ci))])))
-                                    for v in range(cvb):
-                                        nxt[v][p] = builder.call(fma, [wv[v], xs, acc[v][p]])
-                                acc = nxt
-                            return acc
-                        return _accumulating_loop(builder, k_, cvb, nr, kx_step, "conv.kx", init=acc)
-                    return _accumulating_loop(builder, k_, cvb, nr, ky_step, "conv.ky", init=acc)
+                    def tap_step(t, acc):
+                        first = builder.add(xc, builder.load(builder.gep(tptr, [t])))
+                        wbase = builder.add(wc, builder.mul(t, i64(per_ch * PANEL)))
+                        for ci in range(per_ch):
+                            wv = [builder.call(load, [builder.gep(wptr, [builder.add(wbase, i64(ci * PANEL + v * LANES))]),
+                                                      align, on, zero]) for v in range(cvb)]
+                            nxt = [[None] * nr for _ in range(cvb)]
+                            for p in range(nr):  # (one broadcast live at a time)
+                                at = builder.add(first, i64(p * unit + ci))
+                                xs = _splat(builder, builder.load(builder.gep(xptr, [at])))
+                                for v in range(cvb):
+                                    nxt[v][p] = builder.call(fma, [wv[v], xs, acc[v][p]])
+                            acc = nxt
+                        return acc
+                    return _accumulating_loop(builder, kk_, cvb, nr, tap_step, "conv.tap", init=acc)
 
                 sums = _accumulating_loop(builder, builder.sdiv(c_, i64(per_ch)), cvb, nr, ch_step, "conv.c")
                 pixels = []
                 for p in range(nr):
-                    q = builder.add(q0_, i64(p))
-                    row, col = builder.sdiv(q, wph_), builder.srem(q, wph_)
-                    at = builder.mul(builder.add(builder.mul(row, ow_), col), i64(BLOCK))
-                    pixels.append((at, builder.and_(builder.icmp_signed("<", col, ow_), builder.icmp_signed("<", i64(p), npix_))))
-                _store(builder, sums, cvb, True, True, yoff_, ohw_, npix_, mrows_, bptr, boff_, rptr, has_res_, yptr, a_,
-                       hi_, pixels)
+                    at = builder.load(builder.gep(pptr, [builder.add(q0_, i64(p))]))
+                    ok = builder.and_(builder.icmp_signed(">=", at, i64(0)), builder.icmp_signed("<", i64(p), npix_))
+                    pixels.append((at, ok))
+                _store(builder, sums, cvb, True, True, yoff_, ohw_, npix_, mrows_, bptr, boff_, rptr, has_res_, yptr,
+                       a_, hi_, pixels)
 
             with builder.if_else(short_) as (few, many):
                 with few:
@@ -361,38 +354,48 @@ _CV1B, _CV2B, _CV1N, _CV2N = (_make_conv_tile(cvb, xb) for xb in (True, False) f
 
 
 @njit(**dict(JIT, inline="always"))
-def _conv_tile(cvb, xb, wq, woff, xp, wph, phase, plane, c, k, s, q0, ow, npix, y, yoff, ohw, mrows, bias, boff, r,
-               has_res, a, hi, short):
+def _conv_tile(cvb, xb, wq, woff, xp, taps, kk, plane, c, q0, npix, pix, y, yoff, ohw, mrows, bias, boff, r, has_res,
+               a, hi, short):
     if xb:
         if cvb == 1:
-            _CV1B(wq, woff, xp, wph, phase, plane, c, k, s, q0, ow, npix, y, yoff, ohw, mrows, bias, boff, r, has_res,
-                  a, hi, short)
+            _CV1B(wq, woff, xp, taps, kk, plane, c, q0, npix, pix, y, yoff, ohw, mrows, bias, boff, r, has_res, a, hi,
+                  short)
         else:
-            _CV2B(wq, woff, xp, wph, phase, plane, c, k, s, q0, ow, npix, y, yoff, ohw, mrows, bias, boff, r, has_res,
-                  a, hi, short)
+            _CV2B(wq, woff, xp, taps, kk, plane, c, q0, npix, pix, y, yoff, ohw, mrows, bias, boff, r, has_res, a, hi,
+                  short)
     elif cvb == 1:
-        _CV1N(wq, woff, xp, wph, phase, plane, c, k, s, q0, ow, npix, y, yoff, ohw, mrows, bias, boff, r, has_res, a,
-              hi, short)
+        _CV1N(wq, woff, xp, taps, kk, plane, c, q0, npix, pix, y, yoff, ohw, mrows, bias, boff, r, has_res, a, hi, short)
     else:
-        _CV2N(wq, woff, xp, wph, phase, plane, c, k, s, q0, ow, npix, y, yoff, ohw, mrows, bias, boff, r, has_res, a,
-              hi, short)
+        _CV2N(wq, woff, xp, taps, kk, plane, c, q0, npix, pix, y, yoff, ohw, mrows, bias, boff, r, has_res, a, hi, short)
 
 
-def phases_shape(c, h, wd, k, s, pt, pb, pl, pr, oh, xb):
-    """The zero-padded phase planes of x a conv reads (`pad`): (rows, width of a phase plane, floats per batch
-    item). Phase plane (a, b) holds the padded input's rows a, a + s, ... and columns b, b + s, ...; past them,
-    rows enough for the last tile's reads (a tile runs on across the rows)."""
-    hph, wph = -(-(h + pt + pb) // s), -(-(wd + pl + pr) // s)
-    hph = max(hph, oh + (k - 1) // s) + (NR + k) // wph + 2
-    return hph, wph, (c // BLOCK if xb else c) * s * s * hph * wph * (BLOCK if xb else 1)
+class ConvGeometry:
+    """What a blocked k x k conv works out once per input size: the zero-padded phase planes of x it reads
+    (`pad`: phase plane (a, b) holds the padded input's rows a, a + s, ... and columns b, b + s, ...), each
+    tap's offset in them, and where each pixel of the rows it runs over (wph wide, of which the first ow are
+    output columns) goes in y."""
+
+    def __init__(self, c, h, wd, k, s, pt, pb, pl, pr, oh, ow, xb):
+        unit = BLOCK if xb else 1
+        hph, wph = -(-(h + pt + pb) // s), -(-(wd + pl + pr) // s)
+        hph = max(hph, oh + (k - 1) // s) + (NR + k) // wph + 2  # rows enough for the last tile's reads
+        self.units, self.unit, self.hph, self.wph, self.planes_size = (c // BLOCK if xb else c), unit, hph, wph, (h, wd)
+        phase = hph * wph * unit
+        self.plane = s * s * phase
+        self.planes = np.zeros(self.units * self.plane, np.float32)  # zero borders, written once
+        self.taps = frozen(np.array([((ky % s) * s + kx % s) * phase + ((ky // s) * wph + kx // s) * unit
+                                     for ky in range(k) for kx in range(k)], np.int64))
+        q = np.arange(oh * wph + NR)
+        row, col = q // wph, q % wph
+        self.pix = frozen(np.where((col < ow) & (row < oh), (row * ow + col) * BLOCK, -1).astype(np.int64))
 
 
-def pad(x, xp, units, h, wd, hph, wph, k, s, pt, pl, unit):
-    """One batch item of x (units planes of h x wd pixels of `unit` floats) into its phase planes in xp (units x
-    s*s planes of hph x wph), whose other pixels stay as they are (zeros); the phases no tap reads (k < s)
-    skipped. Strided numpy copies, one per phase."""
-    src = x.reshape(units, h, wd, unit)
-    dst = xp.reshape(units, s, s, hph, wph, unit)
+def pad(x, g: ConvGeometry, k, s, pt, pl):
+    """One batch item of x (flat) into the inside of g's phase planes, whose other pixels stay as they are
+    (zeros); the phases no tap reads (k < s) skipped. Strided numpy copies, one per phase."""
+    h, wd = g.planes_size
+    src = x.reshape(g.units, h, wd, g.unit)
+    dst = g.planes.reshape(g.units, s, s, g.hph, g.wph, g.unit)
     for a in range(min(k, s)):
         iy0 = (a - pt) % s  # the first input row of phase row a: (iy0 + pt) % s == a
         for b in range(min(k, s)):
@@ -403,27 +406,26 @@ def pad(x, xp, units, h, wd, hph, wph, k, s, pt, pl, unit):
 
 
 @njit(**JIT)
-def conv(wq, xp, y, bias, r, has_res, a, hi, m, c, hph, wph, oh, ow, k, s, xb):
-    """y (M x OH x OW, blocked, flat) = act(k x k conv, stride s, groups 1, of x + bias (+ r, blocked)) for one
-    batch item, x given as its phase planes (`pad`; C channels, blocked if xb: C % 16 == 0); wq from
-    `pack_conv`. Filter panel by panel, NR output pixels at a time over rows wph wide (the columns past ow
-    computed and not stored; 7-wide outputs: a row of NR_SHORT at a time): every tap of a tile is one address
-    plus constant offsets."""
+def conv(wq, xp, y, bias, r, has_res, a, hi, m, c, taps, pix, plane, wph, oh, ow, xb):
+    """y (M x OH x OW, blocked, flat) = act(k x k conv, groups 1, of x + bias (+ r, blocked)) for one batch item,
+    x given as its phase planes (`pad`; C channels, blocked if xb: C % 16 == 0) with the tap offsets and pixel
+    destinations of `ConvGeometry`; wq from `pack_conv`. Filter panel by panel, NR output pixels at a time over
+    rows wph wide (the columns past ow computed and not stored; 7-wide outputs: a row of NR_SHORT at a time):
+    every tap of a tile is one address plus constant offsets."""
     nblk = (m + BLOCK - 1) // BLOCK
-    unit = BLOCK if xb else 1
-    phase = hph * wph * unit
     n = oh * wph
+    kk = taps.shape[0]
     for b in range(0, nblk, 2):
         cvb = 2 if b + 1 < nblk else 1
-        woff, mrows, boff = (b // 2) * PANEL * c * k * k, min(PANEL, m - b * BLOCK), b * BLOCK
+        woff, mrows, boff, yoff = (b // 2) * PANEL * c * kk, min(PANEL, m - b * BLOCK), b * BLOCK, b * BLOCK * oh * ow
         if ow == NR_SHORT:  # one tile per output row
             for oy in range(oh):
-                _conv_tile(cvb, xb, wq, woff, xp, wph, phase, s * s * phase, c, k, s, oy * wph, ow, ow, y,
-                           b * BLOCK * oh * ow, oh * ow, mrows, bias, boff, r, has_res, a, hi, True)
+                _conv_tile(cvb, xb, wq, woff, xp, taps, kk, plane, c, oy * wph, ow, pix, y, yoff, oh * ow, mrows, bias,
+                           boff, r, has_res, a, hi, True)
             continue
         for q0 in range(0, n, NR):
-            _conv_tile(cvb, xb, wq, woff, xp, wph, phase, s * s * phase, c, k, s, q0, ow, min(NR, n - q0), y,
-                       b * BLOCK * oh * ow, oh * ow, mrows, bias, boff, r, has_res, a, hi, False)
+            _conv_tile(cvb, xb, wq, woff, xp, taps, kk, plane, c, q0, min(NR, n - q0), pix, y, yoff, oh * ow, mrows,
+                       bias, boff, r, has_res, a, hi, False)
 
 
 def _make_dw_tile(k: int, s: int):

@@ -438,27 +438,26 @@ def _blocked_conv(consts, attrs):
 
     def variant(blocked_inputs, out_blocked):
         xb = 0 in blocked_inputs
-        wq, units, unit = _blocked.pack_conv(w, xb), (c // _blocked.BLOCK if xb else c), (_blocked.BLOCK if xb else 1)
-        phases: dict = {}  # input size -> (rows, width, zero-bordered phase planes)
+        wq = _blocked.pack_conv(w, xb)
+        sizes: dict = {}  # input size -> _blocked.ConvGeometry
 
         def run(x, w_, b, r=None, *, out=None, strides, paddings, dilations, groups, act_type, act_alpha):
             n, _, h, wd = x.shape
             pt, pb, pl, pr = paddings
             oh, ow = _out_size(h, k, sh, pt, pb, 1), _out_size(wd, k, sh, pl, pr, 1)
-            if (h, wd) not in phases:
-                if len(phases) >= 8:  # input sizes seen before (dynamic shapes): keep a few
-                    phases.clear()
-                hph, wph, size = _blocked.phases_shape(c, h, wd, k, sh, pt, pb, pl, pr, oh, xb)
-                phases[h, wd] = hph, wph, np.zeros(size, np.float32)
-            hph, wph, xp = phases[h, wd]
+            g = sizes.get((h, wd))
+            if g is None:
+                if len(sizes) >= 8:  # input sizes seen before (dynamic shapes): keep a few
+                    sizes.clear()
+                g = sizes[h, wd] = _blocked.ConvGeometry(c, h, wd, k, sh, pt, pb, pl, pr, oh, ow, xb)
             y = _result(out, (n, o, oh, ow))
             x2 = (x if x.flags.c_contiguous and x.dtype == np.float32 else np.ascontiguousarray(x, np.float32)).reshape(n, -1)
             y2 = y.reshape(n, -1)
             r2 = None if r is None else _residual_rows(r, n)
             for i in range(n):
-                _blocked.pad(x2[i], xp, units, h, wd, hph, wph, k, sh, pt, pl, unit)
-                _blocked.conv(wq, xp, y2[i], bias, _NO_RES_FLAT if r2 is None else r2[i], r2 is not None, a, hi, o, c,
-                              hph, wph, oh, ow, k, sh, xb)
+                _blocked.pad(x2[i], g, k, sh, pt, pl)
+                _blocked.conv(wq, g.planes, y2[i], bias, _NO_RES_FLAT if r2 is None else r2[i], r2 is not None, a, hi, o,
+                              c, g.taps, g.pix, g.plane, g.wph, oh, ow, xb)
             return y
         return run
     return Blocked(free=(), tied=(3,), follows=(0,), variant=variant)
