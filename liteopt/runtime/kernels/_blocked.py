@@ -428,14 +428,15 @@ def conv(wq, xp, y, bias, r, has_res, a, hi, m, c, taps, pix, plane, wph, oh, ow
                        bias, boff, r, has_res, a, hi, False)
 
 
-def _make_dw_tile(k: int, s: int):
+def _make_dw_tile(k: int, s: int, pool: bool = False):
     span = (RD - 1) * s + k  # input columns a tile reads
 
     @intrinsic
     def _tile(typingctx, x, xrow, wd, col0, npix, ky0, ky1, w, woff, bias, boff, y, yoff, a, hi):
         """RD output pixels of one row and block: y[yoff + 16j + l] = act(bias[boff + l] + sum over taps (i, t)
         with ky0 <= i < ky1 of w[woff + (i*k + t)*16 + l] * x[xrow + (i*wd + col0 + s*j + t)*16 + l]), taps in
-        the columns outside 0..wd-1 skipped, for the pixels j < npix."""
+        the columns outside 0..wd-1 skipped, for the pixels j < npix. pool: the max over those taps instead (w,
+        bias, a, hi unused)."""
         sig = types.void(x, xrow, wd, col0, npix, ky0, ky1, w, woff, bias, boff, y, yoff, a, hi)
 
         def codegen(context, builder, signature, args):
@@ -447,6 +448,7 @@ def _make_dw_tile(k: int, s: int):
             store = _declare(mod, "llvm.masked.store.v16f32.p0", ir.VoidType(), [_VEC, yptr.type, _I32, _MASK])
             fma = _declare(mod, "llvm.fma.v16f32", _VEC, [_VEC, _VEC, _VEC])
             align, zero = ir.Constant(_I32, 4), ir.Constant(_VEC, [0.0] * LANES)
+            lowest = ir.Constant(_VEC, [float("-inf")] * LANES)
             on = ir.Constant(_MASK, [1] * LANES)
             i64 = lambda v: ir.Constant(_I64, v)  # noqa: E731
             # one mask per input column the tile reads: inside the row (the same column, the same load)
@@ -463,21 +465,31 @@ def _make_dw_tile(k: int, s: int):
                 base = builder.add(first, builder.mul(ky, row_len))
                 wrow = builder.add(woff_, builder.mul(ky, i64(k * BLOCK)))
                 cols = [builder.call(load, [builder.gep(xptr, [builder.add(base, i64(t * BLOCK))]), align, inside[t],
-                                            zero]) for t in range(span)]
+                                            lowest if pool else zero]) for t in range(span)]
                 acc = [list(a_row) for a_row in acc]
                 for t in range(k):
+                    if pool:
+                        for j in range(RD):
+                            v = cols[j * s + t]
+                            acc[0][j] = builder.select(builder.fcmp_ordered(">", v, acc[0][j]), v, acc[0][j])
+                        continue
                     wv = builder.call(load, [builder.gep(wptr, [builder.add(wrow, i64(t * BLOCK))]), align, on, zero])
                     for j in range(RD):
                         acc[0][j] = builder.call(fma, [cols[j * s + t], wv, acc[0][j]])
                 return acc
 
-            sums = _accumulating_loop(builder, builder.sub(ky1_, ky0_), 1, RD, step, "dw.rows")
-            act = _activation(builder, a_, hi_)
-            bv = builder.call(load, [builder.gep(bptr, [boff_]), align, on, zero])
+            sums = _accumulating_loop(builder, builder.sub(ky1_, ky0_), 1, RD, step, "dw.rows",
+                                      init=[[lowest] * RD] if pool else None)
+            if pool:
+                result = [sums[0][j] for j in range(RD)]
+            else:
+                act = _activation(builder, a_, hi_)
+                bv = builder.call(load, [builder.gep(bptr, [boff_]), align, on, zero])
+                result = [act(builder.fadd(sums[0][j], bv)) for j in range(RD)]
             for j in range(RD):
                 with builder.if_then(builder.icmp_signed("<", i64(j), npix_)):
                     off = builder.add(yoff_, i64(j * BLOCK))
-                    builder.call(store, [act(builder.fadd(sums[0][j], bv)), builder.gep(yptr, [off]), align, on])
+                    builder.call(store, [result[j], builder.gep(yptr, [off]), align, on])
             return context.get_dummy_value()
 
         return sig, codegen
@@ -486,6 +498,7 @@ def _make_dw_tile(k: int, s: int):
 
 
 _DW3S1, _DW3S2, _DW5S1, _DW5S2 = (_make_dw_tile(k, s) for k in (3, 5) for s in (1, 2))
+_MAX2S2, _MAX3S1, _MAX3S2 = (_make_dw_tile(k, s, pool=True) for k, s in ((2, 2), (3, 1), (3, 2)))
 
 
 @njit(**JIT)
@@ -531,7 +544,25 @@ def global_pool(x, y, c, hw, is_max):
 @njit(**JIT)
 def max_pool(x, y, c, h, wd, oh, ow, kh, kw, sh, sw, pt, pl):
     """kh x kw max pooling of one blocked batch item (x, y flat), stride (sh, sw), paddings pt/pl before the
-    input; the window clipped to the input (each holds at least one input)."""
+    input; the window clipped to the input (each holds at least one input). 2x2 stride 2 and 3x3 stride 1 or
+    2 as the depthwise tiles do it (taking the max), other windows pixel by pixel."""
+    k, s = kh, sh
+    if kh == kw and sh == sw and ((k == 2 and s == 2) or k == 3):
+        plane_in, plane_out = h * wd * BLOCK, oh * ow * BLOCK
+        for b in range(c // BLOCK):
+            for oy in range(oh):
+                iy = oy * s - pt
+                ky0, ky1 = max(0, -iy), min(k, h - iy)
+                xrow = b * plane_in + iy * wd * BLOCK
+                for ox in range(0, ow, RD):
+                    col0, npix, yoff = ox * s - pl, min(RD, ow - ox), b * plane_out + (oy * ow + ox) * BLOCK
+                    if k == 2:
+                        _MAX2S2(x, xrow, wd, col0, npix, ky0, ky1, x, 0, x, 0, y, yoff, 0.0, 0.0)
+                    elif s == 1:
+                        _MAX3S1(x, xrow, wd, col0, npix, ky0, ky1, x, 0, x, 0, y, yoff, 0.0, 0.0)
+                    else:
+                        _MAX3S2(x, xrow, wd, col0, npix, ky0, ky1, x, 0, x, 0, y, yoff, 0.0, 0.0)
+        return
     acc = np.empty(BLOCK, np.float32)
     for b in range(c // BLOCK):
         xb, yb = b * h * wd * BLOCK, b * oh * ow * BLOCK
