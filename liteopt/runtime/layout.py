@@ -11,6 +11,8 @@ the file, the graph and every output are NCHW.
 """
 from __future__ import annotations
 
+import math
+
 from ..ir import Graph
 
 
@@ -76,3 +78,19 @@ def apply(graph: Graph, steps) -> set[str]:
         if ins or out:
             s.fn = d.variant(ins, out)
     return blocked
+
+
+def blocked_share(graph: Graph, blocked: set[str]) -> float:
+    """The share of the model's convolution multiply-adds done by kernels writing blocked tensors (0 when it
+    has no convolutions with known shapes)."""
+    total = done = 0
+    for n in graph.nodes:
+        if n.op not in ("conv2d", "depthwise_conv2d") or len(n.inputs) < 2:
+            continue
+        w, y = graph.tensors[n.inputs[1]].shape, graph.tensors[n.outputs[0]].shape
+        if w is None or y is None or not all(isinstance(d, int) for d in (*w, *y[1:])):
+            continue
+        macs = math.prod(w) * math.prod(y[2:])
+        total += macs
+        done += macs if n.outputs[0] in blocked else 0
+    return done / total if total else 0.0

@@ -75,6 +75,9 @@ class Program:
             k = self._kernel_for(node, target)
             self.steps.append(_Step(k, node, self.consts))
         self.blocked = layout.apply(self.graph, self.steps)  # tensors kept channel-blocked between kernels
+        # with most of the convolution work in the blocked kernels, the threads go to numba's pool
+        from .threads import use_numba_pool
+        use_numba_pool(layout.blocked_share(self.graph, self.blocked) >= 0.5)
         self._arenas: dict[tuple, Arena | None] = {}
         if self.graph.memory_plan is not None:
             key = tuple(tuple(self.graph.tensors[i].shape) for i in self.graph.inputs)

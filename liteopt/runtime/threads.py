@@ -41,11 +41,37 @@ def set_blas_threads(n: int) -> bool:
     return done
 
 
+_wanted = {"threads": 1, "numba": False}
+
+
 def set_threads(n: int) -> None:
-    """n threads for the BLAS calls (GEMM convolutions, fc, matmul: most of the work in most models); the
-    numba kernels stay on the calling thread. OpenBLAS's workers spin for a while after each call, and a
-    numba thread pool running beside them waits for a core each time: measured here, both pools at 2 threads
-    made models 20-80x slower, while this split gives ResNet50 -28% and MobileNetV2 -10% at 2 threads."""
+    """n threads for the runtime, in one of the two pools (`use_numba_pool`): by default the BLAS calls (GEMM
+    convolutions, fc, matmul) and the numba kernels on the calling thread. OpenBLAS's workers spin for a while
+    after each call, and a numba thread pool running beside them waits for a core each time: measured here,
+    both pools at 2 threads made models 20-80x slower, so one pool gets the threads and the other one."""
+    _wanted["threads"] = max(1, n)
+    _apply()
+
+
+def use_numba_pool(on: bool) -> None:
+    """Give the threads to numba's pool (the channel-blocked kernels split their tiles over it) and run BLAS on
+    one thread, or the other way round: the predictor picks by where a model's convolutions run."""
+    _wanted["numba"] = bool(on)
+    _apply()
+
+
+def cores() -> int:
+    """The most threads numba's pool can have (NUMBA_NUM_THREADS: the machine's cores by default)."""
     import numba
-    numba.set_num_threads(1)
-    set_blas_threads(max(1, n))
+    return numba.config.NUMBA_NUM_THREADS
+
+
+def _apply() -> None:
+    import numba
+    n = _wanted["threads"]
+    if _wanted["numba"]:
+        numba.set_num_threads(min(n, cores()))
+        set_blas_threads(1)
+    else:
+        numba.set_num_threads(1)
+        set_blas_threads(n)

@@ -15,6 +15,7 @@ import numpy as np
 from ..ir import OPS, DType, Graph, Node, Tensor, infer_shapes
 from . import kernels as K
 from .predictor import Program
+from .threads import cores, set_threads, use_numba_pool
 
 RNG = np.random.default_rng(0)
 
@@ -126,7 +127,15 @@ def warmup(verbose: bool = True) -> float:
     t0 = time.perf_counter()
     graph, feeds = _graph_with_kernels()
     from ..format import read, to_bytes
-    Program(read(buffer=to_bytes(graph))).run(feeds)
+    program = Program(read(buffer=to_bytes(graph)))
+    program.run(feeds)
+    if cores() > 1:  # the threaded builds of the blocked kernels too
+        set_threads(2)
+        use_numba_pool(True)
+        try:
+            program.run(feeds)
+        finally:
+            set_threads(1)
     seconds = time.perf_counter() - t0
     if verbose:
         print(f"liteopt kernels compiled and cached in {seconds:.1f} s")

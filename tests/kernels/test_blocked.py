@@ -8,11 +8,12 @@ import pytest
 from hypothesis import given, settings, strategies as st
 from onnx import helper
 
-from helpers import check_model, convert, make_model
+from helpers import assert_close, check_model, convert, make_model, run_ort
 
 from liteopt.ir import OPS
 from liteopt.runtime import kernels as K, load
 from liteopt.runtime.kernels import _blocked
+from liteopt.runtime.threads import cores, set_threads, use_numba_pool
 
 K.load_all()
 RNG = np.random.default_rng(1)
@@ -43,9 +44,11 @@ def blocked_variant(op, variant, w, b, at, ins, out):
     return fn.blocked.variant(ins, out)
 
 
-def close(y, ref):
+def close(y, ref, scale=None):
+    """y matches ref to 1e-5 of ref's largest magnitude (or of `scale`: that of the sums before a clamping
+    activation, which set the rounding)."""
     assert y.shape == ref.shape and y.dtype == np.float32
-    assert np.abs(y - ref).max() <= 1e-5 * max(np.abs(ref).max(), 1e-6)
+    assert np.abs(y - ref).max() <= 1e-5 * max(np.abs(ref).max() if scale is None else scale, 1e-6)
 
 
 @settings(max_examples=60, deadline=None)
@@ -117,7 +120,8 @@ def test_conv(xb, c, ob, k, s, h, w, pads, act, bias, residual, out, batch, vari
     buf = np.full(shape, np.nan, np.float32) if out else None
     y = fn(to_blocked(x) if xb else x, wt, b, None if r is None else to_blocked(r), out=buf, **at)
     assert buf is None or y is buf
-    close(from_blocked(y), OPS["conv2d"].run(x, wt, b, r, **at)[0])
+    sums = OPS["conv2d"].run(x, wt, b, r, **dict(at, act_type=""))[0]
+    close(from_blocked(y), OPS["conv2d"].run(x, wt, b, r, **at)[0], scale=np.abs(sums).max())
 
 
 def test_what_declares_no_blocked_variant():
@@ -222,3 +226,62 @@ def test_concat_of_blocked_tensors():
     fn = K.KERNELS[("concat", "cpu")]["default"].prepare([None] * 3, {"axis": 1}).blocked.variant({0, 1, 2}, True)
     y = fn(*[to_blocked(x) for x in xs], axis=1)
     np.testing.assert_array_equal(from_blocked(y), np.concatenate(xs, axis=1))
+
+
+@pytest.mark.skipif(cores() < 2, reason="one core: the threaded builds are never used")
+def test_threaded_builds_give_the_serial_results():
+    """The blocked kernels split their tiles over numba's pool when it has threads (a mostly-blocked model
+    gives the pool the threads): the same results as one thread, for every driver."""
+    x = RNG.standard_normal((1, 32, 13, 11)).astype(np.float32)
+    at_pw, at_c = attrs("conv2d", act_type="relu"), attrs("conv2d", strides=(2, 2), paddings=(1, 1, 1, 1))
+    at_dw = attrs("depthwise_conv2d", groups=32, paddings=(2, 2, 2, 2))
+    at_mp = attrs("pool2d", pooling_type="max", ksize=(3, 3), strides=(2, 2), paddings=(1, 1, 1, 1))
+    w1, w3, wd = (RNG.standard_normal(s).astype(np.float32) for s in ((48, 32, 1, 1), (48, 32, 3, 3), (32, 1, 5, 5)))
+    runs = [lambda: blocked_variant("conv2d", "gemm", w1, None, at_pw, {0}, True)(to_blocked(x), w1, None, **at_pw),
+            lambda: blocked_variant("conv2d", "gemm", w3, None, at_c, {0}, True)(to_blocked(x), w3, None, **at_c),
+            lambda: blocked_variant("depthwise_conv2d", "direct", wd, None, at_dw, {0}, True)(to_blocked(x), wd, None,
+                                                                                              **at_dw),
+            lambda: K.KERNELS[("pool2d", "cpu")]["default"].prepare([None], at_mp).blocked.variant({0}, True)(
+                to_blocked(x), **at_mp)]
+    try:
+        serial = [run() for run in runs]
+        set_threads(2)
+        use_numba_pool(True)
+        for run, want in zip(runs, serial):
+            np.testing.assert_array_equal(run(), want)
+    finally:
+        use_numba_pool(False)
+        set_threads(1)
+
+
+def _mobile():
+    """A MobileNet-like chain: every conv writes a blocked tensor."""
+    nodes, inits, h = [], {}, "x"
+    for i, (cin, cout, k, s, g) in enumerate([(3, 16, 3, 2, 1), (16, 16, 3, 1, 16), (16, 32, 1, 1, 1), (32, 32, 3, 2, 32),
+                                              (32, 64, 1, 1, 1)]):
+        inits[f"w{i}"] = (RNG.standard_normal((cout, cin // g, k, k)) / np.sqrt(cin // g * k * k)).astype(np.float32)
+        nodes.append(helper.make_node("Conv", [h, f"w{i}"], [f"c{i}"], pads=[k // 2] * 4, strides=[s, s], group=g))
+        nodes.append(helper.make_node("Relu", [f"c{i}"], [f"r{i}"]))
+        h = f"r{i}"
+    nodes.append(helper.make_node("GlobalAveragePool", [h], ["y"]))
+    return make_model(nodes, {"x": np.zeros((1, 3, 32, 32), np.float32)}, ["y"], inits)
+
+
+@pytest.mark.skipif(cores() < 2, reason="one core: no second thread to give")
+def test_the_threads_go_to_the_pool_that_runs_the_convolutions(tmp_path):
+    """A model whose convolutions all write blocked tensors gives the threads to numba's pool (and checks out
+    against onnxruntime at 2 threads); one that runs most of them in NCHW keeps numba on one thread."""
+    import numba
+    mobile, net = (tmp_path / "mobile", tmp_path / "net")
+    mobile.mkdir(), net.mkdir()
+    model = _mobile()
+    try:
+        pred = load(convert(model, str(mobile)), threads=2)
+        assert numba.get_num_threads() == 2
+        x = RNG.standard_normal((1, 3, 32, 32)).astype(np.float32)
+        assert_close(pred({"x": x})["y"], run_ort(model, {"x": x})[0])
+        load(convert(_net(), str(net)), threads=2)
+        assert numba.get_num_threads() == 1
+    finally:
+        use_numba_pool(False)
+        set_threads(1)

@@ -22,12 +22,15 @@ from __future__ import annotations
 
 import numpy as np
 from llvmlite import ir
-from numba import types
+import numba
+from numba import prange, types
 from numba.extending import intrinsic
 
 from ._tiled import (_F32, _I32, _I64, _MASK, _VEC, AVAILABLE, LANES, _accumulating_loop, _activation, _declare,
                      _splat)
 from ._util import JIT, frozen, njit
+
+PJIT = dict(JIT, parallel=True)
 
 __all__ = ["AVAILABLE", "BLOCK", "pack", "pack_conv", "pack_depthwise", "pointwise", "ConvGeometry", "conv", "depthwise", "global_pool",
            "max_pool"]
@@ -37,6 +40,17 @@ NR = 12  # pixels per tile (x 2 blocks: 24 accumulators)
 NR_SHORT = 7  # pixels per tile on 7-wide maps (7x7: 49 pixels, no tile partly wasted)
 PANEL = 2 * BLOCK  # output channels per packed filter panel
 RD = 8  # output pixels per depthwise tile
+
+
+def _serial_and_threaded(fn):
+    """Two builds of a driver whose outer loop is a prange: a serial one (a parallel build costs about 1 us a
+    call even on one thread) and a threaded one, under their own names so that numba caches both."""
+    import types as pytypes
+    threaded = pytypes.FunctionType(fn.__code__, fn.__globals__, fn.__name__ + "_threaded", fn.__defaults__,
+                                    fn.__closure__)
+    threaded.__qualname__ = fn.__qualname__ + "_threaded"
+    serial, threaded = njit(**JIT)(fn), njit(**PJIT)(threaded)
+    return lambda *args: (threaded if numba.get_num_threads() > 1 else serial)(*args)
 
 
 def pack(w2d: np.ndarray) -> np.ndarray:
@@ -241,26 +255,25 @@ def _pw_tile(cvb, tail, xb, yb, wq, woff, x, xoff, hw, k, y, yoff, npix, mrows, 
         _BN1(wq, woff, x, xoff, hw, k, y, yoff, npix, mrows, bias, boff, r, has_res, a, hi, short)
 
 
-@njit(**JIT)
-def pointwise(wq, x, y, bias, r, has_res, a, hi, m, k, hw, xb, yb):
+def _pointwise(wq, x, y, bias, r, has_res, a, hi, m, k, hw, xb, yb):
     """y (M x hw, flat, blocked if yb) = act(W @ x + bias (+ r, in y's layout)) for one batch item; wq from
     `pack`, x (K x hw, flat, blocked if xb: then K % 16 == 0; yb: M % 16 == 0), bias of at least M values; xb
     or yb (both NCHW: `_tiled`). Filter panel by panel (2 blocks, the last one alone if odd), NR pixels at a
-    time, the last tile partial; NR_SHORT at a time on 7x7 maps."""
+    time, the last tile partial; NR_SHORT at a time on 7x7 maps. (Threaded: the (panel, tile) pairs split in
+    runs over the threads.)"""
     nblk = (m + BLOCK - 1) // BLOCK
     short = hw <= 64 and hw % NR_SHORT == 0
     nr = NR_SHORT if short else NR
-    full = hw // nr * nr
+    tiles = (hw + nr - 1) // nr
     xps, yps = (BLOCK if xb else 1), (BLOCK if yb else 1)
-    for b in range(0, nblk, 2):
-        cvb = 2 if b + 1 < nblk else 1
-        woff, mrows, boff, ybase = (b // 2) * PANEL * k, min(PANEL, m - b * BLOCK), b * BLOCK, b * BLOCK * hw
-        for p0 in range(0, full, nr):
-            _pw_tile(cvb, False, xb, yb, wq, woff, x, p0 * xps, hw, k, y, ybase + p0 * yps, nr, mrows, bias, boff,
-                     r, has_res, a, hi, short)
-        if full < hw:
-            _pw_tile(cvb, True, xb, yb, wq, woff, x, full * xps, hw, k, y, ybase + full * yps, hw - full, mrows, bias,
-                     boff, r, has_res, a, hi, False)
+    for t in prange(((nblk + 1) // 2) * tiles):
+        b, p0 = (t // tiles) * 2, (t % tiles) * nr
+        cvb, npix = (2 if b + 1 < nblk else 1), min(nr, hw - p0)
+        _pw_tile(cvb, npix < nr, xb, yb, wq, (b // 2) * PANEL * k, x, p0 * xps, hw, k, y, b * BLOCK * hw + p0 * yps,
+                 npix, min(PANEL, m - b * BLOCK), bias, b * BLOCK, r, has_res, a, hi, short and npix == nr)
+
+
+pointwise = _serial_and_threaded(_pointwise)
 
 
 def pack_conv(w: np.ndarray, x_blocked: bool) -> np.ndarray:
@@ -405,27 +418,26 @@ def pad(x, g: ConvGeometry, k, s, pt, pl):
             dst[:, a, b, r0:r0 + part.shape[1], c0:c0 + part.shape[2]] = part
 
 
-@njit(**JIT)
-def conv(wq, xp, y, bias, r, has_res, a, hi, m, c, taps, pix, plane, wph, oh, ow, xb):
+def _conv(wq, xp, y, bias, r, has_res, a, hi, m, c, taps, pix, plane, wph, oh, ow, xb):
     """y (M x OH x OW, blocked, flat) = act(k x k conv, groups 1, of x + bias (+ r, blocked)) for one batch item,
     x given as its phase planes (`pad`; C channels, blocked if xb: C % 16 == 0) with the tap offsets and pixel
     destinations of `ConvGeometry`; wq from `pack_conv`. Filter panel by panel, NR output pixels at a time over
     rows wph wide (the columns past ow computed and not stored; 7-wide outputs: a row of NR_SHORT at a time):
-    every tap of a tile is one address plus constant offsets."""
+    every tap of a tile is one address plus constant offsets. (Threaded: the (panel, tile) pairs split in runs
+    over the threads.)"""
     nblk = (m + BLOCK - 1) // BLOCK
-    n = oh * wph
     kk = taps.shape[0]
-    for b in range(0, nblk, 2):
-        cvb = 2 if b + 1 < nblk else 1
-        woff, mrows, boff, yoff = (b // 2) * PANEL * c * kk, min(PANEL, m - b * BLOCK), b * BLOCK, b * BLOCK * oh * ow
-        if ow == NR_SHORT:  # one tile per output row
-            for oy in range(oh):
-                _conv_tile(cvb, xb, wq, woff, xp, taps, kk, plane, c, oy * wph, ow, pix, y, yoff, oh * ow, mrows, bias,
-                           boff, r, has_res, a, hi, True)
-            continue
-        for q0 in range(0, n, NR):
-            _conv_tile(cvb, xb, wq, woff, xp, taps, kk, plane, c, q0, min(NR, n - q0), pix, y, yoff, oh * ow, mrows,
-                       bias, boff, r, has_res, a, hi, False)
+    rows = ow == NR_SHORT  # one tile per output row
+    tiles = oh if rows else (oh * wph + NR - 1) // NR
+    for t in prange(((nblk + 1) // 2) * tiles):
+        b, q = (t // tiles) * 2, t % tiles
+        q0 = q * wph if rows else q * NR
+        _conv_tile(2 if b + 1 < nblk else 1, xb, wq, (b // 2) * PANEL * c * kk, xp, taps, kk, plane, c, q0,
+                   ow if rows else min(NR, oh * wph - q0), pix, y, b * BLOCK * oh * ow, oh * ow, min(PANEL, m - b * BLOCK),
+                   bias, b * BLOCK, r, has_res, a, hi, rows)
+
+
+conv = _serial_and_threaded(_conv)
 
 
 def _make_dw_tile(k: int, s: int, pool: bool = False):
@@ -501,27 +513,30 @@ _DW3S1, _DW3S2, _DW5S1, _DW5S2 = (_make_dw_tile(k, s) for k in (3, 5) for s in (
 _MAX2S2, _MAX3S1, _MAX3S2 = (_make_dw_tile(k, s, pool=True) for k, s in ((2, 2), (3, 1), (3, 2)))
 
 
-@njit(**JIT)
-def depthwise(x, wq, bias, y, k, s, c, h, wd, oh, ow, pt, pl, a, hi):
+def _depthwise(x, wq, bias, y, k, s, c, h, wd, oh, ow, pt, pl, a, hi):
     """Depthwise k x k (3 or 5), stride s (1 or 2), of one blocked batch item (x, y flat; C % 16 == 0): wq
     from `pack_depthwise`, bias of C values; paddings pt/pl before the input (those after follow from oh, ow).
-    Block by block, output row by output row, RD pixels at a time; the tap rows in the padding not visited."""
+    Block by block, output row by output row, RD pixels at a time; the tap rows in the padding not visited.
+    (Threaded: the (block, row) pairs split over the threads.)"""
     plane_in, plane_out = h * wd * BLOCK, oh * ow * BLOCK
-    for b in range(c // BLOCK):
-        for oy in range(oh):
-            iy = oy * s - pt
-            ky0, ky1 = max(0, -iy), min(k, h - iy)
-            xrow, woff, boff = b * plane_in + iy * wd * BLOCK, b * k * k * BLOCK, b * BLOCK
-            for ox in range(0, ow, RD):
-                col0, npix, yoff = ox * s - pl, min(RD, ow - ox), b * plane_out + (oy * ow + ox) * BLOCK
-                if k == 3 and s == 1:
-                    _DW3S1(x, xrow, wd, col0, npix, ky0, ky1, wq, woff, bias, boff, y, yoff, a, hi)
-                elif k == 3:
-                    _DW3S2(x, xrow, wd, col0, npix, ky0, ky1, wq, woff, bias, boff, y, yoff, a, hi)
-                elif s == 1:
-                    _DW5S1(x, xrow, wd, col0, npix, ky0, ky1, wq, woff, bias, boff, y, yoff, a, hi)
-                else:
-                    _DW5S2(x, xrow, wd, col0, npix, ky0, ky1, wq, woff, bias, boff, y, yoff, a, hi)
+    for t in prange((c // BLOCK) * oh):
+        b, oy = t // oh, t % oh
+        iy = oy * s - pt
+        ky0, ky1 = max(0, -iy), min(k, h - iy)
+        xrow, woff, boff = b * plane_in + iy * wd * BLOCK, b * k * k * BLOCK, b * BLOCK
+        for ox in range(0, ow, RD):
+            col0, npix, yoff = ox * s - pl, min(RD, ow - ox), b * plane_out + (oy * ow + ox) * BLOCK
+            if k == 3 and s == 1:
+                _DW3S1(x, xrow, wd, col0, npix, ky0, ky1, wq, woff, bias, boff, y, yoff, a, hi)
+            elif k == 3:
+                _DW3S2(x, xrow, wd, col0, npix, ky0, ky1, wq, woff, bias, boff, y, yoff, a, hi)
+            elif s == 1:
+                _DW5S1(x, xrow, wd, col0, npix, ky0, ky1, wq, woff, bias, boff, y, yoff, a, hi)
+            else:
+                _DW5S2(x, xrow, wd, col0, npix, ky0, ky1, wq, woff, bias, boff, y, yoff, a, hi)
+
+
+depthwise = _serial_and_threaded(_depthwise)
 
 
 @njit(**JIT)
@@ -541,28 +556,29 @@ def global_pool(x, y, c, hw, is_max):
             y[b * BLOCK + lane] = acc[lane] if is_max else acc[lane] / hw
 
 
+def _max_pool_tiles(x, y, c, h, wd, oh, ow, k, s, pt, pl):
+    """k x k max pooling, stride s (2x2/2, 3x3/1, 3x3/2), through the depthwise tiles (taking the max)."""
+    plane_in, plane_out = h * wd * BLOCK, oh * ow * BLOCK
+    for t in prange((c // BLOCK) * oh):
+        b, oy = t // oh, t % oh
+        iy = oy * s - pt
+        ky0, ky1 = max(0, -iy), min(k, h - iy)
+        xrow = b * plane_in + iy * wd * BLOCK
+        for ox in range(0, ow, RD):
+            col0, npix, yoff = ox * s - pl, min(RD, ow - ox), b * plane_out + (oy * ow + ox) * BLOCK
+            if k == 2:
+                _MAX2S2(x, xrow, wd, col0, npix, ky0, ky1, x, 0, x, 0, y, yoff, 0.0, 0.0)
+            elif s == 1:
+                _MAX3S1(x, xrow, wd, col0, npix, ky0, ky1, x, 0, x, 0, y, yoff, 0.0, 0.0)
+            else:
+                _MAX3S2(x, xrow, wd, col0, npix, ky0, ky1, x, 0, x, 0, y, yoff, 0.0, 0.0)
+
+
+_max_pool_by_tiles = _serial_and_threaded(_max_pool_tiles)
+
+
 @njit(**JIT)
-def max_pool(x, y, c, h, wd, oh, ow, kh, kw, sh, sw, pt, pl):
-    """kh x kw max pooling of one blocked batch item (x, y flat), stride (sh, sw), paddings pt/pl before the
-    input; the window clipped to the input (each holds at least one input). 2x2 stride 2 and 3x3 stride 1 or
-    2 as the depthwise tiles do it (taking the max), other windows pixel by pixel."""
-    k, s = kh, sh
-    if kh == kw and sh == sw and ((k == 2 and s == 2) or k == 3):
-        plane_in, plane_out = h * wd * BLOCK, oh * ow * BLOCK
-        for b in range(c // BLOCK):
-            for oy in range(oh):
-                iy = oy * s - pt
-                ky0, ky1 = max(0, -iy), min(k, h - iy)
-                xrow = b * plane_in + iy * wd * BLOCK
-                for ox in range(0, ow, RD):
-                    col0, npix, yoff = ox * s - pl, min(RD, ow - ox), b * plane_out + (oy * ow + ox) * BLOCK
-                    if k == 2:
-                        _MAX2S2(x, xrow, wd, col0, npix, ky0, ky1, x, 0, x, 0, y, yoff, 0.0, 0.0)
-                    elif s == 1:
-                        _MAX3S1(x, xrow, wd, col0, npix, ky0, ky1, x, 0, x, 0, y, yoff, 0.0, 0.0)
-                    else:
-                        _MAX3S2(x, xrow, wd, col0, npix, ky0, ky1, x, 0, x, 0, y, yoff, 0.0, 0.0)
-        return
+def _max_pool_by_pixels(x, y, c, h, wd, oh, ow, kh, kw, sh, sw, pt, pl):
     acc = np.empty(BLOCK, np.float32)
     for b in range(c // BLOCK):
         xb, yb = b * h * wd * BLOCK, b * oh * ow * BLOCK
@@ -579,3 +595,13 @@ def max_pool(x, y, c, h, wd, oh, ow, kh, kw, sh, sw, pt, pl):
                 at = yb + (oy * ow + ox) * BLOCK
                 for lane in range(BLOCK):
                     y[at + lane] = acc[lane]
+
+
+def max_pool(x, y, c, h, wd, oh, ow, kh, kw, sh, sw, pt, pl):
+    """kh x kw max pooling of one blocked batch item (x, y flat), stride (sh, sw), paddings pt/pl before the
+    input; the window clipped to the input (each holds at least one input). 2x2 stride 2 and 3x3 stride 1 or
+    2 as the depthwise tiles do it (taking the max), other windows pixel by pixel."""
+    if kh == kw and sh == sw and ((kh == 2 and sh == 2) or (kh == 3 and sh in (1, 2))):
+        _max_pool_by_tiles(x, y, c, h, wd, oh, ow, kh, sh, pt, pl)
+    else:
+        _max_pool_by_pixels(x, y, c, h, wd, oh, ow, kh, kw, sh, sw, pt, pl)
