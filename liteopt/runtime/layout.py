@@ -29,8 +29,8 @@ def blocked_tensors(graph: Graph, steps) -> set[str]:
 
     def capable(s) -> bool:
         d = decl[id(s)]
-        return d is not None and all(not name or pos in d.free + d.tied + d.follows or graph.tensors[name].data is not None
-                                     for pos, name in enumerate(s.inputs))
+        return d is not None and all(not name or pos in d.free + d.tied + d.follows
+                                     or graph.tensors[name].data is not None for pos, name in enumerate(s.inputs))
 
     def eligible(name: str) -> bool:
         t = graph.tensors[name]

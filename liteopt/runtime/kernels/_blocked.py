@@ -1,4 +1,4 @@
-"""Pointwise and depthwise convolutions on channel-blocked tensors (NCHW16c).
+"""Convolutions and pooling on channel-blocked tensors (NCHW16c).
 
 A blocked tensor of C channels (C a multiple of 16) keeps, for each block of 16 channels, the pixels one after
 the other with their 16 channels side by side: element (n, c, y, x) at ((n * C/16 + c // 16) * H * W + y * W +
@@ -12,17 +12,21 @@ In this layout one output pixel's 16 channels are one vector, and a pixel's 16 i
   may each be blocked or NCHW (a conv at an island's edge reads or writes the plain layout, NCHW output
   by scatter stores), so no reorder op is ever needed. Close to the FMA peak where the NCHW GEMMs stall on
   x's strided rows.
-- depthwise k x k (3, 5), stride 1 or 2: a tile of RD output pixels of one output row and one block, each tap
-  one (masked) vector load per pixel; the masks drop taps in the left/right padding, the tap rows above or
-  below the input are not visited.
-Bias, residual (pointwise; in the output's layout) and a relu-like activation (`_tiled.act_bounds`) are
-applied before the one store. LLVM IR on 16-lane vectors as in `_tiled`: AVX-512 only (`AVAILABLE`).
+- k x k convs (groups 1, any stride), blocked or NCHW input (a network's stem) into a blocked output: the
+  same tile over the zero-padded phase planes of the input (`ConvGeometry`), which make every tap of a tile
+  one address plus constant offsets.
+- depthwise k x k (3, 5), stride 1 or 2, and max pooling: a tile of RD output pixels of one output row and
+  one block, each tap one (masked) vector load per pixel; the masks drop taps in the left/right padding,
+  the tap rows above or below the input are not visited.
+Bias, residual (in the output's layout) and a relu-like activation (`_tiled.act_bounds`) are applied before
+the one store. LLVM IR on 16-lane vectors as in `_tiled`: AVX-512 only (`AVAILABLE`). Each driver comes
+serial and threaded (`_serial_and_threaded`): with threads in numba's pool its tiles are split over them.
 """
 from __future__ import annotations
 
+import numba
 import numpy as np
 from llvmlite import ir
-import numba
 from numba import prange, types
 from numba.extending import intrinsic
 
@@ -32,8 +36,8 @@ from ._util import JIT, frozen, njit
 
 PJIT = dict(JIT, parallel=True)
 
-__all__ = ["AVAILABLE", "BLOCK", "pack", "pack_conv", "pack_depthwise", "pointwise", "ConvGeometry", "conv", "depthwise", "global_pool",
-           "max_pool"]
+__all__ = ["AVAILABLE", "BLOCK", "pack", "pack_conv", "pack_depthwise", "pointwise", "ConvGeometry", "pad", "conv",
+           "depthwise", "global_pool", "max_pool"]
 
 BLOCK = LANES  # channels per block
 NR = 12  # pixels per tile (x 2 blocks: 24 accumulators)
@@ -76,10 +80,11 @@ def _pointers(context, builder, signature, args):
 
 def _store(builder, sums, cvb, yb, tail, yoff_, ohw_, npix_, mrows_, bptr, boff_, rptr, has_res_, yptr, a_, hi_,
            pixels=None):
-    """The epilogue of a tile of nr pixels (sums: cvb x nr vectors) x cvb output blocks: y = act(sums + bias (+ r, at y's offsets)) for
-    the output channels < mrows (and pixels < npix in a tail tile); y (and r) blocked (one vector store per
-    pixel and block) or NCHW (scatter stores down the channel rows, ohw apart). yoff: the offset of (first
-    block, first pixel); pixels (blocked y): instead, each pixel's (offset from yoff, whether to store it)."""
+    """The epilogue of a tile of nr pixels x cvb output blocks (sums: cvb x nr vectors): y = act(sums + bias
+    (+ r, at y's offsets)) for the output channels < mrows (and pixels < npix in a tail tile); y (and r)
+    blocked (one vector store per pixel and block) or NCHW (scatter stores down the channel rows, ohw apart).
+    yoff: the offset of (first block, first pixel); pixels (blocked y): instead, each pixel's (offset from
+    yoff, whether to store it)."""
     mod = builder.module
     load = _declare(mod, "llvm.masked.load.v16f32.p0", _VEC, [bptr.type, _I32, _MASK, _VEC])
     store = _declare(mod, "llvm.masked.store.v16f32.p0", ir.VoidType(), [_VEC, yptr.type, _I32, _MASK])
@@ -330,8 +335,9 @@ def _make_conv_tile(cvb: int, xb: bool):
                         first = builder.add(xc, builder.load(builder.gep(tptr, [t])))
                         wbase = builder.add(wc, builder.mul(t, i64(per_ch * PANEL)))
                         for ci in range(per_ch):
-                            wv = [builder.call(load, [builder.gep(wptr, [builder.add(wbase, i64(ci * PANEL + v * LANES))]),
-                                                      align, on, zero]) for v in range(cvb)]
+                            row = builder.add(wbase, i64(ci * PANEL))
+                            wv = [builder.call(load, [builder.gep(wptr, [builder.add(row, i64(v * LANES))]), align, on,
+                                                      zero]) for v in range(cvb)]
                             nxt = [[None] * nr for _ in range(cvb)]
                             for p in range(nr):  # (one broadcast live at a time)
                                 at = builder.add(first, i64(p * unit + ci))
@@ -377,9 +383,11 @@ def _conv_tile(cvb, xb, wq, woff, xp, taps, kk, plane, c, q0, npix, pix, y, yoff
             _CV2B(wq, woff, xp, taps, kk, plane, c, q0, npix, pix, y, yoff, ohw, mrows, bias, boff, r, has_res, a, hi,
                   short)
     elif cvb == 1:
-        _CV1N(wq, woff, xp, taps, kk, plane, c, q0, npix, pix, y, yoff, ohw, mrows, bias, boff, r, has_res, a, hi, short)
+        _CV1N(wq, woff, xp, taps, kk, plane, c, q0, npix, pix, y, yoff, ohw, mrows, bias, boff, r, has_res, a, hi,
+              short)
     else:
-        _CV2N(wq, woff, xp, taps, kk, plane, c, q0, npix, pix, y, yoff, ohw, mrows, bias, boff, r, has_res, a, hi, short)
+        _CV2N(wq, woff, xp, taps, kk, plane, c, q0, npix, pix, y, yoff, ohw, mrows, bias, boff, r, has_res, a, hi,
+              short)
 
 
 class ConvGeometry:
@@ -433,8 +441,8 @@ def _conv(wq, xp, y, bias, r, has_res, a, hi, m, c, taps, pix, plane, wph, oh, o
         b, q = (t // tiles) * 2, t % tiles
         q0 = q * wph if rows else q * NR
         _conv_tile(2 if b + 1 < nblk else 1, xb, wq, (b // 2) * PANEL * c * kk, xp, taps, kk, plane, c, q0,
-                   ow if rows else min(NR, oh * wph - q0), pix, y, b * BLOCK * oh * ow, oh * ow, min(PANEL, m - b * BLOCK),
-                   bias, b * BLOCK, r, has_res, a, hi, rows)
+                   ow if rows else min(NR, oh * wph - q0), pix, y, b * BLOCK * oh * ow, oh * ow,
+                   min(PANEL, m - b * BLOCK), bias, b * BLOCK, r, has_res, a, hi, rows)
 
 
 conv = _serial_and_threaded(_conv)

@@ -339,6 +339,11 @@ def _tile_bounds(act_type, act_alpha):
     return None if code is None else _tiled.act_bounds(code, float(act_alpha))
 
 
+def _item_rows(x, n):
+    """x as (n, -1) rows, float32 and C order (a view where it already is)."""
+    return (x if x.flags.c_contiguous and x.dtype == np.float32 else np.ascontiguousarray(x, np.float32)).reshape(n, -1)
+
+
 def _residual_rows(r, n):
     """A residual input as the one array type the AVX-512 kernels are compiled for: (n, -1), float32, C order,
     writable (arena views are; a read-only input is copied)."""
@@ -381,7 +386,7 @@ def _tiled_pointwise(w2d, b0, code, alpha, general, blas):
         if tiles is None:
             return blas(x, w_, b, r, out=out, **kw)
         y = out if out is not None else np.empty((n, o, h, wd), np.float32)
-        x2 = (x if x.flags.c_contiguous and x.dtype == np.float32 else np.ascontiguousarray(x, np.float32)).reshape(n, -1)
+        x2 = _item_rows(x, n)
         y2 = y.reshape(n, -1)
         r2 = None if r is None else _residual_rows(r, n)
         for i in range(n):
@@ -411,7 +416,7 @@ def _blocked_pointwise(w2d, b0, bounds):
         def run(x, w_, b, r=None, *, out=None, **kw):
             n, h, wd = x.shape[0], x.shape[2], x.shape[3]
             y = out if out is not None else np.empty((n, o, h, wd), np.float32)
-            x2 = (x if x.flags.c_contiguous and x.dtype == np.float32 else np.ascontiguousarray(x, np.float32)).reshape(n, -1)
+            x2 = _item_rows(x, n)
             y2 = y.reshape(n, -1)
             r2 = None if r is None else _residual_rows(r, n)
             for i in range(n):
@@ -451,13 +456,14 @@ def _blocked_conv(consts, attrs):
                     sizes.clear()
                 g = sizes[h, wd] = _blocked.ConvGeometry(c, h, wd, k, sh, pt, pb, pl, pr, oh, ow, xb)
             y = _result(out, (n, o, oh, ow))
-            x2 = (x if x.flags.c_contiguous and x.dtype == np.float32 else np.ascontiguousarray(x, np.float32)).reshape(n, -1)
+            x2 = _item_rows(x, n)
             y2 = y.reshape(n, -1)
             r2 = None if r is None else _residual_rows(r, n)
             for i in range(n):
                 _blocked.pad(x2[i], g, k, sh, pt, pl)
-                _blocked.conv(wq, g.planes, y2[i], bias, _NO_RES_FLAT if r2 is None else r2[i], r2 is not None, a, hi, o,
-                              c, g.taps, g.pix, g.plane, g.wph, oh, ow, xb)
+                res = _NO_RES_FLAT if r2 is None else r2[i]
+                _blocked.conv(wq, g.planes, y2[i], bias, res, r2 is not None, a, hi, o, c, g.taps, g.pix, g.plane, g.wph,
+                              oh, ow, xb)
             return y
         return run
     return Blocked(free=(), tied=(3,), follows=(0,), variant=variant)
