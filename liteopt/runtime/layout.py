@@ -6,8 +6,7 @@ constant) of float32 (N, C, H, W) with C a multiple of 16 (the blocked form then
 memory plan holds as it is), and the inputs a kernel ties to its output's layout (a depthwise conv's input, a
 conv's residual) are blocked together with that output. A pointwise conv reads and writes either layout, a
 k x k conv writes a blocked output from either layout, so islands of blocked tensors need no reorder op at
-their edges. Outside the runtime nothing changes:
-the file, the graph and every output are NCHW.
+their edges. Outside the runtime nothing changes: the file, the graph and every output are NCHW.
 """
 from __future__ import annotations
 

@@ -15,6 +15,7 @@ from ..ir.memory import ALIGN, plan
 from . import kernels as K
 from . import layout
 from .kernels._util import frozen
+from .threads import use_numba_pool
 
 MAX_PLANS = 8  # input-shape signatures whose arena is kept
 
@@ -76,7 +77,6 @@ class Program:
             self.steps.append(_Step(k, node, self.consts))
         self.blocked = layout.apply(self.graph, self.steps)  # tensors kept channel-blocked between kernels
         # with most of the convolution work in the blocked kernels, the threads go to numba's pool
-        from .threads import use_numba_pool
         use_numba_pool(layout.blocked_share(self.graph, self.blocked) >= 0.5)
         self._arenas: dict[tuple, Arena | None] = {}
         if self.graph.memory_plan is not None:

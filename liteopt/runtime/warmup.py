@@ -135,6 +135,7 @@ def warmup(verbose: bool = True) -> float:
         try:
             program.run(feeds)
         finally:
+            use_numba_pool(False)
             set_threads(1)
     seconds = time.perf_counter() - t0
     if verbose:
