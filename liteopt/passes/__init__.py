@@ -19,6 +19,7 @@ from .fuse_conv_bn import fuse_conv_bn
 from .fuse_fc import fuse_fc
 from .fuse_pad import fuse_pad
 from .fuse_residual import fuse_residual
+from .fuse_scale import fuse_scale
 from .pick_kernels import pick_kernels
 from .plan_memory import plan_memory
 from .quantize_weights import quantize_weights
@@ -39,6 +40,7 @@ PIPELINE: list[Callable[[Graph, PassContext], None]] = [
     fuse_pad,              # pad + conv/pool -> explicit paddings
     fuse_conv_bn,          # conv (+ bias) + batch_norm
     fuse_conv_affine,      # conv + per-channel add / mul
+    fuse_scale,            # x * scalar + scalar -> scale (one pass instead of two)
     fuse_fc,               # matmul (+ add) -> fc, flatten + fc
     fuse_activation,       # conv/fc/elementwise + activation -> act_type epilogue
     fuse_residual,         # conv + add of a same-shape tensor (+ its activation) -> the conv's epilogue
@@ -61,4 +63,4 @@ def run_pipeline(graph: Graph, ctx: PassContext, pipeline=None) -> Graph:
 
 __all__ = ["PIPELINE", "PassContext", "PassRecord", "run_pipeline", "cancel_chains", "eliminate_identities",
            "fold_constants", "fuse_activation", "fuse_conv_affine", "fuse_conv_bn", "fuse_fc", "fuse_pad",
-           "fuse_residual", "pick_kernels", "plan_memory", "quantize_weights", "recognize_patterns"]
+           "fuse_residual", "fuse_scale", "pick_kernels", "plan_memory", "quantize_weights", "recognize_patterns"]

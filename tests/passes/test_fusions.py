@@ -9,7 +9,7 @@ from helpers import make_model
 from pass_helpers import check_pass
 
 from liteopt.passes import (eliminate_identities, fuse_activation, fuse_conv_affine, fuse_conv_bn, fuse_fc,
-                            fuse_pad, fuse_residual)
+                            fuse_pad, fuse_residual, fuse_scale)
 
 RNG = np.random.default_rng(0)
 X = RNG.standard_normal((2, 4, 8, 8)).astype(np.float32)
@@ -186,3 +186,26 @@ def test_identity_elimination_keeps_output_names():
     check_pass(model, eliminate_identities, {"x": X}, ops_after={"relu": 1})
     _, after, _ = run_pass(model, eliminate_identities)
     assert after.outputs == ["y"] and after.nodes[0].outputs == ["y"]
+
+
+@pytest.mark.parametrize("order,shapes,hit", [
+    ("mul_add", ((1,), ()), True), ("mul_add", ((1, 1, 1, 1), (1,)), True), ("add_mul", ((), (1,)), True),
+    ("add_mul", ((1,), (1,)), True), ("mul_add", ((4, 1, 1), (1,)), False), ("mul_add", ((1, 1, 1, 1, 1), ()), False)])
+def test_scalar_mul_add_to_scale(order, shapes, hit):
+    """x * s + t and (x + t) * s with one-value constants (either operand order) become one scale op;
+    per-channel constants and a constant that would broadcast x to a higher rank do not."""
+    s, t = w(*shapes[0]) + 1.5, w(*shapes[1])
+    inner, outer = ("Mul", "Add") if order == "mul_add" else ("Add", "Mul")
+    first, second = ("s", "t") if order == "mul_add" else ("t", "s")
+    nodes = [helper.make_node("Relu", ["x"], ["r"]), helper.make_node(inner, [first, "r"], ["a"]),
+             helper.make_node(outer, ["a", second], ["y"])]
+    model = make_model(nodes, {"x": X}, ["y"], {"s": s, "t": t})
+    rec = check_pass(model, fuse_scale, {"x": X}, hits=1 if hit else 0)
+    assert hit or rec.near_misses
+
+
+def test_scale_miss_when_the_product_is_used_twice():
+    nodes = [helper.make_node("Mul", ["x", "s"], ["a"]), helper.make_node("Add", ["a", "t"], ["y"]),
+             helper.make_node("Relu", ["a"], ["z"])]
+    model = make_model(nodes, {"x": X}, ["y", "z"], {"s": w(1), "t": w(1)})
+    check_pass(model, fuse_scale, {"x": X}, hits=0)
