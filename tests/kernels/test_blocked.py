@@ -17,7 +17,7 @@ from liteopt.runtime.threads import cores, set_threads, use_numba_pool
 
 K.load_all()
 RNG = np.random.default_rng(1)
-ACTS = [("", 0.0), ("relu", 0.0), ("relu6", 6.0), ("leaky_relu", 0.1)]
+ACTS = [("", 0.0), ("relu", 0.0), ("relu6", 6.0), ("leaky_relu", 0.1), ("hard_swish", 0.0)]
 pytestmark = pytest.mark.skipif(not _blocked.AVAILABLE, reason="this CPU has no AVX-512: no blocked kernels here")
 
 
@@ -125,9 +125,10 @@ def test_conv(xb, c, ob, k, s, h, w, pads, act, bias, residual, out, batch, vari
 
 
 def test_what_declares_no_blocked_variant():
-    """Other activations, grouped or dilated convs (and dilated depthwise ones) keep NCHW."""
+    """Activations other than the relu-like ones and hard_swish, grouped or dilated convs (and dilated depthwise
+    ones) keep NCHW."""
     wt = RNG.standard_normal((16, 16, 1, 1)).astype(np.float32)
-    for act in ("hard_swish", "sigmoid"):
+    for act in ("swish", "sigmoid"):
         fn = K.KERNELS[("conv2d", "cpu")]["gemm"].prepare([None, wt, None], attrs("conv2d", act_type=act))
         assert getattr(fn, "blocked", None) is None
     w3 = RNG.standard_normal((16, 8, 3, 3)).astype(np.float32)

@@ -18,8 +18,8 @@ In this layout one output pixel's 16 channels are one vector, and a pixel's 16 i
 - depthwise k x k (3, 5), stride 1 or 2, and max pooling: a tile of RD output pixels of one output row and
   one block, each tap one (masked) vector load per pixel; the masks drop taps in the left/right padding,
   the tap rows above or below the input are not visited.
-Bias, residual (in the output's layout) and a relu-like activation (`_tiled.act_bounds`) are applied before
-the one store. LLVM IR on 16-lane vectors as in `_tiled`: AVX-512 only (`AVAILABLE`). Each driver comes
+Bias, residual (in the output's layout) and a relu-like activation or hard_swish (`act_bounds`) are applied
+before the one store. LLVM IR on 16-lane vectors as in `_tiled`: AVX-512 only (`AVAILABLE`). Each driver comes
 serial and threaded (`_serial_and_threaded`): with threads in numba's pool its tiles are split over them.
 """
 from __future__ import annotations
@@ -30,6 +30,7 @@ from llvmlite import ir
 from numba import prange, types
 from numba.extending import intrinsic
 
+from . import _tiled
 from ._tiled import (_F32, _I32, _I64, _MASK, _VEC, AVAILABLE, LANES, _accumulating_loop, _activation, _declare,
                      _splat)
 from ._util import JIT, frozen, njit
@@ -44,6 +45,35 @@ NR = 12  # pixels per tile (x 2 blocks: 24 accumulators)
 NR_SHORT = 7  # pixels per tile on 7-wide maps (7x7: 49 pixels, no tile partly wasted)
 PANEL = 2 * BLOCK  # output channels per packed filter panel
 RD = 8  # output pixels per depthwise tile
+
+
+HARD_SWISH = (float("nan"), 6.0)  # the (a, hi) that asks the blocked kernels for hard_swish
+
+
+def act_bounds(code: int, alpha: float):
+    """The fused activation as the blocked kernels take it: `_tiled.act_bounds`' relu-like (a, hi), or
+    HARD_SWISH for hard_swish (v * clamp(v + 3, 0, 6) / 6); None for the others."""
+    return HARD_SWISH if code == 4 else _tiled.act_bounds(code, alpha)
+
+
+def _with_activation(builder, a_, hi_, emit):
+    """emit(act) for the activation (a, hi) stands for (`act_bounds`): the relu-like one, or hard_swish when a
+    is NaN; both emitted, one branch per call picks."""
+    f32 = lambda v: builder.fptrunc(v, _F32) if v.type != _F32 else v  # noqa: E731
+    zero, three = ir.Constant(_VEC, [0.0] * LANES), ir.Constant(_VEC, [3.0] * LANES)
+    six, sixth = ir.Constant(_VEC, [6.0] * LANES), ir.Constant(_VEC, [1.0 / 6.0] * LANES)
+
+    def hard_swish(v):
+        t = builder.fadd(v, three)
+        t = builder.select(builder.fcmp_ordered("<", t, zero), zero, t)
+        t = builder.select(builder.fcmp_ordered(">", t, six), six, t)
+        return builder.fmul(builder.fmul(v, t), sixth)
+
+    with builder.if_else(builder.fcmp_unordered("uno", f32(a_), f32(a_))) as (swish, relu_like):
+        with swish:
+            emit(hard_swish)
+        with relu_like:
+            emit(_activation(builder, a_, hi_))
 
 
 def _serial_and_threaded(fn):
@@ -92,7 +122,6 @@ def _store(builder, sums, cvb, yb, tail, yoff_, ohw_, npix_, mrows_, bptr, boff_
     i64 = lambda v: ir.Constant(_I64, v)  # noqa: E731
     ivec = ir.VectorType(_I64, LANES)
     lanes = ir.Constant(ivec, list(range(LANES)))
-    act = _activation(builder, a_, hi_)
     res_on = _splat(builder, has_res_, _MASK)
     plane = builder.mul(ohw_, i64(BLOCK))
     chan = [builder.icmp_signed("<", builder.add(lanes, _splat(builder, i64(v * LANES), ivec)),
@@ -111,7 +140,7 @@ def _store(builder, sums, cvb, yb, tail, yoff_, ohw_, npix_, mrows_, bptr, boff_
                                             ir.Constant(ivec, [4] * LANES)))
             return builder.inttoptr(start, ptrs_t)
 
-    def store_pixel(p):
+    def store_pixel(p, act):
         for v in range(cvb):
             val = builder.fadd(sums[v][p], bv[v])
             if yb:
@@ -126,15 +155,18 @@ def _store(builder, sums, cvb, yb, tail, yoff_, ohw_, npix_, mrows_, bptr, boff_
                                                               builder.and_(chan[v], res_on), zero]))
                 builder.call(scatter, [act(val), addresses(yptr, off), align, chan[v]])
 
-    for p in range(len(sums[0])):
-        if pixels is not None:
-            with builder.if_then(pixels[p][1]):
-                store_pixel(p)
-        elif tail:
-            with builder.if_then(builder.icmp_signed("<", i64(p), npix_)):
-                store_pixel(p)
-        else:
-            store_pixel(p)
+    def store_all(act):
+        for p in range(len(sums[0])):
+            if pixels is not None:
+                with builder.if_then(pixels[p][1]):
+                    store_pixel(p, act)
+            elif tail:
+                with builder.if_then(builder.icmp_signed("<", i64(p), npix_)):
+                    store_pixel(p, act)
+            else:
+                store_pixel(p, act)
+
+    _with_activation(builder, a_, hi_, store_all)
 
 
 def _make_pw_tile(cvb: int, xb: bool, yb: bool, tail: bool):
@@ -500,16 +532,21 @@ def _make_dw_tile(k: int, s: int, pool: bool = False):
 
             sums = _accumulating_loop(builder, builder.sub(ky1_, ky0_), 1, RD, step, "dw.rows",
                                       init=[[lowest] * RD] if pool else None)
+            def store_all(act):
+                if pool:
+                    result = [sums[0][j] for j in range(RD)]
+                else:
+                    bv = builder.call(load, [builder.gep(bptr, [boff_]), align, on, zero])
+                    result = [act(builder.fadd(sums[0][j], bv)) for j in range(RD)]
+                for j in range(RD):
+                    with builder.if_then(builder.icmp_signed("<", i64(j), npix_)):
+                        off = builder.add(yoff_, i64(j * BLOCK))
+                        builder.call(store, [result[j], builder.gep(yptr, [off]), align, on])
+
             if pool:
-                result = [sums[0][j] for j in range(RD)]
+                store_all(None)
             else:
-                act = _activation(builder, a_, hi_)
-                bv = builder.call(load, [builder.gep(bptr, [boff_]), align, on, zero])
-                result = [act(builder.fadd(sums[0][j], bv)) for j in range(RD)]
-            for j in range(RD):
-                with builder.if_then(builder.icmp_signed("<", i64(j), npix_)):
-                    off = builder.add(yoff_, i64(j * BLOCK))
-                    builder.call(store, [result[j], builder.gep(yptr, [off]), align, on])
+                _with_activation(builder, a_, hi_, store_all)
             return context.get_dummy_value()
 
         return sig, codegen

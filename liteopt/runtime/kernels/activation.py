@@ -7,7 +7,7 @@ import types
 import numpy as np
 
 from ...ir import OPS
-from . import kernel
+from . import Blocked, kernel
 from ._util import JIT, frozen, njit
 
 
@@ -199,7 +199,16 @@ def _scale(x, out, s, b, after):
         out[i] = x[i] * s + b if after else (x[i] + b) * s
 
 
-@kernel("scale", out=True)
+def _scale_prepare(consts, attrs):
+    """scale is element by element: on a channel-blocked tensor (`_blocked`) it runs as it is, the output in
+    the input's layout."""
+    def run(x, **kw):
+        return scale(x, **kw)
+    run.blocked = Blocked(free=(), tied=(0,), variant=lambda blocked_inputs, out_blocked: scale)
+    return run
+
+
+@kernel("scale", out=True, prepare=_scale_prepare)
 def scale(x, *, scale, bias, bias_after_scale, out=None):
     if x.dtype.kind not in "f":
         return OPS["scale"].reference(x, scale=scale, bias=bias, bias_after_scale=bias_after_scale)

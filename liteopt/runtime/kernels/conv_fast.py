@@ -321,7 +321,7 @@ def _gemm_prepare(consts, attrs):
                 _epilogue(y3, bias, has_bias, NO_RES, False, code, alpha, 0, h * wd)
             return y
         fast = _tiled_pointwise(w2d, b0, code, alpha, run, pointwise) if _tiled.AVAILABLE else pointwise
-        bounds = _tiled.act_bounds(code, alpha)
+        bounds = _blocked.act_bounds(code, alpha)
         if _blocked.AVAILABLE and bounds is not None:
             fast.blocked = _blocked_pointwise(w2d, b0, bounds)
         return fast
@@ -428,11 +428,11 @@ def _blocked_pointwise(w2d, b0, bounds):
 
 
 def _blocked_conv(consts, attrs):
-    """The k x k conv (groups 1, square filter, no dilation, a relu-like activation) into a channel-blocked
-    output (`_blocked`), from a blocked or an NCHW input; None where it has none."""
+    """The k x k conv (groups 1, square filter, no dilation, a relu-like activation or hard_swish) into a
+    channel-blocked output (`_blocked`), from a blocked or an NCHW input; None where it has none."""
     w, b0 = consts[1], consts[2] if len(consts) > 2 else None
     code = ACT_CODES.get(attrs["act_type"])
-    bounds = None if code is None else _tiled.act_bounds(code, float(attrs["act_alpha"]))
+    bounds = None if code is None else _blocked.act_bounds(code, float(attrs["act_alpha"]))
     (sh, sw), k = attrs["strides"], (w.shape[2] if w is not None and w.ndim == 4 else 0)
     if (not _blocked.AVAILABLE or bounds is None or not k or w.shape[3] != k or attrs["groups"] != 1 or sh != sw
             or tuple(attrs["dilations"]) != (1, 1)):
@@ -848,7 +848,7 @@ def _dw_prepare(consts, attrs):
                                     groups=groups, act_type=act_type, act_alpha=act_alpha)
         return _dw_run(x, wc, bias, b0 is not None, out, strides, paddings, dilations, act_type, act_alpha)
     code = ACT_CODES.get(attrs["act_type"])
-    bounds = None if code is None else _tiled.act_bounds(code, float(attrs["act_alpha"]))
+    bounds = None if code is None else _blocked.act_bounds(code, float(attrs["act_alpha"]))
     k, (sh, sw) = w.shape[2], attrs["strides"]
     if (_blocked.AVAILABLE and bounds is not None and w.shape[2:] == (k, k) and k in (3, 5) and sh == sw
             and sh in (1, 2) and tuple(attrs["dilations"]) == (1, 1)):
