@@ -2,11 +2,12 @@
 
 Decided once per loaded model. A tensor is blocked when every kernel that writes or reads it can take it so
 (the kernel's `blocked` declaration, `kernels.Blocked`), it is an intermediate (not a graph input, output or
-constant) of float32 (N, C, H, W) with C a multiple of 16 (the blocked form then takes the same bytes, so the
-memory plan holds as it is), and the inputs a kernel ties to its output's layout (a depthwise conv's input, a
-conv's residual) are blocked together with that output. A pointwise conv reads and writes either layout, a
-k x k conv writes a blocked output from either layout, so islands of blocked tensors need no reorder op at
-their edges. Outside the runtime nothing changes: the file, the graph and every output are NCHW.
+constant) of float32 (N, C, H, W) with C fixed and a multiple of 16 (the blocked form then takes the same
+bytes, so the memory plan holds as it is; N, H and W may be known only at run time), and the inputs a kernel
+ties to its output's layout (a depthwise conv's input, a conv's residual) are blocked together with that
+output. A pointwise conv reads and writes either layout, a k x k conv writes a blocked output from either
+layout, so islands of blocked tensors need no reorder op at their edges. Outside the runtime nothing changes:
+the file, the graph and every output are NCHW.
 """
 from __future__ import annotations
 
@@ -35,7 +36,7 @@ def blocked_tensors(graph: Graph, steps) -> set[str]:
         t = graph.tensors[name]
         shape = t.shape
         if (t.data is not None or name in graph.inputs or name in graph.outputs or t.dtype.value != "float32"
-                or shape is None or len(shape) != 4 or not all(isinstance(d, int) for d in shape[1:])
+                or shape is None or len(shape) != 4 or not isinstance(shape[1], int)
                 or shape[1] % 16):
             return False
         made = producers.get(name, [])

@@ -255,7 +255,7 @@ def test_threaded_builds_give_the_serial_results():
         set_threads(1)
 
 
-def _mobile():
+def _mobile(shape=(1, 3, 32, 32)):
     """A MobileNet-like chain: every conv writes a blocked tensor."""
     nodes, inits, h = [], {}, "x"
     for i, (cin, cout, k, s, g) in enumerate([(3, 16, 3, 2, 1), (16, 16, 3, 1, 16), (16, 32, 1, 1, 1), (32, 32, 3, 2, 32),
@@ -265,7 +265,18 @@ def _mobile():
         nodes.append(helper.make_node("Relu", [f"c{i}"], [f"r{i}"]))
         h = f"r{i}"
     nodes.append(helper.make_node("GlobalAveragePool", [h], ["y"]))
-    return make_model(nodes, {"x": np.zeros((1, 3, 32, 32), np.float32)}, ["y"], inits)
+    return make_model(nodes, {"x": (np.float32, list(shape))}, ["y"], inits)
+
+
+def test_islands_with_sizes_known_only_at_run_time(tmp_path):
+    """Blocked tensors need only their channels fixed: a model with a symbolic height and width runs its
+    island at any size (and back), each matching onnxruntime."""
+    model = _mobile((1, 3, "h", "w"))
+    pred = load(convert(model, str(tmp_path)))
+    assert len(pred._program.blocked) == 5
+    for hw in [(32, 32), (19, 45), (8, 8), (32, 32)]:
+        x = RNG.standard_normal((1, 3, *hw)).astype(np.float32)
+        assert_close(pred({"x": x})["y"], run_ort(model, {"x": x})[0])
 
 
 @pytest.mark.skipif(cores() < 2, reason="one core: no second thread to give")
