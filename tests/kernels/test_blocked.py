@@ -1,6 +1,7 @@
-"""The channel-blocked (NCHW16c) variants of the pointwise and depthwise convs against the numpy reference,
-through the kernels' own `blocked` declarations (as the runtime's layout planner calls them), and the planner
-itself on a network checked against onnxruntime."""
+"""The channel-blocked (NCHW16c) kernels against the numpy references, through the kernels' own `blocked`
+declarations as the runtime's layout planner calls them (pointwise convs in every layout pair, k x k convs,
+depthwise convs, max and global pooling, concat; serial and threaded), and the planner itself on networks
+checked against onnxruntime (which tensors it blocks, symbolic sizes, which pool gets the threads)."""
 from __future__ import annotations
 
 import numpy as np
