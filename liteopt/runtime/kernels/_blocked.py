@@ -32,7 +32,7 @@ from numba.extending import intrinsic
 
 from . import _tiled
 from ._tiled import (_F32, _I32, _I64, _MASK, _VEC, AVAILABLE, LANES, _accumulating_loop, _activation, _declare,
-                     _splat)
+                     _pointers, _splat, pack_panels)
 from ._util import JIT, frozen, njit
 
 PJIT = dict(JIT, parallel=True)
@@ -88,24 +88,14 @@ def _serial_and_threaded(fn):
 
 
 def pack(w2d: np.ndarray) -> np.ndarray:
-    """A pointwise filter W (M, K) -> panels of PANEL output channels, each k-major (K, PANEL), channels past M
-    zero; flat, read-only."""
-    m, k = w2d.shape
-    mp = -(-m // PANEL)
-    padded = np.zeros((mp * PANEL, k), np.float32)
-    padded[:m] = w2d
-    return frozen(np.ascontiguousarray(padded.reshape(mp, PANEL, k).transpose(0, 2, 1)).reshape(-1))
+    """A pointwise filter W (M, K) -> panels of PANEL output channels (`_tiled.pack_panels`)."""
+    return pack_panels(w2d, PANEL)
 
 
 def pack_depthwise(w: np.ndarray) -> np.ndarray:
     """A depthwise filter (C, 1, k, k), C a multiple of 16 -> (C/16, k*k, 16): one vector per block and tap."""
     c, _, kh, kw = w.shape
     return frozen(np.ascontiguousarray(w.reshape(c // BLOCK, BLOCK, kh * kw).transpose(0, 2, 1)).reshape(-1))
-
-
-def _pointers(context, builder, signature, args):
-    return [context.make_array(t)(context, builder, v).data if isinstance(t, types.Array) else None
-            for t, v in zip(signature.args, args)]
 
 
 def _store(builder, sums, cvb, yb, tail, yoff_, ohw_, npix_, mrows_, bptr, boff_, rptr, has_res_, yptr, a_, hi_,
@@ -314,19 +304,12 @@ pointwise = _serial_and_threaded(_pointwise)
 
 
 def pack_conv(w: np.ndarray, x_blocked: bool) -> np.ndarray:
-    """A conv filter (O, C, k, k) -> panels of PANEL output channels; within a panel, for a blocked input the
-    rows (block of C, ky, kx, channel in the block), for an NCHW input (channel, ky, kx), each row the
-    panel's PANEL output channels (past O zero); flat, read-only."""
+    """A conv filter (O, C, k, k) -> panels of PANEL output channels (`_tiled.pack_panels`) whose rows are, for a
+    blocked input, (block of C, ky, kx, channel in the block), for an NCHW input (channel, ky, kx)."""
     o, c, kh, kw = w.shape
-    mp = -(-o // PANEL)
-    padded = np.zeros((mp * PANEL, c, kh, kw), np.float32)
-    padded[:o] = w
-    p = padded.reshape(mp, PANEL, c, kh, kw)
     if x_blocked:
-        p = p.reshape(mp, PANEL, c // BLOCK, BLOCK, kh, kw).transpose(0, 2, 4, 5, 3, 1)
-    else:
-        p = p.transpose(0, 2, 3, 4, 1)
-    return frozen(np.ascontiguousarray(p).reshape(-1))
+        w = w.reshape(o, c // BLOCK, BLOCK, kh, kw).transpose(0, 1, 3, 4, 2)
+    return pack_panels(np.asarray(w, np.float32).reshape(o, -1), PANEL)
 
 
 def _make_conv_tile(cvb: int, xb: bool):

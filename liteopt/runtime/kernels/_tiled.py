@@ -20,7 +20,7 @@ from numba import types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
-from ._util import JIT, njit
+from ._util import JIT, frozen, njit
 
 MR, NV, LANES = 12, 2, 16  # 24 accumulator registers of the 32 (measured: 12x2 beats 6x4, 8x3, 14x2 overall)
 PANEL = NV * LANES
@@ -77,15 +77,26 @@ def act_bounds(code: int, alpha: float):
     return None
 
 
-def pack(w: np.ndarray) -> np.ndarray:
-    """W (M, K) -> panels of MR rows, each k-major (K, MR), rows past M zero; flattened, read-only."""
+def pack_panels(w: np.ndarray, width: int) -> np.ndarray:
+    """W (M, K) -> panels of `width` rows, each k-major (K, width), rows past M zero; flattened, read-only
+    (the filter layout of every tiled kernel: one row of a panel per k, the panel's output channels side by
+    side)."""
     m, k = w.shape
-    mb = -(-m // MR)
-    padded = np.zeros((mb * MR, k), np.float32)
+    mb = -(-m // width)
+    padded = np.zeros((mb * width, k), np.float32)
     padded[:m] = w
-    packed = np.ascontiguousarray(padded.reshape(mb, MR, k).transpose(0, 2, 1)).reshape(-1)
-    packed.flags.writeable = False
-    return packed
+    return frozen(np.ascontiguousarray(padded.reshape(mb, width, k).transpose(0, 2, 1)).reshape(-1))
+
+
+def pack(w: np.ndarray) -> np.ndarray:
+    """W (M, K) -> panels of MR rows (`pack_panels`)."""
+    return pack_panels(w, MR)
+
+
+def _pointers(context, builder, signature, args):
+    """The data pointer of each array argument of an intrinsic (None for the scalars)."""
+    return [context.make_array(t)(context, builder, v).data if isinstance(t, types.Array) else None
+            for t, v in zip(signature.args, args)]
 
 
 def _declare(module, name, ret, args):
@@ -185,8 +196,7 @@ def _tile(typingctx, wp, woff, x, xoff, ldx, y, yoff, ldy, k, nvalid, mrows, bia
     def codegen(context, builder, signature, args):
         (wp_, woff_, x_, xoff_, ldx_, y_, yoff_, ldy_, k_, nvalid_, mrows_, bias_, boff_, r_, has_res_,
          a_, hi_) = args
-        data = [context.make_array(t)(context, builder, v).data if isinstance(t, types.Array) else None
-                for t, v in zip(signature.args, args)]
+        data = _pointers(context, builder, signature, args)
         wptr, xptr, yptr, bptr, rptr = data[0], data[2], data[5], data[11], data[13]
         mod = builder.module
         load = _declare(mod, "llvm.masked.load.v16f32.p0", _VEC, [xptr.type, _I32, _MASK, _VEC])
@@ -227,8 +237,7 @@ def _make_conv3x3_tile(s: int):
         def codegen(context, builder, signature, args):
             (wp_, woff_, x_, plane_, wd_, rows_, col0_, zrow_, c_, y_, yoff_, ldy_, nvalid_, mrows_, bias_, boff_,
              r_, has_res_, a_, hi_) = args
-            data = [context.make_array(t)(context, builder, v).data if isinstance(t, types.Array) else None
-                    for t, v in zip(signature.args, args)]
+            data = _pointers(context, builder, signature, args)
             wptr, xptr, rowsptr, zptr, yptr, bptr, rptr = (data[0], data[2], data[5], data[7], data[9], data[14],
                                                             data[16])
             mod = builder.module
@@ -325,14 +334,8 @@ CHANNEL_TILES_UP_TO = 64  # pixels: 7x7 maps (1024 -> 1024: 0.82 -> 0.75 ms; on 
 
 
 def pack_channels(w: np.ndarray) -> np.ndarray:
-    """W (M, K) -> panels of CPANEL output channels, each k-major (K, CPANEL), channels past M zero; flat."""
-    m, k = w.shape
-    mb = -(-m // CPANEL)
-    padded = np.zeros((mb * CPANEL, k), np.float32)
-    padded[:m] = w
-    packed = np.ascontiguousarray(padded.reshape(mb, CPANEL, k).transpose(0, 2, 1)).reshape(-1)
-    packed.flags.writeable = False
-    return packed
+    """W (M, K) -> panels of CPANEL output channels (`pack_panels`)."""
+    return pack_panels(w, CPANEL)
 
 
 @intrinsic
@@ -344,8 +347,7 @@ def _ctile(typingctx, wq, woff, x, xoff, ldx, y, yoff, ldy, k, npix, mrows, bias
 
     def codegen(context, builder, signature, args):
         (wq_, woff_, x_, xoff_, ldx_, y_, yoff_, ldy_, k_, npix_, mrows_, bias_, boff_, r_, has_res_, a_, hi_) = args
-        data = [context.make_array(t)(context, builder, v).data if isinstance(t, types.Array) else None
-                for t, v in zip(signature.args, args)]
+        data = _pointers(context, builder, signature, args)
         wptr, xptr, yptr, bptr, rptr = data[0], data[2], data[5], data[11], data[13]
         mod = builder.module
         load = _declare(mod, "llvm.masked.load.v16f32.p0", _VEC, [wptr.type, _I32, _MASK, _VEC])
