@@ -98,6 +98,15 @@ def pack_depthwise(w: np.ndarray) -> np.ndarray:
     return frozen(np.ascontiguousarray(w.reshape(c // BLOCK, BLOCK, kh * kw).transpose(0, 2, 1)).reshape(-1))
 
 
+def _by_width(builder, short_, emit):
+    """emit(nr) for tiles of NR_SHORT pixels and of NR, one branch per call picking by short."""
+    with builder.if_else(short_) as (few, many):
+        with few:
+            emit(NR_SHORT)
+        with many:
+            emit(NR)
+
+
 def _store(builder, sums, cvb, yb, tail, yoff_, ohw_, npix_, mrows_, bptr, boff_, rptr, has_res_, yptr, a_, hi_,
            pixels=None):
     """The epilogue of a tile of nr pixels x cvb output blocks (sums: cvb x nr vectors): y = act(sums + bias
@@ -228,11 +237,7 @@ def _make_pw_tile(cvb: int, xb: bool, yb: bool, tail: bool):
             if tail:
                 emit(NR)
             else:
-                with builder.if_else(short_) as (few, many):
-                    with few:
-                        emit(NR_SHORT)
-                    with many:
-                        emit(NR)
+                _by_width(builder, short_, emit)
             return context.get_dummy_value()
 
         return sig, codegen
@@ -372,11 +377,7 @@ def _make_conv_tile(cvb: int, xb: bool):
                 _store(builder, sums, cvb, True, True, yoff_, ohw_, npix_, mrows_, bptr, boff_, rptr, has_res_, yptr,
                        a_, hi_, pixels)
 
-            with builder.if_else(short_) as (few, many):
-                with few:
-                    emit(NR_SHORT)
-                with many:
-                    emit(NR)
+            _by_width(builder, short_, emit)
             return context.get_dummy_value()
 
         return sig, codegen

@@ -25,6 +25,11 @@ def bias_of(b) -> np.ndarray:
     return frozen(b.astype(np.float32, copy=False)) if b is not None else NO_BIAS
 
 
+def full_bias(b, n: int) -> np.ndarray:
+    """A bias of n values for the tiled kernels, which always add one: b as float32, or zeros; read-only."""
+    return frozen(np.zeros(n, np.float32) if b is None else b.astype(np.float32))
+
+
 def flat(x: np.ndarray) -> np.ndarray:
     """A contiguous 1-D view (or copy) of x."""
     return np.ascontiguousarray(x).reshape(-1)

@@ -27,7 +27,7 @@ from numba import prange
 
 from ...ir.ops.activation import apply_act
 from . import Blocked, _blocked, _dwvec, _tiled, kernel
-from ._util import JIT, NO_BIAS, bias_of, frozen, njit
+from ._util import JIT, NO_BIAS, bias_of, frozen, full_bias, njit
 
 PJIT = dict(JIT, parallel=True)
 ACT_CODES = {"": 0, "relu": 1, "relu6": 2, "leaky_relu": 3, "hard_swish": 4, "sigmoid": 5, "swish": 6,
@@ -251,7 +251,7 @@ def _gemm_conv(x, w2d, b, r, w_shape, strides, paddings, dilations, groups, act_
         if b is None:
             bias = scratch.get("no bias")
             if bias is None:
-                bias = scratch["no bias"] = frozen(np.zeros(o, np.float32))
+                bias = scratch["no bias"] = full_bias(None, o)
         a, hi = bounds or (1.0, np.inf)
     for b_ in range(n):
         yb = y[b_].reshape(o, oh * ow)
@@ -359,7 +359,7 @@ def _tiled_pointwise(w2d, b0, code, alpha, general, blas):
     o, c = w2d.shape
     packs: dict = {}  # the filter packed for the pixel tiles and/or the channel tiles (7x7 maps), when first used
     plans: dict = {}  # map size -> (tiles or None for BLAS, the packed filter, pixels per chunk)
-    bias = frozen(np.zeros(o, np.float32) if b0 is None else b0.astype(np.float32))
+    bias = full_bias(b0, o)
     bounds = _tiled.act_bounds(code, alpha)
     a, hi = bounds if bounds is not None else (1.0, np.inf)
 
@@ -404,7 +404,7 @@ def _tiled_pointwise(w2d, b0, code, alpha, general, blas):
 def _blocked_pointwise(w2d, b0, bounds):
     """The pointwise conv on channel-blocked tensors (`_blocked`): x in either layout, the residual in y's."""
     o, c = w2d.shape
-    bias = frozen(np.zeros(o, np.float32) if b0 is None else b0.astype(np.float32))
+    bias = full_bias(b0, o)
     a, hi = bounds
     packed: list = []  # the filter packed for the blocked tiles, when first asked for
 
@@ -438,7 +438,7 @@ def _blocked_conv(consts, attrs):
             or tuple(attrs["dilations"]) != (1, 1)):
         return None
     o, c = w.shape[:2]
-    bias = frozen(np.zeros(o, np.float32) if b0 is None else b0.astype(np.float32))
+    bias = full_bias(b0, o)
     a, hi = bounds
 
     def variant(blocked_inputs, out_blocked):
@@ -823,7 +823,7 @@ def _dw_run(x, wc, bias, has_bias, out, strides, paddings, dilations, act_type, 
                           numba.get_num_threads())
     elif direct and y.shape[3] < DW_PLANES_FROM and (kh == 5 or sh == 1):
         wt = frozen(np.ascontiguousarray(wc.reshape(c, kh * kw).T))
-        bias_c = bias if has_bias else frozen(np.zeros(c, np.float32))
+        bias_c = bias if has_bias else full_bias(None, c)
         _depthwise_hwc(xc, wt, y, bias_c, sh, pt, pl, kh, code, float(act_alpha))
     elif direct and kh == 3:
         _depthwise3x3(xc, wc, y, bias, has_bias, sh, pt, pl, code, float(act_alpha))
@@ -859,7 +859,7 @@ def _dw_prepare(consts, attrs):
 def _blocked_depthwise(wc, b0, k, s, bounds):
     """The depthwise conv on channel-blocked tensors (`_blocked`; x and y both blocked)."""
     c = wc.shape[0]
-    bias = frozen(np.zeros(c, np.float32) if b0 is None else b0.astype(np.float32))
+    bias = full_bias(b0, c)
     a, hi = bounds
 
     def variant(blocked_inputs, out_blocked):
@@ -1013,7 +1013,7 @@ def _tiled_direct(wc):
     row per tile, each input vector loaded once for the 12 channels; the filter packed here."""
     o = wc.shape[0]
     wp = _tiled.pack(wc.reshape(o, -1))
-    no_bias = frozen(np.zeros(o, np.float32))
+    no_bias = full_bias(None, o)
     zrows: dict = {}
 
     def run(x, w_, b, r=None, *, out=None, strides, paddings, dilations, groups, act_type, act_alpha):
