@@ -26,19 +26,26 @@ def _blas_libraries() -> list[str]:
 
 def set_blas_threads(n: int) -> bool:
     """Set the BLAS thread count; False when no known BLAS library was found (then nothing changes)."""
-    done = False
-    for path in _blas_libraries():
-        try:
-            lib = ctypes.CDLL(path)
-        except OSError:
-            continue
-        for sym in _SYMBOLS:
-            fn = getattr(lib, sym, None)
+    setters = _blas_setters()
+    for fn in setters:
+        fn(ctypes.c_int(n))
+    return bool(setters)
+
+
+_found: list = []  # the BLAS set-threads functions, once found (every predictor load sets the threads)
+
+
+def _blas_setters() -> list:
+    if not _found:
+        for path in _blas_libraries():
+            try:
+                lib = ctypes.CDLL(path)
+            except OSError:
+                continue
+            fn = next((getattr(lib, sym) for sym in _SYMBOLS if getattr(lib, sym, None) is not None), None)
             if fn is not None:
-                fn(ctypes.c_int(n))
-                done = True
-                break
-    return done
+                _found.append(fn)
+    return _found
 
 
 _wanted = {"threads": 1, "numba": False}
