@@ -95,11 +95,12 @@ def _graph() -> tuple[Graph, dict, dict]:
     wide = add("depthwise_conv2d", [add("bilinear_interp_v2", [small], out_h=5, out_w=100),
                                     const("w13", (8, 1, 3, 3)), const("b13", (8,))], paddings=(1, 1, 1, 1), groups=8)
     # an island of channel-blocked tensors (runtime/layout.py): pointwise convs into, inside and out of it,
-    # depthwise and k x k convs, a concat and max pooling in it, global pooling reading it
+    # depthwise, k x k and Winograd convs, a concat and max pooling in it, global pooling reading it
     q = add("conv2d", [small, const("w14", (16, 8, 1, 1)), const("b14", (16,))], act_type="relu")
     q = add("depthwise_conv2d", [q, const("w15", (16, 1, 3, 3))], paddings=(1, 1, 1, 1), groups=16)
     q = add("conv2d", [q, const("w15b", (16, 16, 3, 3)), const("b15b", (16,))], "gemm", paddings=(1, 1, 1, 1),
             act_type="relu")
+    q = add("conv2d", [q, const("w15c", (16, 16, 3, 3))], "winograd_f23", paddings=(1, 1, 1, 1), act_type="relu")
     q = add("conv2d", [q, const("w16", (32, 16, 1, 1))], act_type="relu6", act_alpha=6.0)
     q = add("depthwise_conv2d", [q, const("w17", (32, 1, 5, 5)), const("b17", (32,))], paddings=(2, 2, 2, 2),
             strides=(2, 2), groups=32)

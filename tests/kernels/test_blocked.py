@@ -13,7 +13,7 @@ from helpers import assert_close, check_model, convert, make_model, run_ort
 
 from liteopt.ir import OPS
 from liteopt.runtime import kernels as K, load
-from liteopt.runtime.kernels import _blocked
+from liteopt.runtime.kernels import _blocked, _blocked_winograd as _bwino
 from liteopt.runtime.threads import cores, set_threads, use_numba_pool
 
 K.load_all()
@@ -98,11 +98,12 @@ def test_depthwise(cb, k, s, h, w, pads, act, bias, batch):
 @given(xb=st.booleans(), c=st.integers(1, 40), ob=st.integers(1, 5), k=st.integers(1, 5), s=st.integers(1, 3),
        h=st.integers(1, 16), w=st.integers(1, 16), pads=st.tuples(*[st.integers(0, 3)] * 4), act=st.sampled_from(ACTS),
        bias=st.booleans(), residual=st.booleans(), out=st.booleans(), batch=st.sampled_from([1, 2]),
-       variant=st.sampled_from(["gemm", "direct", "winograd_f43"]))
+       variant=st.sampled_from(["gemm", "direct", "winograd_f23", "winograd_f43", "winograd_f63"]))
 def test_conv(xb, c, ob, k, s, h, w, pads, act, bias, residual, out, batch, variant):
     """k x k convs into a blocked output from a blocked or an NCHW input: any stride (phase planes), padding
     on each side, an odd last output block, 7-wide rows and tiles running on across the rows; declared by
-    every conv2d variant it can stand in for."""
+    every conv2d variant it can stand in for. The Winograd variants' own (3x3 stride 1, `_blocked_winograd`):
+    tiles past the output's edges, input channels past the last whole block (NCHW input)."""
     c = 16 * (c % 4 + 1) if xb else c
     o = 16 * ob
     if h + pads[0] + pads[1] < k or w + pads[2] + pads[3] < k:
@@ -115,11 +116,44 @@ def test_conv(xb, c, ob, k, s, h, w, pads, act, bias, residual, out, batch, vari
     r = RNG.standard_normal(shape).astype(np.float32) if residual else None
     if k == 1 and s == 1 and not any(pads):  # (the pointwise declaration: tested above)
         return
-    if k != 3 or (variant == "direct" and s > 2) or (variant == "winograd_f43" and s > 1):
+    if k != 3 or (variant == "direct" and s > 2) or (variant.startswith("winograd") and s > 1):
         variant = "gemm"  # (where the others apply)
     fn = blocked_variant("conv2d", variant, wt, b, at, {0} if xb else set(), True)
     buf = np.full(shape, np.nan, np.float32) if out else None
     y = fn(to_blocked(x) if xb else x, wt, b, None if r is None else to_blocked(r), out=buf, **at)
+    assert buf is None or y is buf
+    sums = OPS["conv2d"].run(x, wt, b, r, **dict(at, act_type=""))[0]
+    close(from_blocked(y), OPS["conv2d"].run(x, wt, b, r, **at)[0], scale=np.abs(sums).max())
+
+
+@settings(max_examples=80, deadline=None)
+@given(m=st.sampled_from([2, 4]), xb=st.booleans(), c=st.integers(1, 40), ob=st.integers(1, 5),
+       h=st.integers(1, 21), w=st.integers(1, 21), pads=st.tuples(*[st.integers(0, 2)] * 4), act=st.sampled_from(ACTS),
+       bias=st.booleans(), residual=st.booleans(), out=st.booleans(), batch=st.sampled_from([1, 2]),
+       chunked=st.booleans())
+def test_winograd(m, xb, c, ob, h, w, pads, act, bias, residual, out, batch, chunked):
+    """The blocked conv of Winograd F(2,3) and F(4,3) (`_blocked_winograd`, 3x3 stride 1): tiles past the output's right
+    and bottom edges, uneven paddings, input channels past the last whole block (NCHW input), an odd last
+    output block, residual and activation in the output transform; the tiles in one chunk or in chunks of
+    12 (the last one partial)."""
+    c = 16 * (c % 3 + 1) if xb else c
+    o = 16 * ob
+    if h + pads[0] + pads[1] < 3 or w + pads[2] + pads[3] < 3:
+        return
+    x = RNG.standard_normal((batch, c, h, w)).astype(np.float32)
+    wt = RNG.standard_normal((o, c, 3, 3)).astype(np.float32)
+    b = RNG.standard_normal(o).astype(np.float32) if bias else None
+    at = attrs("conv2d", paddings=pads, act_type=act[0], act_alpha=act[1])
+    shape = OPS["conv2d"].run(x, wt, b, **at)[0].shape
+    r = RNG.standard_normal(shape).astype(np.float32) if residual else None
+    fn = blocked_variant("conv2d", f"winograd_f{m}3", wt, b, at, {0} if xb else set(), True)
+    buf = np.full(shape, np.nan, np.float32) if out else None
+    whole = _bwino.CHUNK_BYTES
+    try:
+        _bwino.CHUNK_BYTES = 1 if chunked else whole
+        y = fn(to_blocked(x) if xb else x, wt, b, None if r is None else to_blocked(r), out=buf, **at)
+    finally:
+        _bwino.CHUNK_BYTES = whole
     assert buf is None or y is buf
     sums = OPS["conv2d"].run(x, wt, b, r, **dict(at, act_type=""))[0]
     close(from_blocked(y), OPS["conv2d"].run(x, wt, b, r, **at)[0], scale=np.abs(sums).max())
@@ -136,6 +170,11 @@ def test_what_declares_no_blocked_variant():
     for at in (attrs("conv2d", groups=2), attrs("conv2d", dilations=(2, 2)), attrs("conv2d", act_type="swish")):
         fn = K.KERNELS[("conv2d", "cpu")]["gemm"].prepare([None, w3, None], at)
         assert getattr(fn, "blocked", None) is None
+    for variant in ("winograd_f23", "winograd_f43"):
+        for act in ("swish", "sigmoid"):
+            at = attrs("conv2d", paddings=(1, 1, 1, 1), act_type=act)
+            fn = K.KERNELS[("conv2d", "cpu")][variant].prepare([None, w3, None], at)
+            assert getattr(fn, "blocked", None) is None
     dw = RNG.standard_normal((16, 1, 3, 3)).astype(np.float32)
     fn = K.KERNELS[("depthwise_conv2d", "cpu")]["direct"].prepare(
         [None, dw, None], attrs("depthwise_conv2d", groups=16, dilations=(2, 2)))
@@ -238,13 +277,15 @@ def test_threaded_builds_give_the_serial_results():
     at_pw, at_c = attrs("conv2d", act_type="relu"), attrs("conv2d", strides=(2, 2), paddings=(1, 1, 1, 1))
     at_dw = attrs("depthwise_conv2d", groups=32, paddings=(2, 2, 2, 2))
     at_mp = attrs("pool2d", pooling_type="max", ksize=(3, 3), strides=(2, 2), paddings=(1, 1, 1, 1))
+    at_w = attrs("conv2d", paddings=(1, 1, 1, 1), act_type="relu")
     w1, w3, wd = (RNG.standard_normal(s).astype(np.float32) for s in ((48, 32, 1, 1), (48, 32, 3, 3), (32, 1, 5, 5)))
     runs = [lambda: blocked_variant("conv2d", "gemm", w1, None, at_pw, {0}, True)(to_blocked(x), w1, None, **at_pw),
             lambda: blocked_variant("conv2d", "gemm", w3, None, at_c, {0}, True)(to_blocked(x), w3, None, **at_c),
             lambda: blocked_variant("depthwise_conv2d", "direct", wd, None, at_dw, {0}, True)(to_blocked(x), wd, None,
                                                                                               **at_dw),
             lambda: K.KERNELS[("pool2d", "cpu")]["default"].prepare([None], at_mp).blocked.variant({0}, True)(
-                to_blocked(x), **at_mp)]
+                to_blocked(x), **at_mp),
+            lambda: blocked_variant("conv2d", "winograd_f43", w3, None, at_w, {0}, True)(to_blocked(x), w3, None, **at_w)]
     try:
         serial = [run() for run in runs]
         set_threads(2)

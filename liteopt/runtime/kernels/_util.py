@@ -1,6 +1,8 @@
 """Helpers shared by the kernel modules."""
 from __future__ import annotations
 
+from fractions import Fraction
+
 import numpy as np
 from numba import njit  # noqa: F401  (re-exported: kernel modules use `from ._util import njit`)
 
@@ -44,3 +46,40 @@ def unary(loop):
         return out
     run.__name__ = loop.__name__
     return run
+
+
+def winograd_matrices(m: int, r: int = 3):
+    """A^T (m x n), G (n x r), B^T (n x n) of F(m, r) by the Cook-Toom construction (n = m + r - 1),
+    interpolation points 0, +-1, +-2, +-1/2, ... and infinity, computed exactly with fractions."""
+    n = m + r - 1
+    pts = [Fraction(0)]
+    k = 1
+    while len(pts) < n - 1:
+        for v in (Fraction(k), Fraction(-k), Fraction(1, k + 1), Fraction(-1, k + 1)):
+            if len(pts) < n - 1 and v not in pts:
+                pts.append(v)
+        k += 1
+
+    def mul(a, b):
+        out = [Fraction(0)] * (len(a) + len(b) - 1)
+        for i, x in enumerate(a):
+            for j, y in enumerate(b):
+                out[i + j] += x * y
+        return out
+
+    at = [[p ** i for p in pts] + [Fraction(int(i == m - 1))] for i in range(m)]
+    g, bt = [], []
+    full = [Fraction(1)]
+    for p in pts:
+        full = mul(full, [-p, Fraction(1)])
+    for i, p in enumerate(pts):
+        f, poly = Fraction(1), [Fraction(1)]
+        for q in pts[:i] + pts[i + 1:]:
+            f *= p - q
+            poly = mul(poly, [-q, Fraction(1)])
+        g.append([p ** j / f for j in range(r)])
+        bt.append(poly + [Fraction(0)] * (n - len(poly)))
+    g.append([Fraction(int(j == r - 1)) for j in range(r)])
+    bt.append(full)
+    as_np = lambda rows: np.array([[float(v) for v in row] for row in rows], np.float64)  # noqa: E731
+    return as_np(at), as_np(g), as_np(bt)

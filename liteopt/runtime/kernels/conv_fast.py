@@ -19,7 +19,6 @@ little beyond BLAS's own workspace.
 from __future__ import annotations
 
 import math
-from fractions import Fraction
 
 import numba
 import numpy as np
@@ -27,7 +26,8 @@ from numba import prange
 
 from ...ir.ops.activation import apply_act
 from . import Blocked, _blocked, _dwvec, _tiled, kernel
-from ._util import JIT, NO_BIAS, bias_of, frozen, full_bias, njit
+from . import _blocked_winograd as _bwino
+from ._util import JIT, NO_BIAS, bias_of, frozen, full_bias, njit, winograd_matrices
 
 PJIT = dict(JIT, parallel=True)
 ACT_CODES = {"": 0, "relu": 1, "relu6": 2, "leaky_relu": 3, "hard_swish": 4, "sigmoid": 5, "swish": 6,
@@ -464,6 +464,51 @@ def _blocked_conv(consts, attrs):
                 res = _NO_RES_FLAT if r2 is None else r2[i]
                 _blocked.conv(wq, g.planes, y2[i], bias, res, r2 is not None, a, hi, o, c, g.taps, g.pix, g.plane, g.wph,
                               oh, ow, xb)
+            return y
+        return run
+    return Blocked(free=(), tied=(3,), follows=(0,), variant=variant)
+
+
+def _blocked_winograd(m, consts, attrs):
+    """Winograd F(m, 3) into a channel-blocked output (`_blocked_winograd`), from a blocked or an NCHW input;
+    None where the blocked kernels cannot apply the activation."""
+    w, b0 = consts[1], consts[2] if len(consts) > 2 else None
+    code = ACT_CODES.get(attrs["act_type"])
+    bounds = None if code is None else _blocked.act_bounds(code, float(attrs["act_alpha"]))
+    if not _blocked.AVAILABLE or bounds is None or m not in _bwino.SIZES:
+        return None
+    a, hi = bounds
+    o, c = w.shape[:2]
+    bias = full_bias(b0, o)
+    zeros = full_bias(None, o)
+    uq, usize = _bwino.pack(w, m)
+    cp = -(-c // _blocked.BLOCK) * _blocked.BLOCK
+    n2 = (m + 2) ** 2
+
+    def variant(blocked_inputs, out_blocked):
+        xb = 0 in blocked_inputs
+        sizes: dict = {}  # input size -> _bwino.Padded
+
+        def run(x, w_, b, r=None, *, out=None, strides, paddings, dilations, groups, act_type, act_alpha):
+            n, _, h, wd = x.shape
+            pt, pb, pl, pr = paddings
+            oh, ow = h + pt + pb - 2, wd + pl + pr - 2
+            xp = sizes.get((h, wd))
+            if xp is None:
+                if len(sizes) >= 8:  # input sizes seen before (dynamic shapes): keep a few
+                    sizes.clear()
+                xp = sizes[h, wd] = _bwino.Padded(c, h, wd, m, pt, pl, oh, ow)
+            per = _bwino.chunk(m, cp, o, xp.th * xp.tw)
+            v, mm = _bwino.scratch(n2 * max(cp, o) * per)
+            y = _result(out, (n, o, oh, ow))
+            x2 = _item_rows(x, n)
+            y2 = y.reshape(n, -1)
+            r2 = None if r is None else _residual_rows(r, n)
+            for i in range(n):
+                xp.fill(x2[i], xb)
+                _bwino.winograd(xp.data, xp.rows, xp.cols, v, mm, uq, usize, zeros, y2[i], bias,
+                                _NO_RES_FLAT if r2 is None else r2[i], r2 is not None, a, hi, m, cp, o, xp.th, xp.tw,
+                                oh, ow, per)
             return y
         return run
     return Blocked(free=(), tied=(3,), follows=(0,), variant=variant)
@@ -964,7 +1009,8 @@ def _direct_pays(node, tensors):
     w = tensors[node.inputs[1]].shape
     y = tensors[node.outputs[0]].shape
     wide = isinstance(y[3], int) and y[3] >= 24
-    return _few_channels(w[0], w[1]) or (w[1] <= 32 and wide)
+    blocked_winograd = _wino_applies(node, tensors) and _blocks_out(node, tensors) and _wino_f43_pays(node, tensors)
+    return _few_channels(w[0], w[1]) or (w[1] <= 32 and wide and not blocked_winograd)
 
 
 def _few_channels(o, c):
@@ -1044,43 +1090,6 @@ def conv2d_direct(x, w, b, r=None, *, out=None, **attrs):
 
 
 # --- Winograd ----------------------------------------------------------------------------------
-
-def winograd_matrices(m: int, r: int = 3):
-    """A^T (m x n), G (n x r), B^T (n x n) of F(m, r) by the Cook-Toom construction (n = m + r - 1),
-    interpolation points 0, +-1, +-2, +-1/2, ... and infinity, computed exactly with fractions."""
-    n = m + r - 1
-    pts = [Fraction(0)]
-    k = 1
-    while len(pts) < n - 1:
-        for v in (Fraction(k), Fraction(-k), Fraction(1, k + 1), Fraction(-1, k + 1)):
-            if len(pts) < n - 1 and v not in pts:
-                pts.append(v)
-        k += 1
-
-    def mul(a, b):
-        out = [Fraction(0)] * (len(a) + len(b) - 1)
-        for i, x in enumerate(a):
-            for j, y in enumerate(b):
-                out[i + j] += x * y
-        return out
-
-    at = [[p ** i for p in pts] + [Fraction(int(i == m - 1))] for i in range(m)]
-    g, bt = [], []
-    full = [Fraction(1)]
-    for p in pts:
-        full = mul(full, [-p, Fraction(1)])
-    for i, p in enumerate(pts):
-        f, poly = Fraction(1), [Fraction(1)]
-        for q in pts[:i] + pts[i + 1:]:
-            f *= p - q
-            poly = mul(poly, [-q, Fraction(1)])
-        g.append([p ** j / f for j in range(r)])
-        bt.append(poly + [Fraction(0)] * (n - len(poly)))
-    g.append([Fraction(int(j == r - 1)) for j in range(r)])
-    bt.append(full)
-    as_np = lambda rows: np.array([[float(v) for v in row] for row in rows], np.float64)  # noqa: E731
-    return as_np(at), as_np(g), as_np(bt)
-
 
 @njit(inline="always", **dict(JIT, fastmath=True))
 def _lincomb(out, oa, ob, src, r0, rstep, col, coef, add):
@@ -1193,18 +1202,30 @@ def _out_area(node, tensors) -> int:
     return y[2] * y[3] if all(isinstance(d, int) for d in y[2:]) else 0
 
 
+def _blocks_out(node, tensors) -> bool:
+    """Whether the conv's output can be channel-blocked (`runtime/layout.py`: whole blocks of 16 channels); its
+    Winograd then runs as `_blocked_winograd`, which pays on smaller maps and with fewer channels. From the
+    shapes only, so that the file does not depend on the CPU opt runs on (without AVX-512, F(2,3) hands what
+    it does not pay for to im2col + GEMM at load)."""
+    return tensors[node.inputs[1]].shape[0] % _blocked.BLOCK == 0
+
+
 def _wino_f43_pays(node, tensors):
-    """F(4,3) beats im2col + GEMM from about 20x20 outputs with 16+ channels (1.5-2x at 28x28 and up,
-    benchmarks/bench.py --profile); smaller maps waste too much of their 4x4 tiles."""
+    """F(4,3) beats im2col + GEMM and the direct conv from about 20x20 outputs with 16+ channels (1.5-2x at 28x28
+    and up, benchmarks/bench.py --profile); smaller maps waste too much of their 4x4 tiles."""
     w = tensors[node.inputs[1]].shape
     return _out_area(node, tensors) >= 20 * 20 and w[0] >= 16 and w[1] >= 16
 
 
 def _wino_f23_pays(node, tensors):
-    """F(2,3) on 10x10..19x19 outputs with 128+ channels on both sides (ResNet50's 14x14 stage: 2.3 -> 2.0 ms a
-    conv inside the network); with fewer channels (SqueezeNet's 13x13) im2col + GEMM stays faster."""
+    """F(2,3) on 10x10..19x19 outputs: with 128+ channels on both sides (ResNet50's 14x14 stage: 2.3 -> 2.0 ms
+    a conv inside the network; with fewer channels im2col + GEMM stays faster), and from 32 channels where the
+    output is blocked (ResNet50's 14x14 stage 1.9 -> 1.4 ms; SqueezeNet's 13x13 0.41 -> 0.38 ms). On 7x7 maps
+    F(2,3) loses to the direct conv even blocked: its transformed filter (16/9 the size) is read from memory
+    (ResNet50's last stage 1.7 -> 2.1 ms)."""
     w = tensors[node.inputs[1]].shape
-    return 10 * 10 <= _out_area(node, tensors) < 20 * 20 and w[0] >= 128 and w[1] >= 128
+    least = 32 if _blocks_out(node, tensors) else 128
+    return 10 * 10 <= _out_area(node, tensors) < 20 * 20 and w[0] >= least and w[1] >= least
 
 
 def _wino_prepare(m):
@@ -1217,6 +1238,8 @@ def _wino_prepare(m):
         if w is None:
             return None
         o, c = w.shape[:2]
+        if m == 2 and not _bwino.AVAILABLE and min(o, c) < 128:  # (picked for the blocked form: `_wino_f23_pays`)
+            return _gemm_prepare(consts, attrs)
         u = np.einsum("ik,ockl,jl->ijoc", g, w.astype(np.float64), g).reshape(n * n, o, c)
         u = np.ascontiguousarray(u, dtype=np.float32)
         scratch: dict = {}
@@ -1252,6 +1275,9 @@ def _wino_prepare(m):
             if act_type not in ACT_CODES:
                 y[...] = apply_act(y, act_type, act_alpha)
             return y if r is None else _finish(y, None, fused, act_alpha, r=r)
+        declared = _blocked_winograd(m, consts, attrs)
+        if declared is not None:
+            run.blocked = declared
         return run
     return prepare
 
