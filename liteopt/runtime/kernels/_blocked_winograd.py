@@ -23,7 +23,8 @@ from llvmlite import ir
 from numba import prange, types
 from numba.extending import intrinsic
 
-from ._blocked import _BB1, _BB1T, _BB2, _BB2T, BLOCK, NR, PANEL, _serial_and_threaded, _with_activation
+from ._blocked import (_BB1, _BB1T, _BB2, _BB2T, BLOCK, NR, PANEL, _prefetch_share, _serial_and_threaded,
+                       _with_activation)
 from ._tiled import _I32, _I64, _MASK, _VEC, AVAILABLE, LANES, _declare, _pointers, _splat, pack_panels
 from ._util import JIT, frozen, njit, winograd_matrices
 
@@ -153,18 +154,18 @@ def _output_tile(m, mm, moff, mstride, y, yoff, ow, rows, cols, bias, boff, r, h
 
 
 @njit(**dict(JIT, inline="always"))
-def _product_tile(cvb, tail, uq, uoff, v, voff, hw, c, mm, moff, npix, mrows, zb, boff):
+def _product_tile(cvb, tail, uq, uoff, v, voff, hw, c, mm, moff, npix, mrows, zb, boff, pf, per):
     """The pointwise tile of `_blocked` on blocked V and M, no bias, residual or activation (only the four
     blocked-to-blocked builds: a driver compiles each tile it may call)."""
     if cvb == 2:
         if tail:
-            _BB2T(uq, uoff, v, voff, hw, c, mm, moff, npix, mrows, zb, boff, mm, False, 1.0, np.inf, False)
+            _BB2T(uq, uoff, v, voff, hw, c, mm, moff, npix, mrows, zb, boff, mm, False, 1.0, np.inf, False, pf, per)
         else:
-            _BB2(uq, uoff, v, voff, hw, c, mm, moff, npix, mrows, zb, boff, mm, False, 1.0, np.inf, False)
+            _BB2(uq, uoff, v, voff, hw, c, mm, moff, npix, mrows, zb, boff, mm, False, 1.0, np.inf, False, pf, per)
     elif tail:
-        _BB1T(uq, uoff, v, voff, hw, c, mm, moff, npix, mrows, zb, boff, mm, False, 1.0, np.inf, False)
+        _BB1T(uq, uoff, v, voff, hw, c, mm, moff, npix, mrows, zb, boff, mm, False, 1.0, np.inf, False, pf, per)
     else:
-        _BB1(uq, uoff, v, voff, hw, c, mm, moff, npix, mrows, zb, boff, mm, False, 1.0, np.inf, False)
+        _BB1(uq, uoff, v, voff, hw, c, mm, moff, npix, mrows, zb, boff, mm, False, 1.0, np.inf, False, pf, per)
 
 
 def pack(w: np.ndarray, m: int) -> tuple[np.ndarray, int]:
@@ -245,9 +246,10 @@ def _winograd(xp, rows, cols, v, mm, uq, usize, zb, y, bias, r, has_res, a, hi, 
             p, rest = q // (panels * tiles), q % (panels * tiles)
             b, p0 = (rest // tiles) * 2, (rest % tiles) * NR
             npix = min(NR, cnt - p0)
+            pf, lines = _prefetch_share(PANEL * c, nn * panels, p * panels + b // 2, tiles, c // BLOCK, rest % tiles)
             _product_tile(2 if b + 1 < ob else 1, npix < NR, uq, p * usize + (b // 2) * PANEL * c, v,
                           p * c * cnt + p0 * BLOCK, cnt, c, mm, p * o * cnt + (b * cnt + p0) * BLOCK, npix,
-                          min(PANEL, o - b * BLOCK), zb, b * BLOCK)
+                          min(PANEL, o - b * BLOCK), zb, b * BLOCK, pf, lines)
         for q in prange(ob * cnt):
             b, t = q // cnt, q % cnt
             ty, tx = (t0 + t) // tw, (t0 + t) % tw
