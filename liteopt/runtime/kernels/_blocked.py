@@ -121,26 +121,37 @@ def _by_width(builder, short_, emit):
             emit(NR)
 
 
-def _store(builder, sums, cvb, yb, tail, yoff_, ohw_, npix_, mrows_, bptr, boff_, rptr, has_res_, yptr, a_, hi_,
-           pixels=None):
-    """The epilogue of a tile of nr pixels x cvb output blocks (sums: cvb x nr vectors): y = act(sums + bias
-    (+ r, at y's offsets)) for the output channels < mrows (and pixels < npix in a tail tile); y (and r)
-    blocked (one vector store per pixel and block) or NCHW (scatter stores down the channel rows, ohw apart).
-    yoff: the offset of (first block, first pixel); pixels (blocked y): instead, each pixel's (offset from
-    yoff, whether to store it)."""
+def _bias_start(builder, bptr, boff_, mrows_, cvb, nr):
+    """The accumulators a tile starts from: the bias of its output channels (< mrows; zeros past them), so that
+    the epilogue has one addition less a vector."""
+    load = _declare(builder.module, "llvm.masked.load.v16f32.p0", _VEC, [bptr.type, _I32, _MASK, _VEC])
+    ivec = ir.VectorType(_I64, LANES)
+    lanes = ir.Constant(ivec, list(range(LANES)))
+    grid = []
+    for v in range(cvb):
+        chan = builder.icmp_signed("<", builder.add(lanes, _splat(builder, ir.Constant(_I64, v * LANES), ivec)),
+                                   _splat(builder, mrows_, ivec))
+        at = builder.gep(bptr, [builder.add(boff_, ir.Constant(_I64, v * LANES))])
+        grid.append([builder.call(load, [at, ir.Constant(_I32, 4), chan, ir.Constant(_VEC, [0.0] * LANES)])] * nr)
+    return grid
+
+
+def _store(builder, sums, cvb, yb, tail, yoff_, ohw_, npix_, mrows_, rptr, has_res_, yptr, a_, hi_, pixels=None):
+    """The epilogue of a tile of nr pixels x cvb output blocks (sums: cvb x nr vectors, started from the bias:
+    `_bias_start`): y = act(sums (+ r, at y's offsets)) for the output channels < mrows (and pixels < npix in a
+    tail tile); y (and r) blocked (one vector store per pixel and block) or NCHW (scatter stores down the
+    channel rows, ohw apart). yoff: the offset of (first block, first pixel); pixels (blocked y): instead, each
+    pixel's (offset from yoff, whether to store it)."""
     mod = builder.module
-    load = _declare(mod, "llvm.masked.load.v16f32.p0", _VEC, [bptr.type, _I32, _MASK, _VEC])
+    load = _declare(mod, "llvm.masked.load.v16f32.p0", _VEC, [rptr.type, _I32, _MASK, _VEC])
     store = _declare(mod, "llvm.masked.store.v16f32.p0", ir.VoidType(), [_VEC, yptr.type, _I32, _MASK])
     align, zero = ir.Constant(_I32, 4), ir.Constant(_VEC, [0.0] * LANES)
     i64 = lambda v: ir.Constant(_I64, v)  # noqa: E731
     ivec = ir.VectorType(_I64, LANES)
     lanes = ir.Constant(ivec, list(range(LANES)))
-    res_on = _splat(builder, has_res_, _MASK)
     plane = builder.mul(ohw_, i64(BLOCK))
     chan = [builder.icmp_signed("<", builder.add(lanes, _splat(builder, i64(v * LANES), ivec)),
                                 _splat(builder, mrows_, ivec)) for v in range(cvb)]
-    bv = [builder.call(load, [builder.gep(bptr, [builder.add(boff_, i64(v * LANES))]), align, chan[v], zero])
-          for v in range(cvb)]
     if not yb:
         ptrs_t = ir.VectorType(ir.PointerType(), LANES)
         gather = _declare(mod, "llvm.masked.gather.v16f32.v16p0", _VEC, [ptrs_t, _I32, _MASK, _VEC])
@@ -153,33 +164,40 @@ def _store(builder, sums, cvb, yb, tail, yoff_, ohw_, npix_, mrows_, bptr, boff_
                                             ir.Constant(ivec, [4] * LANES)))
             return builder.inttoptr(start, ptrs_t)
 
-    def store_pixel(p, act):
+    def store_pixel(p, act, res):
         for v in range(cvb):
-            val = builder.fadd(sums[v][p], bv[v])
+            val = sums[v][p]
             if yb:
                 at = i64(p * BLOCK) if pixels is None else pixels[p][0]
                 off = builder.add(builder.add(yoff_, builder.mul(i64(v), plane)), at)
-                val = builder.fadd(val, builder.call(load, [builder.gep(rptr, [off]), align,
-                                                            builder.and_(chan[v], res_on), zero]))
+                if res:
+                    val = builder.fadd(val, builder.call(load, [builder.gep(rptr, [off]), align, chan[v], zero]))
                 builder.call(store, [act(val), builder.gep(yptr, [off]), align, chan[v]])
             else:
                 off = builder.add(builder.add(yoff_, builder.mul(i64(v * LANES), ohw_)), i64(p))
-                val = builder.fadd(val, builder.call(gather, [addresses(rptr, off), align,
-                                                              builder.and_(chan[v], res_on), zero]))
+                if res:
+                    val = builder.fadd(val, builder.call(gather, [addresses(rptr, off), align, chan[v], zero]))
                 builder.call(scatter, [act(val), addresses(yptr, off), align, chan[v]])
 
-    def store_all(act):
+    def store_all(act, res):
         for p in range(len(sums[0])):
             if pixels is not None:
                 with builder.if_then(pixels[p][1]):
-                    store_pixel(p, act)
+                    store_pixel(p, act, res)
             elif tail:
                 with builder.if_then(builder.icmp_signed("<", i64(p), npix_)):
-                    store_pixel(p, act)
+                    store_pixel(p, act, res)
             else:
-                store_pixel(p, act)
+                store_pixel(p, act, res)
 
-    _with_activation(builder, a_, hi_, store_all)
+    def with_residual_or_not(act):  # one branch a tile, not a masked load a vector
+        with builder.if_else(has_res_) as (res, plain):
+            with res:
+                store_all(act, True)
+            with plain:
+                store_all(act, False)
+
+    _with_activation(builder, a_, hi_, with_residual_or_not)
 
 
 def _make_pw_tile(cvb: int, xb: bool, yb: bool, tail: bool):
@@ -238,7 +256,8 @@ def _make_pw_tile(cvb: int, xb: bool, yb: bool, tail: bool):
                     return acc
 
                 blocks = builder.ashr(k_, i64(4))
-                sums = _accumulating_loop(builder, blocks, cvb, nr, block_step, "pw.k")
+                sums = _accumulating_loop(builder, blocks, cvb, nr, block_step, "pw.k",
+                                          init=_bias_start(builder, bptr, boff_, mrows_, cvb, nr))
                 if not xb:  # NCHW input: the channels past the last whole block, one at a time
                     done = builder.mul(blocks, i64(BLOCK))
 
@@ -248,8 +267,7 @@ def _make_pw_tile(cvb: int, xb: bool, yb: bool, tail: bool):
                                     builder.add(woff_, builder.mul(kk, i64(PANEL))), acc)
                     sums = _accumulating_loop(builder, builder.sub(k_, done), cvb, nr, one, "pw.krest", init=sums)
 
-                _store(builder, sums, cvb, yb, tail, yoff_, hw_, npix_, mrows_, bptr, boff_, rptr, has_res_, yptr, a_,
-                       hi_)
+                _store(builder, sums, cvb, yb, tail, yoff_, hw_, npix_, mrows_, rptr, has_res_, yptr, a_, hi_)
 
             if tail:
                 emit(NR)
@@ -406,14 +424,14 @@ def _make_conv_tile(cvb: int, xb: bool):
                         return acc
                     return _accumulating_loop(builder, kk_, cvb, nr, tap_step, "conv.tap", init=acc)
 
-                sums = _accumulating_loop(builder, builder.sdiv(c_, i64(per_ch)), cvb, nr, ch_step, "conv.c")
+                sums = _accumulating_loop(builder, builder.sdiv(c_, i64(per_ch)), cvb, nr, ch_step, "conv.c",
+                                          init=_bias_start(builder, bptr, boff_, mrows_, cvb, nr))
                 pixels = []
                 for p in range(nr):
                     at = builder.load(builder.gep(pptr, [builder.add(q0_, i64(p))]))
                     ok = builder.and_(builder.icmp_signed(">=", at, i64(0)), builder.icmp_signed("<", i64(p), npix_))
                     pixels.append((at, ok))
-                _store(builder, sums, cvb, True, True, yoff_, ohw_, npix_, mrows_, bptr, boff_, rptr, has_res_, yptr,
-                       a_, hi_, pixels)
+                _store(builder, sums, cvb, True, True, yoff_, ohw_, npix_, mrows_, rptr, has_res_, yptr, a_, hi_, pixels)
 
             _by_width(builder, short_, emit)
             return context.get_dummy_value()

@@ -117,9 +117,11 @@ def _activation(builder, a_, hi_):
     a_zero = _splat(builder, builder.fcmp_ordered("==", f32(a_), ir.Constant(_F32, 0.0)), _MASK)
 
     def act(v):
+        # for 0 <= a <= 1, a*v is above v exactly where v < 0: max(v, a*v), then min(v, hi). Written as the
+        # selects x86's max and min compute (one instruction each; a NaN v reaches the result)
         below = builder.select(a_zero, zero, builder.fmul(v, av))
-        v = builder.select(builder.fcmp_ordered("<", v, zero), below, v)
-        return builder.select(builder.fcmp_ordered(">", v, hv), hv, v)
+        v = builder.select(builder.fcmp_ordered("<", v, below), below, v)
+        return builder.select(builder.fcmp_ordered("<", hv, v), hv, v)
     return act
 
 
