@@ -48,7 +48,7 @@ def _blas_setters() -> list:
     return _found
 
 
-_wanted = {"threads": 1, "numba": False}
+_wanted = {"threads": 1, "numba": False, "numba_threads": None}
 
 
 def set_threads(n: int) -> None:
@@ -73,12 +73,24 @@ def cores() -> int:
     return numba.config.NUMBA_NUM_THREADS
 
 
+def numba_threads() -> int:
+    """The threads numba's pool has, as `set_threads`/`use_numba_pool` last set them (numba's own count until
+    then). The drivers that come serial and threaded ask this on every call: numba.get_num_threads() took
+    0.6 us, a tenth of a small kernel's call."""
+    n = _wanted["numba_threads"]
+    if n is None:
+        import numba
+        return numba.get_num_threads()
+    return n
+
+
 def _apply() -> None:
     import numba
     n = _wanted["threads"]
     if _wanted["numba"]:
-        numba.set_num_threads(min(n, cores()))
+        _wanted["numba_threads"] = min(n, cores())
         set_blas_threads(1)
     else:
-        numba.set_num_threads(1)
+        _wanted["numba_threads"] = 1
         set_blas_threads(n)
+    numba.set_num_threads(_wanted["numba_threads"])

@@ -24,7 +24,6 @@ serial and threaded (`_serial_and_threaded`): with threads in numba's pool its t
 """
 from __future__ import annotations
 
-import numba
 import numpy as np
 from llvmlite import ir
 from numba import prange, types
@@ -33,6 +32,7 @@ from numba.extending import intrinsic
 from . import _tiled
 from ._tiled import (_F32, _I32, _I64, _MASK, _VEC, AVAILABLE, LANES, _accumulating_loop, _activation, _declare,
                      _pointers, _splat, pack_panels)
+from ..threads import numba_threads
 from ._util import JIT, frozen, njit
 
 PJIT = dict(JIT, parallel=True)
@@ -84,7 +84,7 @@ def _serial_and_threaded(fn):
                                     fn.__closure__)
     threaded.__qualname__ = fn.__qualname__ + "_threaded"
     serial, threaded = njit(**JIT)(fn), njit(**PJIT)(threaded)
-    return lambda *args: (threaded if numba.get_num_threads() > 1 else serial)(*args)
+    return lambda *args: (threaded if numba_threads() > 1 else serial)(*args)
 
 
 def pack(w2d: np.ndarray) -> np.ndarray:

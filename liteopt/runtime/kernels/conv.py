@@ -1,11 +1,11 @@
 """cpu kernels of pool2d and conv2d_transpose (the conv2d / depthwise variants live in conv_fast.py)."""
 from __future__ import annotations
 
-import numba
 import numpy as np
 from numba import prange
 
 from ...ir.ops.conv import pool_out_size
+from ..threads import numba_threads
 from . import Blocked, _blocked, kernel
 from ._util import JIT, bias_of, njit
 from .conv_fast import ACT_CODES, _act_row, _conv_applies, _finish, _maxpool_planes, conv2d_gemm
@@ -142,7 +142,7 @@ def pool2d(x, *, pooling_type, ksize, strides, paddings, global_pooling, exclusi
         return _GLOBAL_POOL[pooling_type](x, dim=(2, 3), keep_dim=True, reduce_all=False, out=y)
     if pooling_type == "max" and x.dtype == np.float32 and max(pt, pb) < kh and max(pl, pr) < kw:
         if kh == kw == 3 and sh == sw and sh in (1, 2):  # 2-2.6x over row by row on 7x7 to 160x160 maps
-            _maxpool_planes(np.ascontiguousarray(x), y, sh, pt, pl, numba.get_num_threads())
+            _maxpool_planes(np.ascontiguousarray(x), y, sh, pt, pl, numba_threads())
         else:
             _maxpool(np.ascontiguousarray(x), y, kh, kw, sh, sw, pt, pl)
         return y

@@ -20,11 +20,11 @@ from __future__ import annotations
 
 import math
 
-import numba
 import numpy as np
 from numba import prange
 
 from ...ir.ops.activation import apply_act
+from ..threads import numba_threads
 from . import Blocked, _blocked, _dwvec, _tiled, kernel
 from . import _blocked_winograd as _bwino
 from ._util import JIT, NO_BIAS, bias_of, frozen, full_bias, njit, winograd_matrices
@@ -865,7 +865,7 @@ def _dw_run(x, wc, bias, has_bias, out, strides, paddings, dilations, act_type, 
         return y if fused else _finish(y, None, act_type, act_alpha)
     if direct and y.shape[3] >= DW_PLANES_FROM and (kh == 5 or y.shape[3] < DW_PLANES_BELOW):
         _depthwise_planes(xc, wc, y, bias, has_bias, kh, sh, pt, pl, code, float(act_alpha),
-                          numba.get_num_threads())
+                          numba_threads())
     elif direct and y.shape[3] < DW_PLANES_FROM and (kh == 5 or sh == 1):
         wt = frozen(np.ascontiguousarray(wc.reshape(c, kh * kw).T))
         bias_c = bias if has_bias else full_bias(None, c)
