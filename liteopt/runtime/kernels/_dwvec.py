@@ -2,7 +2,8 @@
 
 One micro-kernel call computes a strip of up to 16 output columns, all output rows, of one channel: per
 output row, each of the k*k taps is one masked vector load of the input row it reads (stride 2: two loads and
-a shuffle keeping the even lanes) and one multiply-add. The masks drop the lanes that fall in the left/right
+a shuffle keeping the even lanes) and one multiply-add; stride 1 takes ROWS output rows at a time, each input
+row's k loads serving every output row that reads it (3x3: 18 loads for 4 rows instead of 36). The masks drop the lanes that fall in the left/right
 padding or past the row's end, and a tap row above or below the input reads a row of zeros instead, so there
 is no padded copy of the input and no border case. The bias and a relu-like or hard_swish activation are
 applied before the single masked store. Written as LLVM IR on 16-lane vectors (see `_tiled`): AVX-512 where
@@ -22,6 +23,7 @@ from ._util import JIT, njit
 __all__ = ["AVAILABLE", "depthwise", "pays"]
 
 _LANE_IDS = list(range(LANES))
+ROWS = 4  # output rows a stride-1 strip computes together
 
 
 def _make_strip_kernel(k: int, s: int):
@@ -76,44 +78,79 @@ def _make_strip_kernel(k: int, s: int):
             three, six = ir.Constant(_VEC, [3.0] * LANES), ir.Constant(_VEC, [6.0] * LANES)
             sixth = ir.Constant(_VEC, [1.0 / 6.0] * LANES)
 
+            def tap_row(iy):
+                """The k vectors input row iy gives the taps of one kernel row (stride 2: the even lanes of two
+                loads); a row outside the input reads zrow."""
+                row_in = builder.and_(builder.icmp_signed(">=", iy, i64(0)), builder.icmp_signed("<", iy, h_))
+                base = builder.select(row_in,
+                                      builder.gep(xptr, [builder.add(xoff_, builder.add(builder.mul(iy, wd_), col0_))]),
+                                      builder.gep(zptr, [builder.add(col0_, i64(LANES))]))
+                vs = []
+                for j in range(k):
+                    if s == 1:
+                        vs.append(builder.call(load, [builder.gep(base, [i64(j)]), align, col_masks[j][0], zero]))
+                    else:
+                        lo = builder.call(load, [builder.gep(base, [i64(j)]), align, col_masks[j][0], zero])
+                        up = builder.call(load, [builder.gep(base, [i64(j + 16)]), align, col_masks[j][1], zero])
+                        vs.append(builder.shuffle_vector(lo, up, even))
+                return vs
+
             def row(oy):
-                """One output row."""
+                """One output row: one multiply-add chain per kernel row (latency, not throughput)."""
                 iy0 = builder.sub(builder.mul(oy, i64(s)), pt_)
-                chains = []  # one multiply-add chain per kernel row, summed at the end (latency, not throughput)
+                chains = []
                 for i in range(k):
                     acc = bv if i == 0 else zero
-                    iy = builder.add(iy0, i64(i))
-                    row_in = builder.and_(builder.icmp_signed(">=", iy, i64(0)), builder.icmp_signed("<", iy, h_))
-                    base = builder.select(row_in,
-                                          builder.gep(xptr, [builder.add(xoff_, builder.add(builder.mul(iy, wd_), col0_))]),
-                                          builder.gep(zptr, [builder.add(col0_, i64(LANES))]))
-                    for j in range(k):
-                        if s == 1:
-                            v = builder.call(load, [builder.gep(base, [i64(j)]), align, col_masks[j][0], zero])
-                        else:
-                            lo = builder.call(load, [builder.gep(base, [i64(j)]), align, col_masks[j][0], zero])
-                            up = builder.call(load, [builder.gep(base, [i64(j + 16)]), align, col_masks[j][1], zero])
-                            v = builder.shuffle_vector(lo, up, even)
+                    for j, v in enumerate(tap_row(builder.add(iy0, i64(i)))):
                         acc = builder.call(fma, [taps[i * k + j], v, acc])
                     chains.append(acc)
+                return chains
+
+            def finish(oy, acc):
+                """Activation (hard_swish if asked) and the store of output row oy."""
+                acc = act(acc)
+                at = builder.gep(yptr, [builder.add(yoff_, builder.mul(oy, ldy_))])
+                with builder.if_else(hswish_) as (swish, plain):
+                    with swish:
+                        gate = vmin(vmax(builder.fadd(acc, three), zero), six)
+                        builder.call(store, [builder.fmul(acc, builder.fmul(gate, sixth)), at, align, out_on])
+                    with plain:
+                        builder.call(store, [acc, at, align, out_on])
+
+            def one_row(oy, _):
+                chains = row(oy)
                 while len(chains) > 1:
                     chains = [builder.fadd(chains[t], chains[t + 1]) if t + 1 < len(chains) else chains[t]
                               for t in range(0, len(chains), 2)]
-                acc = act(chains[0])
-                with builder.if_then(hswish_):  # v * min(max(v + 3, 0), 6) / 6, stored instead of v
-                    gate = vmin(vmax(builder.fadd(acc, three), zero), six)
-                    builder.call(store, [builder.fmul(acc, builder.fmul(gate, sixth)),
-                                         builder.gep(yptr, [builder.add(yoff_, builder.mul(oy, ldy_))]), align, out_on])
-                return acc
-
-            def one_row(oy, _):
-                res = row(oy)
-                with builder.if_then(builder.not_(hswish_)):
-                    builder.call(store, [res, builder.gep(yptr, [builder.add(yoff_, builder.mul(oy, ldy_))]), align,
-                                         out_on])
+                finish(oy, chains[0])
                 return []
 
-            _accumulating_loop(builder, oh_, 0, 0, one_row, "strip.row")
+            nrows = ROWS
+
+            def rows(g, _):
+                """nrows output rows (stride 1): each input row's k shifted vectors loaded once for the up to k
+                output rows that read it (a third of the loads for 3x3), two chains a row."""
+                oy0 = builder.mul(g, i64(nrows))
+                acc = [[bv, zero] for _ in range(nrows)]
+                for r in range(nrows - 1 + k):
+                    vs = tap_row(builder.add(builder.sub(oy0, pt_), i64(r)))
+                    for q in range(nrows):
+                        i = r - q
+                        if 0 <= i < k:
+                            for j in range(k):
+                                acc[q][i % 2] = builder.call(fma, [taps[i * k + j], vs[j], acc[q][i % 2]])
+                for q in range(nrows):
+                    finish(builder.add(oy0, i64(q)), builder.fadd(acc[q][0], acc[q][1]))
+                return []
+
+            if s == 1:
+                groups = builder.sdiv(oh_, i64(nrows))
+                _accumulating_loop(builder, groups, 0, 0, rows, "strip.rows")
+                done = builder.mul(groups, i64(nrows))
+                _accumulating_loop(builder, builder.sub(oh_, done), 0, 0,
+                                   lambda t, g: one_row(builder.add(done, t), g), "strip.row")
+            else:
+                _accumulating_loop(builder, oh_, 0, 0, one_row, "strip.row")
             return context.get_dummy_value()
 
         return sig, codegen
