@@ -24,6 +24,8 @@ serial and threaded (`_serial_and_threaded`): with threads in numba's pool its t
 """
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 from llvmlite import ir
 from numba import prange, types
@@ -463,10 +465,10 @@ def _conv_tile(cvb, xb, wq, woff, xp, taps, kk, plane, c, q0, npix, pix, y, yoff
 
 
 class ConvGeometry:
-    """What a blocked k x k conv works out once per input size: the zero-padded phase planes of x it reads
-    (`pad`: phase plane (a, b) holds the padded input's rows a, a + s, ... and columns b, b + s, ...), each
-    tap's offset in them, and where each pixel of the rows it runs over (wph wide, of which the first ow are
-    output columns) goes in y."""
+    """What a blocked k x k conv works out once per input size: the size of the zero-padded phase planes of x
+    it reads (`pad`: phase plane (a, b) holds the padded input's rows a, a + s, ... and columns b, b + s,
+    ...), each tap's offset in them, and where each pixel of the rows it runs over (wph wide, of which the
+    first ow are output columns) goes in y."""
 
     def __init__(self, c, h, wd, k, s, pt, pb, pl, pr, oh, ow, xb):
         unit = BLOCK if xb else 1
@@ -475,7 +477,7 @@ class ConvGeometry:
         self.units, self.unit, self.hph, self.wph, self.planes_size = (c // BLOCK if xb else c), unit, hph, wph, (h, wd)
         phase = hph * wph * unit
         self.plane = s * s * phase
-        self.planes = np.zeros(self.units * self.plane, np.float32)  # zero borders, written once
+        self.planes = None  # (an NCHW input's own planes: `pad`)
         self.taps = frozen(np.array([((ky % s) * s + kx % s) * phase + ((ky // s) * wph + kx // s) * unit
                                      for ky in range(k) for kx in range(k)], np.int64))
         q = np.arange(oh * wph + NR)
@@ -483,19 +485,60 @@ class ConvGeometry:
         self.pix = frozen(np.where((col < ow) & (row < oh), (row * ow + col) * BLOCK, -1).astype(np.int64))
 
 
-def pad(x, g: ConvGeometry, k, s, pt, pl):
-    """One batch item of x (flat) into the inside of g's phase planes, whose other pixels stay as they are
-    (zeros); the phases no tap reads (k < s) skipped. Strided numpy copies, one per phase."""
+_planes = threading.local()
+
+
+def pad(x, g: ConvGeometry, k, s, pt, pl) -> np.ndarray:
+    """One batch item of x (flat) as g's phase planes, zeros around it; the phases no tap reads (k < s) not
+    written. A blocked input's planes go to a buffer every conv of the calling thread shares (`_fill_planes`:
+    ResNet50's stride-2 convs had 1-2 MB of planes each, cold in memory every run; 62 -> 57 ms). An NCHW
+    input's (a network's stem: one conv) keep their own buffer, whose zero borders are written once, and get
+    their inside by strided numpy copies (stride 2 from single channels: twice as fast as numba's loop)."""
     h, wd = g.planes_size
-    src = x.reshape(g.units, h, wd, g.unit)
-    dst = g.planes.reshape(g.units, s, s, g.hph, g.wph, g.unit)
-    for a in range(min(k, s)):
-        iy0 = (a - pt) % s  # the first input row of phase row a: (iy0 + pt) % s == a
-        for b in range(min(k, s)):
-            ix0 = (b - pl) % s
-            part = src[:, iy0::s, ix0::s]
-            r0, c0 = (iy0 + pt) // s, (ix0 + pl) // s
-            dst[:, a, b, r0:r0 + part.shape[1], c0:c0 + part.shape[2]] = part
+    if g.unit == 1:
+        if g.planes is None:
+            g.planes = np.zeros(g.units * g.plane, np.float32)
+        src = x.reshape(g.units, h, wd)
+        dst = g.planes.reshape(g.units, s, s, g.hph, g.wph)
+        for a in range(min(k, s)):
+            iy0 = (a - pt) % s  # the first input row of phase row a: (iy0 + pt) % s == a
+            for b in range(min(k, s)):
+                ix0 = (b - pl) % s
+                part = src[:, iy0::s, ix0::s]
+                r0, c0 = (iy0 + pt) // s, (ix0 + pl) // s
+                dst[:, a, b, r0:r0 + part.shape[1], c0:c0 + part.shape[2]] = part
+        return g.planes
+    size = g.units * g.plane
+    buf = getattr(_planes, "buffer", None)
+    if buf is None or buf.size < size:
+        buf = _planes.buffer = np.empty(size, np.float32)
+    _fill_planes(x, buf, g.units, h, wd, s, g.hph, g.wph, pt, pl, min(k, s))
+    return buf
+
+
+@njit(**JIT)
+def _fill_planes(x, planes, units, h, wd, s, hph, wph, pt, pl, used):
+    """The phase planes of a blocked input, every pixel written (zeros outside the input)."""
+    phase = hph * wph * BLOCK
+    for u in range(units):
+        src = u * h * wd * BLOCK
+        for a in range(used):
+            for b in range(used):
+                c_lo = min(wph, max(0, -(-(pl - b) // s)))  # the phase columns whose input column is inside
+                c_hi = max(c_lo, min(wph, (wd - 1 + pl - b) // s + 1))
+                for r in range(hph):
+                    iy = r * s + a - pt
+                    row = ((u * s + a) * s + b) * phase + r * wph * BLOCK
+                    if iy < 0 or iy >= h:
+                        planes[row:row + wph * BLOCK] = 0.0
+                        continue
+                    planes[row:row + c_lo * BLOCK] = 0.0
+                    planes[row + c_hi * BLOCK:row + wph * BLOCK] = 0.0
+                    first = src + (iy * wd + c_lo * s + b - pl) * BLOCK
+                    for cc in range(c_hi - c_lo):
+                        d, f = row + (c_lo + cc) * BLOCK, first + cc * s * BLOCK
+                        for lane in range(BLOCK):
+                            planes[d + lane] = x[f + lane]
 
 
 def _conv(wq, xp, y, bias, r, has_res, a, hi, m, c, taps, pix, plane, wph, oh, ow, xb):

@@ -460,9 +460,9 @@ def _blocked_conv(consts, attrs):
             y2 = y.reshape(n, -1)
             r2 = None if r is None else _residual_rows(r, n)
             for i in range(n):
-                _blocked.pad(x2[i], g, k, sh, pt, pl)
+                planes = _blocked.pad(x2[i], g, k, sh, pt, pl)
                 res = _NO_RES_FLAT if r2 is None else r2[i]
-                _blocked.conv(wq, g.planes, y2[i], bias, res, r2 is not None, a, hi, o, c, g.taps, g.pix, g.plane, g.wph,
+                _blocked.conv(wq, planes, y2[i], bias, res, r2 is not None, a, hi, o, c, g.taps, g.pix, g.plane, g.wph,
                               oh, ow, xb)
             return y
         return run
