@@ -262,6 +262,21 @@ def test_global_pool_reads_blocked_input(kind, hw):
     close(fn(to_blocked(x), **at), OPS["pool2d"].run(x, **at)[0])
 
 
+@pytest.mark.parametrize("op", ["reduce_mean", "reduce_max"])
+@pytest.mark.parametrize("dim,keep", [((2, 3), False), ((-1, -2), True), ((3, 2), False)])
+def test_spatial_reductions_read_blocked_input(op, dim, keep):
+    """reduce_mean / reduce_max over H and W (a network's end, like global pooling) from a blocked input; over
+    other axes they declare nothing."""
+    x = RNG.standard_normal((2, 32, 7, 5)).astype(np.float32)
+    at = attrs(op, dim=dim, keep_dim=keep)
+    fn = K.KERNELS[(op, "cpu")]["default"].prepare([None], at).blocked.variant({0}, False)
+    out = np.full((2, 32, 1, 1) if keep else (2, 32), np.nan, np.float32)
+    assert fn(to_blocked(x), out=out, **at) is out
+    close(out, OPS[op].run(x, **at)[0])
+    for other in ((1, 2), (3,), (0, 2, 3)):
+        assert getattr(K.KERNELS[(op, "cpu")]["default"].prepare([None], attrs(op, dim=other)), "blocked", None) is None
+
+
 def test_concat_of_blocked_tensors():
     xs = [RNG.standard_normal((2, c, 3, 5)).astype(np.float32) for c in (16, 48, 32)]
     fn = K.KERNELS[("concat", "cpu")]["default"].prepare([None] * 3, {"axis": 1}).blocked.variant({0, 1, 2}, True)

@@ -9,7 +9,7 @@ import math
 
 import numpy as np
 from ...ir.ops.reduce import extreme, reduce_axes, reduce_shape
-from . import kernel
+from . import Blocked, _blocked, kernel
 from ._util import JIT, njit
 
 MAX, MIN, MEAN, SUM, PROD = range(5)
@@ -111,8 +111,37 @@ def _reduce_kernel(code):
     return run
 
 
+def _spatial_prepare(code):
+    """reduce_mean / reduce_max over H and W of a channel-blocked (N, C, H, W) input (`_blocked`, as global
+    pooling reads it: MnasNet ends with one): the conv before it then writes the blocked layout instead of
+    scattering into NCHW."""
+    def prepare(consts, attrs):
+        if not _blocked.AVAILABLE or attrs["reduce_all"] or sorted(d % 4 for d in attrs["dim"]) != [2, 3]:
+            return None
+        general = _reduce_kernel(code)
+
+        def variant(blocked_inputs, out_blocked):
+            if 0 not in blocked_inputs:
+                return general
+
+            def blocked(x, *, dim, keep_dim, reduce_all, out=None):
+                n, c, h, w = x.shape
+                y = out if out is not None else np.empty((n, c, 1, 1) if keep_dim else (n, c), np.float32)
+                x2, y2 = x.reshape(n, -1), y.reshape(n, -1)
+                for i in range(n):
+                    _blocked.global_pool(x2[i], y2[i], c, h * w, code == MAX)
+                return y
+            return blocked
+
+        def run(x, **kw):
+            return general(x, **kw)
+        run.blocked = Blocked(free=(0,), tied=(), variant=variant)
+        return run
+    return prepare
+
+
 for _name, _code in CODES.items():
-    kernel(_name, out=True)(_reduce_kernel(_code))
+    kernel(_name, out=True, prepare=_spatial_prepare(_code) if _code in (MAX, MEAN) else None)(_reduce_kernel(_code))
 
 
 @njit(**JIT)
