@@ -159,6 +159,27 @@ def test_winograd(m, xb, c, ob, h, w, pads, act, bias, residual, out, batch, chu
     close(from_blocked(y), OPS["conv2d"].run(x, wt, b, r, **at)[0], scale=np.abs(sums).max())
 
 
+@pytest.mark.parametrize("layouts", [(True, True), (False, True), (True, False)])
+def test_inputs_beyond_l2_go_tile_by_tile(layouts):
+    """An input of over 1 MB and twice the filter is read once, every filter panel on one tile of it
+    (`_blocked.TILE_MAJOR_FROM`): pointwise in each layout pair (an odd last output block, a partial last
+    tile), and a k x k conv whose phase planes are that large."""
+    xb, yb = layouts
+    x = RNG.standard_normal((1, 32, 93, 91)).astype(np.float32)  # 1.08 MB
+    assert x.nbytes > _blocked.TILE_MAJOR_FROM
+    wt = RNG.standard_normal((48 if yb else 40, 32, 1, 1)).astype(np.float32)
+    at = attrs("conv2d", act_type="relu")
+    fn = blocked_variant("conv2d", "gemm", wt, None, at, {0} if xb else set(), yb)
+    y = fn(to_blocked(x) if xb else x, wt, None, **at)
+    close(from_blocked(y) if yb else y, OPS["conv2d"].run(x, wt, None, **at)[0])
+    if yb:
+        w3 = RNG.standard_normal((48, 32, 3, 3)).astype(np.float32)
+        at3 = attrs("conv2d", strides=(2, 2), paddings=(1, 1, 1, 1))
+        y = blocked_variant("conv2d", "gemm", w3, None, at3, {0} if xb else set(), True)(
+            to_blocked(x) if xb else x, w3, None, **at3)
+        close(from_blocked(y), OPS["conv2d"].run(x, w3, None, **at3)[0])
+
+
 def test_what_declares_no_blocked_variant():
     """Activations other than the relu-like ones and hard_swish, grouped or dilated convs (and dilated depthwise
     ones) keep NCHW."""

@@ -340,23 +340,32 @@ def _prefetch_share(panel, panels, b, tiles, steps, q):
     return (b + 1) * panel + (q - 1) * share, -(-share // (LANES * steps))
 
 
+TILE_MAJOR_FROM = 1 << 20  # inputs from this many bytes, larger than the filter, go tile by tile
+
+
 def _pointwise(wq, x, y, bias, r, has_res, a, hi, m, k, hw, xb, yb):
     """y (M x hw, flat, blocked if yb) = act(W @ x + bias (+ r, in y's layout)) for one batch item; wq from
     `pack`, x (K x hw, flat, blocked if xb: then K % 16 == 0; yb: M % 16 == 0), bias of at least M values; xb
     or yb (both NCHW: `_tiled`). Filter panel by panel (2 blocks, the last one alone if odd), NR pixels at a
-    time, the last tile partial; NR_SHORT at a time on 7x7 maps. (Threaded: the (panel, tile) pairs split in
-    runs over the threads.)"""
+    time, the last tile partial; NR_SHORT at a time on 7x7 maps. An x of over 1 MB and twice the filter goes
+    tile by tile instead, every panel on a tile (read once from memory, not once a panel: ResNet50's 256 -> 64
+    convs on 56x56). (Threaded: the (panel, tile) pairs split in runs over the threads.)"""
     nblk = (m + BLOCK - 1) // BLOCK
     short = hw <= 64 and hw % NR_SHORT == 0
     nr = NR_SHORT if short else NR
     tiles = (hw + nr - 1) // nr
     xps, yps = (BLOCK if xb else 1), (BLOCK if yb else 1)
     panel, panels = PANEL * k, (nblk + 1) // 2
+    by_tile = k * hw > 2 * m * k and k * hw * 4 > TILE_MAJOR_FROM  # x the larger, and beyond L2
     for t in prange(panels * tiles):
-        b, q = (t // tiles) * 2, t % tiles
+        if by_tile:  # every panel on one tile of x, then the next tile: x read once
+            b, q = (t % panels) * 2, t // panels
+            pf, per = 0, 0
+        else:  # every tile on one panel, then the next panel: the filter read once
+            b, q = (t // tiles) * 2, t % tiles
+            pf, per = _prefetch_share(panel, panels, b // 2, tiles, max(1, k // BLOCK), q)
         p0 = q * nr
         cvb, npix = (2 if b + 1 < nblk else 1), min(nr, hw - p0)
-        pf, per = _prefetch_share(panel, panels, b // 2, tiles, max(1, k // BLOCK), q)
         _pw_tile(cvb, npix < nr, xb, yb, wq, (b // 2) * panel, x, p0 * xps, hw, k, y, b * BLOCK * hw + p0 * yps,
                  npix, min(PANEL, m - b * BLOCK), bias, b * BLOCK, r, has_res, a, hi, short and npix == nr, pf, per)
 
@@ -544,10 +553,10 @@ def _fill_planes(x, planes, units, h, wd, s, hph, wph, pt, pl, used):
 def _conv(wq, xp, y, bias, r, has_res, a, hi, m, c, taps, pix, plane, wph, oh, ow, xb):
     """y (M x OH x OW, blocked, flat) = act(k x k conv, groups 1, of x + bias (+ r, blocked)) for one batch item,
     x given as its phase planes (`pad`; C channels, blocked if xb: C % 16 == 0) with the tap offsets and pixel
-    destinations of `ConvGeometry`; wq from `pack_conv`. Filter panel by panel, NR output pixels at a time over
-    rows wph wide (the columns past ow computed and not stored; 7-wide outputs: a row of NR_SHORT at a time):
-    every tap of a tile is one address plus constant offsets. (Threaded: the (panel, tile) pairs split in runs
-    over the threads.)"""
+    destinations of `ConvGeometry`; wq from `pack_conv`. Filter panel by panel (planes of over 1 MB and twice the
+    filter: tile by tile), NR output pixels at a time over rows wph wide (the columns past ow computed and not
+    stored; 7-wide outputs: a row of NR_SHORT at a time): every tap of a tile is one address plus constant
+    offsets. (Threaded: the (panel, tile) pairs split in runs over the threads.)"""
     nblk = (m + BLOCK - 1) // BLOCK
     kk = taps.shape[0]
     rows = ow == NR_SHORT  # one tile per output row
@@ -555,10 +564,16 @@ def _conv(wq, xp, y, bias, r, has_res, a, hi, m, c, taps, pix, plane, wph, oh, o
     panel = PANEL * c * kk
     panels = (nblk + 1) // 2
     steps = (c // BLOCK if xb else c) * kk
+    size = (c // BLOCK if xb else c) * plane  # the planes' floats
+    by_tile = size > 2 * m * c * kk and size * 4 > TILE_MAJOR_FROM  # (as `_pointwise`)
     for t in prange(panels * tiles):
-        b, q = (t // tiles) * 2, t % tiles
+        if by_tile:
+            b, q = (t % panels) * 2, t // panels
+            pf, per = 0, 0
+        else:
+            b, q = (t // tiles) * 2, t % tiles
+            pf, per = _prefetch_share(panel, panels, b // 2, tiles, steps, q)
         q0 = q * wph if rows else q * NR
-        pf, per = _prefetch_share(panel, panels, b // 2, tiles, steps, q)
         _conv_tile(2 if b + 1 < nblk else 1, xb, wq, (b // 2) * panel, xp, taps, kk, plane, c, q0,
                    ow if rows else min(NR, oh * wph - q0), pix, y, b * BLOCK * oh * ow, oh * ow,
                    min(PANEL, m - b * BLOCK), bias, b * BLOCK, r, has_res, a, hi, rows, pf, per)
