@@ -138,12 +138,29 @@ def _bias_start(builder, bptr, boff_, mrows_, cvb, nr):
     return grid
 
 
+def _transpose(builder, rows):
+    """The 16 x 16 transpose of up to 16 vectors (missing rows zero): out[c] lane p = rows[p] lane c. Four
+    stages, stage b swapping bit b of the row and lane indices, each new row one two-source shuffle (64
+    shuffles, no memory)."""
+    zero = ir.Constant(_VEC, [0.0] * LANES)
+    m = list(rows) + [zero] * (LANES - len(rows))
+    for b in (1, 2, 4, 8):
+        nxt = []
+        for r in range(LANES):
+            lo = r & ~b
+            idx = [(0 if not (lane & b) else LANES) + ((lane & ~b) | (r & b)) for lane in range(LANES)]
+            nxt.append(builder.shuffle_vector(m[lo], m[lo | b], ir.Constant(ir.VectorType(_I32, LANES), idx)))
+        m = nxt
+    return m
+
+
 def _store(builder, sums, cvb, yb, tail, yoff_, ohw_, npix_, mrows_, rptr, has_res_, yptr, a_, hi_, pixels=None):
     """The epilogue of a tile of nr pixels x cvb output blocks (sums: cvb x nr vectors, started from the bias:
     `_bias_start`): y = act(sums (+ r, at y's offsets)) for the output channels < mrows (and pixels < npix in a
-    tail tile); y (and r) blocked (one vector store per pixel and block) or NCHW (scatter stores down the
-    channel rows, ohw apart). yoff: the offset of (first block, first pixel); pixels (blocked y): instead, each
-    pixel's (offset from yoff, whether to store it)."""
+    tail tile); y (and r) blocked (one vector store per pixel and block) or NCHW (each block's vectors
+    transposed in registers, then one masked store of the tile's pixels per channel row, ohw apart: 16
+    stores a block instead of nr scatters of 16). yoff: the offset of (first block, first pixel); pixels
+    (blocked y): instead, each pixel's (offset from yoff, whether to store it)."""
     mod = builder.module
     load = _declare(mod, "llvm.masked.load.v16f32.p0", _VEC, [rptr.type, _I32, _MASK, _VEC])
     store = _declare(mod, "llvm.masked.store.v16f32.p0", ir.VoidType(), [_VEC, yptr.type, _I32, _MASK])
@@ -154,34 +171,36 @@ def _store(builder, sums, cvb, yb, tail, yoff_, ohw_, npix_, mrows_, rptr, has_r
     plane = builder.mul(ohw_, i64(BLOCK))
     chan = [builder.icmp_signed("<", builder.add(lanes, _splat(builder, i64(v * LANES), ivec)),
                                 _splat(builder, mrows_, ivec)) for v in range(cvb)]
-    if not yb:
-        ptrs_t = ir.VectorType(ir.PointerType(), LANES)
-        gather = _declare(mod, "llvm.masked.gather.v16f32.v16p0", _VEC, [ptrs_t, _I32, _MASK, _VEC])
-        scatter = _declare(mod, "llvm.masked.scatter.v16f32.v16p0", ir.VoidType(), [_VEC, ptrs_t, _I32, _MASK])
-        lane_rows = builder.mul(lanes, _splat(builder, ohw_, ivec))  # lane c: channel row c
-
-        def addresses(base, off):
-            start = builder.add(_splat(builder, builder.ptrtoint(base, _I64), ivec),
-                                builder.mul(builder.add(_splat(builder, off, ivec), lane_rows),
-                                            ir.Constant(ivec, [4] * LANES)))
-            return builder.inttoptr(start, ptrs_t)
+    if not yb:  # the pixels of a channel row: lanes < nr (and < npix in a tail tile)
+        nr = len(sums[0])
+        pix_on = builder.icmp_signed("<", lanes, ir.Constant(ivec, [nr] * LANES))
+        if tail:
+            pix_on = builder.and_(pix_on, builder.icmp_signed("<", lanes, _splat(builder, npix_, ivec)))
+        columns = [_transpose(builder, sums[v]) for v in range(cvb)]
 
     def store_pixel(p, act, res):
         for v in range(cvb):
             val = sums[v][p]
-            if yb:
-                at = i64(p * BLOCK) if pixels is None else pixels[p][0]
-                off = builder.add(builder.add(yoff_, builder.mul(i64(v), plane)), at)
+            at = i64(p * BLOCK) if pixels is None else pixels[p][0]
+            off = builder.add(builder.add(yoff_, builder.mul(i64(v), plane)), at)
+            if res:
+                val = builder.fadd(val, builder.call(load, [builder.gep(rptr, [off]), align, chan[v], zero]))
+            builder.call(store, [act(val), builder.gep(yptr, [off]), align, chan[v]])
+
+    def store_rows(act, res):
+        for v in range(cvb):
+            for c in range(LANES):
+                ok = builder.and_(pix_on, _splat(builder, builder.icmp_signed("<", i64(v * LANES + c), mrows_), _MASK))
+                off = builder.add(yoff_, builder.mul(i64(v * LANES + c), ohw_))
+                val = columns[v][c]
                 if res:
-                    val = builder.fadd(val, builder.call(load, [builder.gep(rptr, [off]), align, chan[v], zero]))
-                builder.call(store, [act(val), builder.gep(yptr, [off]), align, chan[v]])
-            else:
-                off = builder.add(builder.add(yoff_, builder.mul(i64(v * LANES), ohw_)), i64(p))
-                if res:
-                    val = builder.fadd(val, builder.call(gather, [addresses(rptr, off), align, chan[v], zero]))
-                builder.call(scatter, [act(val), addresses(yptr, off), align, chan[v]])
+                    val = builder.fadd(val, builder.call(load, [builder.gep(rptr, [off]), align, ok, zero]))
+                builder.call(store, [act(val), builder.gep(yptr, [off]), align, ok])
 
     def store_all(act, res):
+        if not yb:
+            store_rows(act, res)
+            return
         for p in range(len(sums[0])):
             if pixels is not None:
                 with builder.if_then(pixels[p][1]):
