@@ -178,47 +178,51 @@ def _store(builder, sums, cvb, yb, tail, yoff_, ohw_, npix_, mrows_, rptr, has_r
             pix_on = builder.and_(pix_on, builder.icmp_signed("<", lanes, _splat(builder, npix_, ivec)))
         columns = [_transpose(builder, sums[v]) for v in range(cvb)]
 
-    def store_pixel(p, act, res):
-        for v in range(cvb):
-            val = sums[v][p]
-            at = i64(p * BLOCK) if pixels is None else pixels[p][0]
-            off = builder.add(builder.add(yoff_, builder.mul(i64(v), plane)), at)
-            if res:
-                val = builder.fadd(val, builder.call(load, [builder.gep(rptr, [off]), align, chan[v], zero]))
-            builder.call(store, [act(val), builder.gep(yptr, [off]), align, chan[v]])
+    def plus_residual(vectors, offsets, masks):
+        """vectors + r at the offsets, when there is a residual (one branch a tile; the stores after it are
+        emitted once)."""
+        before = builder.block
+        with builder.if_then(has_res_):
+            added = [builder.fadd(v, builder.call(load, [builder.gep(rptr, [off]), align, m, zero]))
+                     for v, off, m in zip(vectors, offsets, masks)]
+            inside = builder.block
+        merged = []
+        for v, w in zip(vectors, added):
+            phi = builder.phi(_VEC)
+            phi.add_incoming(v, before)
+            phi.add_incoming(w, inside)
+            merged.append(phi)
+        return merged
 
-    def store_rows(act, res):
+    if yb:
+        nr = len(sums[0])
+        stored = [pixels[p][1] if pixels is not None else (builder.icmp_signed("<", i64(p), npix_) if tail else None)
+                  for p in range(nr)]  # whether pixel p is stored (None: always)
+        offs, masks = [], []
+        for v in range(cvb):
+            for p in range(nr):
+                at = i64(p * BLOCK) if pixels is None else pixels[p][0]
+                offs.append(builder.add(builder.add(yoff_, builder.mul(i64(v), plane)), at))
+                masks.append(chan[v] if stored[p] is None else builder.and_(chan[v], _splat(builder, stored[p], _MASK)))
+        vals = plus_residual([sums[v][p] for v in range(cvb) for p in range(nr)], offs, masks)
+
+        def store_all(act):
+            for val, off, m in zip(vals, offs, masks):
+                builder.call(store, [act(val), builder.gep(yptr, [off]), align, m])
+    else:
+        offs, oks = [], []
         for v in range(cvb):
             for c in range(LANES):
-                ok = builder.and_(pix_on, _splat(builder, builder.icmp_signed("<", i64(v * LANES + c), mrows_), _MASK))
-                off = builder.add(yoff_, builder.mul(i64(v * LANES + c), ohw_))
-                val = columns[v][c]
-                if res:
-                    val = builder.fadd(val, builder.call(load, [builder.gep(rptr, [off]), align, ok, zero]))
+                oks.append(builder.and_(pix_on, _splat(builder, builder.icmp_signed("<", i64(v * LANES + c), mrows_),
+                                                       _MASK)))
+                offs.append(builder.add(yoff_, builder.mul(i64(v * LANES + c), ohw_)))
+        vals = plus_residual([columns[v][c] for v in range(cvb) for c in range(LANES)], offs, oks)
+
+        def store_all(act):
+            for val, off, ok in zip(vals, offs, oks):
                 builder.call(store, [act(val), builder.gep(yptr, [off]), align, ok])
 
-    def store_all(act, res):
-        if not yb:
-            store_rows(act, res)
-            return
-        for p in range(len(sums[0])):
-            if pixels is not None:
-                with builder.if_then(pixels[p][1]):
-                    store_pixel(p, act, res)
-            elif tail:
-                with builder.if_then(builder.icmp_signed("<", i64(p), npix_)):
-                    store_pixel(p, act, res)
-            else:
-                store_pixel(p, act, res)
-
-    def with_residual_or_not(act):  # one branch a tile, not a masked load a vector
-        with builder.if_else(has_res_) as (res, plain):
-            with res:
-                store_all(act, True)
-            with plain:
-                store_all(act, False)
-
-    _with_activation(builder, a_, hi_, with_residual_or_not)
+    _with_activation(builder, a_, hi_, store_all)
 
 
 def _make_pw_tile(cvb: int, xb: bool, yb: bool, tail: bool):
