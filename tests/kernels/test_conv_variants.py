@@ -284,6 +284,23 @@ def test_conv2d_transpose_fused_activation(k, s, groups, bias, act):
           OPS["conv2d_transpose"].run(x, wt, b, **at)[0], 1e-5)
 
 
+def test_f23_without_avx512_hands_few_channels_to_gemm():
+    """opt picks F(2,3) from 32 channels for the blocked form (the same file on every CPU); without AVX-512
+    there is no blocked form, and under 128 channels im2col + GEMM is faster: that is what the variant runs."""
+    from liteopt.runtime.kernels import _blocked_winograd
+    x = RNG.standard_normal((1, 32, 13, 13)).astype(np.float32)
+    wt = RNG.standard_normal((32, 32, 3, 3)).astype(np.float32)
+    b = RNG.standard_normal(32).astype(np.float32)
+    at = attrs("conv2d", paddings=(1, 1, 1, 1), act_type="relu")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(_blocked_winograd, "AVAILABLE", False)
+        fn = K.KERNELS[("conv2d", "cpu")]["winograd_f23"].prepare([None, wt, b], at)
+        gemm = K.KERNELS[("conv2d", "cpu")]["gemm"].prepare([None, wt, b], at)
+        assert fn.__code__ is gemm.__code__
+        close(run_variant("conv2d", "winograd_f23", x, wt, b, at, out=True), OPS["conv2d"].run(x, wt, b, **at)[0],
+              1e-5)
+
+
 @pytest.mark.parametrize("c,o,hw,want,want_s2", [(64, 64, 56, "winograd_f43", "gemm"),
                                                  (32, 32, 20, "winograd_f43", "gemm"), (256, 256, 14, "winograd_f23", "gemm"),
                                                  (64, 64, 13, "winograd_f23", "gemm"), (64, 72, 13, "gemm", "gemm"),

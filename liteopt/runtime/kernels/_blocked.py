@@ -465,7 +465,8 @@ def _make_conv_tile(cvb: int, xb: bool):
                     at = builder.load(builder.gep(pptr, [builder.add(q0_, i64(p))]))
                     ok = builder.and_(builder.icmp_signed(">=", at, i64(0)), builder.icmp_signed("<", i64(p), npix_))
                     pixels.append((at, ok))
-                _store(builder, sums, cvb, True, True, yoff_, ohw_, npix_, mrows_, rptr, has_res_, yptr, a_, hi_, pixels)
+                _store(builder, sums, cvb, True, True, yoff_, ohw_, npix_, mrows_, rptr, has_res_, yptr, a_, hi_,
+                       pixels)
 
             _by_width(builder, short_, emit)
             return context.get_dummy_value()

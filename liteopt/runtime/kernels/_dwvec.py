@@ -3,9 +3,9 @@
 One micro-kernel call computes a strip of up to 16 output columns, all output rows, of one channel: per
 output row, each of the k*k taps is one masked vector load of the input row it reads (stride 2: two loads and
 a shuffle keeping the even lanes) and one multiply-add; stride 1 takes ROWS output rows at a time, each input
-row's k loads serving every output row that reads it (3x3: 18 loads for 4 rows instead of 36). The masks drop the lanes that fall in the left/right
-padding or past the row's end, and a tap row above or below the input reads a row of zeros instead, so there
-is no padded copy of the input and no border case. The bias and a relu-like or hard_swish activation are
+row's k loads serving every output row that reads it (3x3: 18 loads for 4 rows instead of 36). The masks drop
+the lanes that fall in the left/right padding or past the row's end, and a tap row above or below the input
+reads a row of zeros instead, so there is no padded copy of the input and no border case. The bias and a relu-like or hard_swish activation are
 applied before the single masked store. Written as LLVM IR on 16-lane vectors (see `_tiled`): AVX-512 where
 the CPU has it; the caller only picks it there (`AVAILABLE`).
 """
