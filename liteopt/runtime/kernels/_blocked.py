@@ -8,18 +8,20 @@ are blocked is decided at load (`runtime/layout.py`) and never leaves the runtim
 In this layout one output pixel's 16 channels are one vector, and a pixel's 16 input channels one cache line:
 - pointwise: a tile of NR pixels x 2 blocks of output channels (24 vector registers) over all of K, one
   vector of the packed filter per block and one broadcast input value per pixel for each input channel,
-  the 16 channels of an input block unrolled (no address arithmetic in the loop). The input and the output
-  may each be blocked or NCHW (a conv at an island's edge reads or writes the plain layout, NCHW output
-  by scatter stores), so no reorder op is ever needed. Close to the FMA peak where the NCHW GEMMs stall on
-  x's strided rows.
+  the 16 channels of an input block unrolled (no address arithmetic in the loop); from K3_FROM input
+  channels 8 pixels x 3 blocks (`pointwise3`). The input and the output may each be blocked or NCHW (a conv
+  at an island's edge reads or writes the plain layout, NCHW output as the tile's vectors transposed in
+  registers), so no reorder op is ever needed. Close to the FMA peak where the NCHW GEMMs stall on x's
+  strided rows. While a filter panel's tiles run they prefetch the next panel (`_prefetch_share`); inputs
+  much larger than the filter go tile by tile instead (`TILE_MAJOR_FROM`).
 - k x k convs (groups 1, any stride), blocked or NCHW input (a network's stem) into a blocked output: the
   same tile over the zero-padded phase planes of the input (`ConvGeometry`), which make every tap of a tile
   one address plus constant offsets.
 - depthwise k x k (3, 5), stride 1 or 2, and max pooling: a tile of RD output pixels of one output row and
   one block, each tap one (masked) vector load per pixel; the masks drop taps in the left/right padding,
   the tap rows above or below the input are not visited.
-Bias, residual (in the output's layout) and a relu-like activation or hard_swish (`act_bounds`) are applied
-before the one store. LLVM IR on 16-lane vectors as in `_tiled`: AVX-512 only (`AVAILABLE`). Each driver comes
+The accumulators start from the bias; residual (in the output's layout) and a relu-like activation or
+hard_swish (`act_bounds`) are applied before the one store. LLVM IR on 16-lane vectors as in `_tiled`: AVX-512 only (`AVAILABLE`). Each driver comes
 serial and threaded (`_serial_and_threaded`): with threads in numba's pool its tiles are split over them.
 """
 from __future__ import annotations

@@ -11,8 +11,9 @@ vectors of 16 channels:
   all input channels), with U packed as n*n pointwise filters;
 - the output transform is n*n loads, A^T twice, bias, residual and activation, and one masked store per
   output pixel (the tiles past the right/bottom edge store only what is inside).
-Tiles go through the three steps in chunks small enough that V and M stay in the cache (`chunk`). 4x (F(4,3))
-or 2.25x (F(2,3)) fewer multiplications than the direct conv, for the transforms' cost.
+Tiles go through the three steps in chunks of about CHUNK_BYTES of V (`chunk`; every map of ResNet50 in one:
+chunks that fit in L2 were slower, each reads all of U again). 4x (F(4,3)) or 2.25x (F(2,3)) fewer
+multiplications than the direct conv, for the transforms' cost.
 """
 from __future__ import annotations
 
@@ -227,7 +228,7 @@ def scratch(size: int) -> tuple[np.ndarray, np.ndarray]:
 def _winograd(xp, rows, cols, v, mm, uq, usize, zb, y, bias, r, has_res, a, hi, m, c, o, th, tw, oh, ow, per):
     """y (O x OH x OW, blocked, flat; O % 16 == 0) = act(the 3x3 stride-1 conv + bias (+ r, blocked)) for one
     batch item, from its padded copy xp (`Padded`: C channels in whole blocks, rows x cols pixels) and the
-    filter uq (`pack`, usize floats per product); v and mm hold per tiles' transforms, zb O zeros. Chunk by
+    filter uq (`pack`, usize floats per product); v and mm hold one chunk's transforms, zb O zeros. Chunk by
     chunk of tiles: the input transform, the n*n products by the pointwise tile, the output transform.
     (Threaded: each step's (block, tile) or (product, panel, tile) triples split over the threads.)"""
     n = m + 2
