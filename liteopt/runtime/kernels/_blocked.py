@@ -368,6 +368,25 @@ def _prefetch_share(panel, panels, b, tiles, steps, q):
 TILE_MAJOR_FROM = 1 << 20  # inputs from this many bytes, larger than the filter, go tile by tile
 
 
+@njit(**dict(JIT, inline="always"))
+def _tile_major(x_floats, filter_floats):
+    """Whether a driver goes tile by tile (every filter panel on one tile of x, x read once from memory) rather
+    than panel by panel (every tile on one panel, the filter read once): x over TILE_MAJOR_FROM bytes and
+    twice the filter."""
+    return x_floats > 2 * filter_floats and x_floats * 4 > TILE_MAJOR_FROM
+
+
+@njit(**dict(JIT, inline="always"))
+def _schedule(t, panels, tiles, by_tile, panel, steps):
+    """Step t of a driver's loop over (panel, tile) pairs: the panel, the tile, and the prefetch of the next
+    panel (`_prefetch_share`; none tile by tile, where the panels take turns)."""
+    if by_tile:
+        return t % panels, t // panels, 0, 0
+    b, q = t // tiles, t % tiles
+    pf, per = _prefetch_share(panel, panels, b, tiles, steps, q)
+    return b, q, pf, per
+
+
 def _pointwise(wq, x, y, bias, r, has_res, a, hi, m, k, hw, xb, yb):
     """y (M x hw, flat, blocked if yb) = act(W @ x + bias (+ r, in y's layout)) for one batch item; wq from
     `pack`, x (K x hw, flat, blocked if xb: then K % 16 == 0; yb: M % 16 == 0), bias of at least M values; xb
@@ -381,17 +400,12 @@ def _pointwise(wq, x, y, bias, r, has_res, a, hi, m, k, hw, xb, yb):
     tiles = (hw + nr - 1) // nr
     xps, yps = (BLOCK if xb else 1), (BLOCK if yb else 1)
     panel, panels = PANEL * k, (nblk + 1) // 2
-    by_tile = k * hw > 2 * m * k and k * hw * 4 > TILE_MAJOR_FROM  # x the larger, and beyond L2
+    by_tile = _tile_major(k * hw, m * k)
     for t in prange(panels * tiles):
-        if by_tile:  # every panel on one tile of x, then the next tile: x read once
-            b, q = (t % panels) * 2, t // panels
-            pf, per = 0, 0
-        else:  # every tile on one panel, then the next panel: the filter read once
-            b, q = (t // tiles) * 2, t % tiles
-            pf, per = _prefetch_share(panel, panels, b // 2, tiles, max(1, k // BLOCK), q)
-        p0 = q * nr
+        pi, q, pf, per = _schedule(t, panels, tiles, by_tile, panel, max(1, k // BLOCK))
+        b, p0 = pi * 2, q * nr
         cvb, npix = (2 if b + 1 < nblk else 1), min(nr, hw - p0)
-        _pw_tile(cvb, npix < nr, xb, yb, wq, (b // 2) * panel, x, p0 * xps, hw, k, y, b * BLOCK * hw + p0 * yps,
+        _pw_tile(cvb, npix < nr, xb, yb, wq, pi * panel, x, p0 * xps, hw, k, y, b * BLOCK * hw + p0 * yps,
                  npix, min(PANEL, m - b * BLOCK), bias, b * BLOCK, r, has_res, a, hi, short and npix == nr, pf, per)
 
 
@@ -437,17 +451,12 @@ def _pointwise3(wq, x, y, bias, r, has_res, a, hi, m, k, hw):
     nr = NR_SHORT if short else NR3
     tiles = (hw + nr - 1) // nr
     panel, panels = PANEL3 * k, (nblk + 2) // 3
-    by_tile = k * hw > 2 * m * k and k * hw * 4 > TILE_MAJOR_FROM
+    by_tile = _tile_major(k * hw, m * k)
     for t in prange(panels * tiles):
-        if by_tile:
-            b, q = (t % panels) * 3, t // panels
-            pf, per = 0, 0
-        else:
-            b, q = (t // tiles) * 3, t % tiles
-            pf, per = _prefetch_share(panel, panels, b // 3, tiles, k // BLOCK, q)
-        p0 = q * nr
+        pi, q, pf, per = _schedule(t, panels, tiles, by_tile, panel, k // BLOCK)
+        b, p0 = pi * 3, q * nr
         npix = min(nr, hw - p0)
-        _pw3_tile(min(3, nblk - b), npix < nr, wq, (b // 3) * panel, x, p0 * BLOCK, hw, k, y, (b * hw + p0) * BLOCK,
+        _pw3_tile(min(3, nblk - b), npix < nr, wq, pi * panel, x, p0 * BLOCK, hw, k, y, (b * hw + p0) * BLOCK,
                   npix, min(PANEL3, m - b * BLOCK), bias, b * BLOCK, r, has_res, a, hi, short and npix == nr, pf, per)
 
 
@@ -646,17 +655,11 @@ def _conv(wq, xp, y, bias, r, has_res, a, hi, m, c, taps, pix, plane, wph, oh, o
     panel = PANEL * c * kk
     panels = (nblk + 1) // 2
     steps = (c // BLOCK if xb else c) * kk
-    size = (c // BLOCK if xb else c) * plane  # the planes' floats
-    by_tile = size > 2 * m * c * kk and size * 4 > TILE_MAJOR_FROM  # (as `_pointwise`)
+    by_tile = _tile_major((c // BLOCK if xb else c) * plane, m * c * kk)  # (x: its phase planes)
     for t in prange(panels * tiles):
-        if by_tile:
-            b, q = (t % panels) * 2, t // panels
-            pf, per = 0, 0
-        else:
-            b, q = (t // tiles) * 2, t % tiles
-            pf, per = _prefetch_share(panel, panels, b // 2, tiles, steps, q)
-        q0 = q * wph if rows else q * NR
-        _conv_tile(2 if b + 1 < nblk else 1, xb, wq, (b // 2) * panel, xp, taps, kk, plane, c, q0,
+        pi, q, pf, per = _schedule(t, panels, tiles, by_tile, panel, steps)
+        b, q0 = pi * 2, (q * wph if rows else q * NR)
+        _conv_tile(2 if b + 1 < nblk else 1, xb, wq, pi * panel, xp, taps, kk, plane, c, q0,
                    ow if rows else min(NR, oh * wph - q0), pix, y, b * BLOCK * oh * ow, oh * ow,
                    min(PANEL, m - b * BLOCK), bias, b * BLOCK, r, has_res, a, hi, rows, pf, per)
 

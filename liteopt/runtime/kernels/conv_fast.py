@@ -413,20 +413,15 @@ def _blocked_pointwise(w2d, b0, bounds):
         if xb and out_blocked and c >= _blocked.K3_FROM:  # many input channels: 3-block panels
             wq3 = _blocked.pack3(w2d)
 
-            def run3(x, w_, b, r=None, *, out=None, **kw):
-                n, h, wd = x.shape[0], x.shape[2], x.shape[3]
-                y = out if out is not None else np.empty((n, o, h, wd), np.float32)
-                x2 = _item_rows(x, n)
-                y2 = y.reshape(n, -1)
-                r2 = None if r is None else _residual_rows(r, n)
-                for i in range(n):
-                    _blocked.pointwise3(wq3, x2[i], y2[i], bias, _NO_RES_FLAT if r2 is None else r2[i], r2 is not None,
-                                        a, hi, o, c, h * wd)
-                return y
-            return run3
-        if not packed:
-            packed.append(_blocked.pack(w2d))
-        wq = packed[0]
+            def item(xi, yi, ri, has_res, hw):
+                _blocked.pointwise3(wq3, xi, yi, bias, ri, has_res, a, hi, o, c, hw)
+        else:
+            if not packed:
+                packed.append(_blocked.pack(w2d))
+            wq = packed[0]
+
+            def item(xi, yi, ri, has_res, hw):
+                _blocked.pointwise(wq, xi, yi, bias, ri, has_res, a, hi, o, c, hw, xb, out_blocked)
 
         def run(x, w_, b, r=None, *, out=None, **kw):
             n, h, wd = x.shape[0], x.shape[2], x.shape[3]
@@ -435,8 +430,7 @@ def _blocked_pointwise(w2d, b0, bounds):
             y2 = y.reshape(n, -1)
             r2 = None if r is None else _residual_rows(r, n)
             for i in range(n):
-                _blocked.pointwise(wq, x2[i], y2[i], bias, _NO_RES_FLAT if r2 is None else r2[i], r2 is not None,
-                                   a, hi, o, c, h * wd, xb, out_blocked)
+                item(x2[i], y2[i], _NO_RES_FLAT if r2 is None else r2[i], r2 is not None, h * wd)
             return y
         return run
     return Blocked(free=(0,), tied=(3,), variant=variant)
