@@ -21,8 +21,9 @@ In this layout one output pixel's 16 channels are one vector, and a pixel's 16 i
   one block, each tap one (masked) vector load per pixel; the masks drop taps in the left/right padding,
   the tap rows above or below the input are not visited.
 The accumulators start from the bias; residual (in the output's layout) and a relu-like activation or
-hard_swish (`act_bounds`) are applied before the one store. LLVM IR on 16-lane vectors as in `_tiled`: AVX-512 only (`AVAILABLE`). Each driver comes
-serial and threaded (`_serial_and_threaded`): with threads in numba's pool its tiles are split over them.
+hard_swish (`act_bounds`) are applied before the one store. LLVM IR on 16-lane vectors as in `_tiled`: AVX-512
+only (`AVAILABLE`). Each driver comes serial and threaded (`_serial_and_threaded`): with threads in numba's
+pool its tiles are split over them.
 """
 from __future__ import annotations
 

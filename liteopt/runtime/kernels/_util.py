@@ -32,6 +32,20 @@ def full_bias(b, n: int) -> np.ndarray:
     return frozen(np.zeros(n, np.float32) if b is None else b.astype(np.float32))
 
 
+SIZES_KEPT = 8  # input sizes a kernel keeps its per-size state (geometry, scratch) for
+
+
+def per_size(cache: dict, key, make):
+    """cache[key], made by make() when first asked for; a cache that holds SIZES_KEPT entries is emptied first
+    (a model with dynamic shapes sees many sizes: keep a few, not all)."""
+    value = cache.get(key)
+    if value is None:
+        if len(cache) >= SIZES_KEPT:
+            cache.clear()
+        value = cache[key] = make()
+    return value
+
+
 def flat(x: np.ndarray) -> np.ndarray:
     """A contiguous 1-D view (or copy) of x."""
     return np.ascontiguousarray(x).reshape(-1)

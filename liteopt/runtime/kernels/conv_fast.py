@@ -27,7 +27,7 @@ from ...ir.ops.activation import apply_act
 from ..threads import numba_threads
 from . import Blocked, _blocked, _dwvec, _tiled, kernel
 from . import _blocked_winograd as _bwino
-from ._util import JIT, NO_BIAS, bias_of, frozen, full_bias, njit, winograd_matrices
+from ._util import JIT, NO_BIAS, bias_of, frozen, full_bias, njit, per_size, winograd_matrices
 
 PJIT = dict(JIT, parallel=True)
 ACT_CODES = {"": 0, "relu": 1, "relu6": 2, "leaky_relu": 3, "hard_swish": 4, "sigmoid": 5, "swish": 6,
@@ -370,8 +370,6 @@ def _tiled_pointwise(w2d, b0, code, alpha, general, blas):
         wp = packs.get(channels)
         if wp is None:
             wp = packs[channels] = _tiled.pack_channels(w2d) if channels else _tiled.pack(w2d)
-        if len(plans) >= 8:  # map sizes seen before (dynamic shapes): keep a few
-            plans.clear()
         return ("channels" if channels else "pixels"), wp, _tiled.chunk_of(c, hw)
 
     def pointwise(x, w_, b, r=None, *, out=None, **kw):
@@ -379,10 +377,7 @@ def _tiled_pointwise(w2d, b0, code, alpha, general, blas):
             return general(x, w_, b, r, out=out, **kw)
         n, h, wd = x.shape[0], x.shape[2], x.shape[3]
         hw = h * wd
-        p = plans.get(hw)
-        if p is None:
-            p = plans[hw] = plan(hw)
-        tiles, wp, chunk = p
+        tiles, wp, chunk = per_size(plans, hw, lambda: plan(hw))
         if tiles is None:
             return blas(x, w_, b, r, out=out, **kw)
         y = out if out is not None else np.empty((n, o, h, wd), np.float32)
@@ -459,11 +454,7 @@ def _blocked_conv(consts, attrs):
             n, _, h, wd = x.shape
             pt, pb, pl, pr = paddings
             oh, ow = _out_size(h, k, sh, pt, pb, 1), _out_size(wd, k, sh, pl, pr, 1)
-            g = sizes.get((h, wd))
-            if g is None:
-                if len(sizes) >= 8:  # input sizes seen before (dynamic shapes): keep a few
-                    sizes.clear()
-                g = sizes[h, wd] = _blocked.ConvGeometry(c, h, wd, k, sh, pt, pb, pl, pr, oh, ow, xb)
+            g = per_size(sizes, (h, wd), lambda: _blocked.ConvGeometry(c, h, wd, k, sh, pt, pb, pl, pr, oh, ow, xb))
             y = _result(out, (n, o, oh, ow))
             x2 = _item_rows(x, n)
             y2 = y.reshape(n, -1)
@@ -502,11 +493,7 @@ def _blocked_winograd(m, consts, attrs):
             n, _, h, wd = x.shape
             pt, pb, pl, pr = paddings
             oh, ow = h + pt + pb - 2, wd + pl + pr - 2
-            xp = sizes.get((h, wd))
-            if xp is None:
-                if len(sizes) >= 8:  # input sizes seen before (dynamic shapes): keep a few
-                    sizes.clear()
-                xp = sizes[h, wd] = _bwino.Padded(c, h, wd, m, pt, pl, oh, ow)
+            xp = per_size(sizes, (h, wd), lambda: _bwino.Padded(c, h, wd, m, pt, pl, oh, ow))
             per = _bwino.chunk(m, cp, o, xp.th * xp.tw)
             v, mm = _bwino.scratch(n2 * max(cp, o) * per)
             y = _result(out, (n, o, oh, ow))
@@ -1047,11 +1034,7 @@ def _direct_prepare(consts, attrs):
         oh, ow = y.shape[2:]
         mt, ml, rh, ws, _, offs = planes_geometry(oh, ow, 3, s, pt, pl)
         key = (c, h, wd, rh, ws)  # (the input size too: it decides which cells are inside)
-        planes = scratch.get(key)
-        if planes is None:
-            if len(scratch) >= 8:  # input sizes seen before (dynamic shapes): keep a few
-                scratch.clear()
-            planes = scratch[key] = np.zeros((c, s * s * rh * ws), np.float32)  # zero borders, written once
+        planes = per_size(scratch, key, lambda: np.zeros((c, s * s * rh * ws), np.float32))  # borders: zeros, once
         fused = r is None and act_type in ACT_CODES
         code = ACT_CODES[act_type] if fused else 0
         xc = np.ascontiguousarray(x, dtype=np.float32)
@@ -1076,11 +1059,8 @@ def _tiled_direct(wc):
         s = strides[0]
         pt, pb, pl, pr = paddings
         y = _result(out, (n, o, _out_size(h, 3, s, pt, pb, 1), _out_size(wd, 3, s, pl, pr, 1)))
-        zrow = zrows.get(wd)
-        if zrow is None:  # the zeros a tap row in the padding reads
-            if len(zrows) >= 8:
-                zrows.clear()
-            zrow = zrows[wd] = np.zeros(wd + 2 * s * _tiled.PANEL + 2 * _tiled.LANES, np.float32)
+        zrow = per_size(zrows, wd,  # the zeros a tap row in the padding reads
+                        lambda: np.zeros(wd + 2 * s * _tiled.PANEL + 2 * _tiled.LANES, np.float32))
         bounds = _tile_bounds(act_type, act_alpha)
         a, hi = bounds or (1.0, np.inf)
         bias = no_bias if b is None else bias_of(b)
@@ -1261,14 +1241,10 @@ def _wino_prepare(m):
             th, tw = -(-oh // m), -(-ow // m)
             y = _result(out, (nb, o, oh, ow))
             rows = max(1, min(th, WINO_BLOCK_TILES // tw, WINO_BLOCK_BYTES // (n * n * max(c, o) * tw * 4)))
-            key = (c, th, tw)
-            if key not in scratch and len(scratch) >= 8:  # input sizes seen before (dynamic shapes): keep a few
-                scratch.clear()
-            if key not in scratch:  # flat buffers for v and mm: each block uses a contiguous prefix
-                t = rows * tw
-                scratch[key] = (np.zeros((c, th * m + 2, tw * m + 2), np.float32),
-                                np.empty(n * n * c * t, np.float32), np.empty(n * n * o * t, np.float32))
-            xp, v, mm = scratch[key]
+            # the padded input, and flat buffers for v and mm (each block uses a contiguous prefix)
+            xp, v, mm = per_size(scratch, (c, th, tw), lambda: (
+                np.zeros((c, th * m + 2, tw * m + 2), np.float32),
+                np.empty(n * n * c * rows * tw, np.float32), np.empty(n * n * o * rows * tw, np.float32)))
             code = ACT_CODES.get(act_type, 0)
             bias = bias_of(b)
             for k in range(nb):
