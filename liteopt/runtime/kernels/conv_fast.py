@@ -481,12 +481,12 @@ def _blocked_winograd(m, consts, attrs):
     o, c = w.shape[:2]
     bias = full_bias(b0, o)
     zeros = full_bias(None, o)
-    uq, usize = _bwino.pack(w, m)
     cp = -(-c // _blocked.BLOCK) * _blocked.BLOCK
     n2 = (m + 2) ** 2
 
     def variant(blocked_inputs, out_blocked):
         xb = 0 in blocked_inputs
+        uq, usize = _bwino.pack(w, m)  # (only for a conv the layout blocks: the NCHW run transforms its own)
         sizes: dict = {}  # input size -> _bwino.Padded
 
         def run(x, w_, b, r=None, *, out=None, strides, paddings, dilations, groups, act_type, act_alpha):
@@ -1229,8 +1229,7 @@ def _wino_prepare(m):
         o, c = w.shape[:2]
         if m == 2 and not _bwino.AVAILABLE and min(o, c) < 128:  # (picked for the blocked form: `_wino_f23_pays`)
             return _gemm_prepare(consts, attrs)
-        u = np.einsum("ik,ockl,jl->ijoc", g, w.astype(np.float64), g).reshape(n * n, o, c)
-        u = np.ascontiguousarray(u, dtype=np.float32)
+        transformed: list = []  # U = G g G^T, made on the first NCHW run (a blocked conv packs its own)
         scratch: dict = {}
 
         def run(x, w_, b, r=None, *, out=None, strides, paddings, dilations, groups, act_type, act_alpha):
@@ -1241,6 +1240,10 @@ def _wino_prepare(m):
             th, tw = -(-oh // m), -(-ow // m)
             y = _result(out, (nb, o, oh, ow))
             rows = max(1, min(th, WINO_BLOCK_TILES // tw, WINO_BLOCK_BYTES // (n * n * max(c, o) * tw * 4)))
+            if not transformed:
+                u = np.einsum("ik,ockl,jl->ijoc", g, w.astype(np.float64), g).reshape(n * n, o, c)
+                transformed.append(np.ascontiguousarray(u, dtype=np.float32))
+            u = transformed[0]
             # the padded input, and flat buffers for v and mm (each block uses a contiguous prefix)
             xp, v, mm = per_size(scratch, (c, th, tw), lambda: (
                 np.zeros((c, th * m + 2, tw * m + 2), np.float32),
