@@ -2,11 +2,12 @@
 
 One micro-kernel call computes a strip of up to 16 output columns, all output rows, of one channel: per
 output row, each of the k*k taps is one masked vector load of the input row it reads (stride 2: two loads and
-a shuffle keeping the even lanes) and one multiply-add; stride 1 takes ROWS output rows at a time, each input
-row's k loads serving every output row that reads it (3x3: 18 loads for 4 rows instead of 36). The masks drop
-the lanes that fall in the left/right padding or past the row's end, and a tap row above or below the input
-reads a row of zeros instead, so there is no padded copy of the input and no border case. The bias and a relu-like or hard_swish activation are
-applied before the single masked store. Written as LLVM IR on 16-lane vectors (see `_tiled`): AVX-512 where
+a shuffle keeping the even lanes) and one multiply-add. A strip takes ROWS output rows at a time, each input
+row's k loads serving every output row that reads it (3x3 stride 1: 18 loads for 4 rows instead of 36; 5x5
+stride 2: 55 instead of 100). The masks drop the lanes that fall in the left/right padding or past the row's
+end, and a tap row above or below the input reads a row of zeros instead, so there is no padded copy of the
+input and no border case. The bias and a relu-like or hard_swish activation are applied before the single
+masked store. Written as LLVM IR on 16-lane vectors (see `_tiled`): AVX-512 where
 the CPU has it; the caller only picks it there (`AVAILABLE`).
 """
 from __future__ import annotations
@@ -23,7 +24,7 @@ from ._util import JIT, njit
 __all__ = ["AVAILABLE", "depthwise", "pays"]
 
 _LANE_IDS = list(range(LANES))
-ROWS = 4  # output rows a stride-1 strip computes together
+ROWS = 4  # output rows a strip computes together
 
 
 def _make_strip_kernel(k: int, s: int):
@@ -128,14 +129,14 @@ def _make_strip_kernel(k: int, s: int):
             nrows = ROWS
 
             def rows(g, _):
-                """nrows output rows (stride 1): each input row's k shifted vectors loaded once for the up to k
-                output rows that read it (a third of the loads for 3x3), two chains a row."""
+                """nrows output rows: each input row's k shifted vectors loaded once for the output rows that
+                read it (stride 1, 3x3: a third of the loads), two chains a row."""
                 oy0 = builder.mul(g, i64(nrows))
                 acc = [[bv, zero] for _ in range(nrows)]
-                for r in range(nrows - 1 + k):
-                    vs = tap_row(builder.add(builder.sub(oy0, pt_), i64(r)))
+                for r in range((nrows - 1) * s + k):
+                    vs = tap_row(builder.add(builder.sub(builder.mul(oy0, i64(s)), pt_), i64(r)))
                     for q in range(nrows):
-                        i = r - q
+                        i = r - q * s
                         if 0 <= i < k:
                             for j in range(k):
                                 acc[q][i % 2] = builder.call(fma, [taps[i * k + j], vs[j], acc[q][i % 2]])
@@ -143,14 +144,11 @@ def _make_strip_kernel(k: int, s: int):
                     finish(builder.add(oy0, i64(q)), builder.fadd(acc[q][0], acc[q][1]))
                 return []
 
-            if s == 1:
-                groups = builder.sdiv(oh_, i64(nrows))
-                _accumulating_loop(builder, groups, 0, 0, rows, "strip.rows")
-                done = builder.mul(groups, i64(nrows))
-                _accumulating_loop(builder, builder.sub(oh_, done), 0, 0,
-                                   lambda t, g: one_row(builder.add(done, t), g), "strip.row")
-            else:
-                _accumulating_loop(builder, oh_, 0, 0, one_row, "strip.row")
+            groups = builder.sdiv(oh_, i64(nrows))
+            _accumulating_loop(builder, groups, 0, 0, rows, "strip.rows")
+            done = builder.mul(groups, i64(nrows))
+            _accumulating_loop(builder, builder.sub(oh_, done), 0, 0,
+                               lambda t, g: one_row(builder.add(done, t), g), "strip.row")
             return context.get_dummy_value()
 
         return sig, codegen
