@@ -107,8 +107,6 @@ def _graph() -> tuple[Graph, dict, dict]:
     halves = [add("conv2d", [q, const(f"w{i}", (16, 32, 1, 1))]) for i in (18, 19)]
     q = add("concat", halves, axis=1)
     q = add("pool2d", [q], pooling_type="max", ksize=(3, 3), strides=(2, 2), paddings=(1, 1, 1, 1))
-    wide_k = add("conv2d", [q, const("w23", (512, 32, 1, 1))], act_type="relu")  # then 512 in: 3-block panels
-    q = add("conv2d", [wide_k, const("w24", (32, 512, 1, 1))])
     g2 = add("pool2d", [q], pooling_type="avg", global_pooling=True)
     q = add("conv2d", [q, const("w20", (8, 32, 1, 1))])
     # a pointwise conv BLAS runs (more than 192 input channels on more than 64 pixels: `_tiled.pays`), its

@@ -159,29 +159,6 @@ def test_winograd(m, xb, c, ob, h, w, pads, act, bias, residual, out, batch, chu
     close(from_blocked(y), OPS["conv2d"].run(x, wt, b, r, **at)[0], scale=np.abs(sums).max())
 
 
-@pytest.mark.parametrize("ob", [1, 2, 3, 5])
-@pytest.mark.parametrize("hw", [(7, 7), (5, 11), (1, 1)])
-@pytest.mark.parametrize("residual", [False, True])
-def test_many_input_channels_take_three_block_panels(ob, hw, residual):
-    """Blocked to blocked from K3_FROM input channels: panels of 3 output blocks (the last one 1-3), 8-pixel
-    tiles (7 on 7x7 maps, a partial last one), residual and activation."""
-    c, o = _blocked.K3_FROM, 16 * ob
-    x = RNG.standard_normal((2, c, *hw)).astype(np.float32)
-    wt = (RNG.standard_normal((o, c, 1, 1)) / np.sqrt(c)).astype(np.float32)
-    b = RNG.standard_normal(o).astype(np.float32)
-    at = attrs("conv2d", act_type="relu6", act_alpha=6.0)
-    r = RNG.standard_normal((2, o, *hw)).astype(np.float32) if residual else None
-    fn = blocked_variant("conv2d", "gemm", wt, b, at, {0}, True)
-    calls = []
-    with pytest.MonkeyPatch.context() as mp:  # (the 3-block driver is the one that runs)
-        three = _blocked.pointwise3
-        mp.setattr(_blocked, "pointwise3", lambda *args: calls.append(1) or three(*args))
-        y = fn(to_blocked(x), wt, b, None if r is None else to_blocked(r), **at)
-    assert len(calls) == 2  # one per batch item
-    sums = OPS["conv2d"].run(x, wt, b, r, **dict(at, act_type=""))[0]
-    close(from_blocked(y), OPS["conv2d"].run(x, wt, b, r, **at)[0], scale=np.abs(sums).max())
-
-
 @pytest.mark.parametrize("layouts", [(True, True), (False, True), (True, False)])
 def test_inputs_beyond_l2_go_tile_by_tile(layouts):
     """An input of over 1 MB and twice the filter is read once, every filter panel on one tile of it
@@ -338,8 +315,8 @@ def test_threaded_builds_give_the_serial_results():
     at_mp = attrs("pool2d", pooling_type="max", ksize=(3, 3), strides=(2, 2), paddings=(1, 1, 1, 1))
     at_w = attrs("conv2d", paddings=(1, 1, 1, 1), act_type="relu")
     w1, w3, wd = (RNG.standard_normal(s).astype(np.float32) for s in ((48, 32, 1, 1), (48, 32, 3, 3), (32, 1, 5, 5)))
-    xk = RNG.standard_normal((1, _blocked.K3_FROM, 9, 7)).astype(np.float32)
-    wk = RNG.standard_normal((80, _blocked.K3_FROM, 1, 1)).astype(np.float32)
+    xk = RNG.standard_normal((1, 64, 9, 7)).astype(np.float32)  # 63 pixels: 4 tiles and a short one
+    wk = RNG.standard_normal((80, 64, 1, 1)).astype(np.float32)
     runs = [lambda: blocked_variant("conv2d", "gemm", w1, None, at_pw, {0}, True)(to_blocked(x), w1, None, **at_pw),
             lambda: blocked_variant("conv2d", "gemm", w3, None, at_c, {0}, True)(to_blocked(x), w3, None, **at_c),
             lambda: blocked_variant("depthwise_conv2d", "direct", wd, None, at_dw, {0}, True)(to_blocked(x), wd, None,

@@ -6,10 +6,9 @@ x) * 16 + c % 16. It takes the same bytes as its NCHW form, so the memory plan d
 are blocked is decided at load (`runtime/layout.py`) and never leaves the runtime.
 
 In this layout one output pixel's 16 channels are one vector, and a pixel's 16 input channels one cache line:
-- pointwise: a tile of NR pixels x 2 blocks of output channels (24 vector registers) over all of K, one
+- pointwise: a tile of NR pixels x 2 blocks of output channels (28 vector registers) over all of K, one
   vector of the packed filter per block and one broadcast input value per pixel for each input channel,
-  the 16 channels of an input block unrolled (no address arithmetic in the loop); from K3_FROM input
-  channels 8 pixels x 3 blocks (`pointwise3`). The input and the output may each be blocked or NCHW (a conv
+  the 16 channels of an input block unrolled (no address arithmetic in the loop). The input and the output may each be blocked or NCHW (a conv
   at an island's edge reads or writes the plain layout, NCHW output as the tile's vectors transposed in
   registers), so no reorder op is ever needed. Close to the FMA peak where the NCHW GEMMs stall on x's
   strided rows. While a filter panel's tiles run they prefetch the next panel (`_prefetch_share`); inputs
@@ -46,8 +45,11 @@ __all__ = ["AVAILABLE", "BLOCK", "pack", "pack_conv", "pack_depthwise", "pointwi
            "depthwise", "global_pool", "max_pool"]
 
 BLOCK = LANES  # channels per block
-NR = 12  # pixels per tile (x 2 blocks: 24 accumulators)
-NR_SHORT = 7  # pixels per tile on 7-wide maps (7x7: 49 pixels, no tile partly wasted)
+# pixels per tile (x 2 blocks: 28 accumulators). 14 divides the pixels of every map a 224 or 640 input gives
+# (7x7: 3 tiles and a short one). Against 12 pixels x 2 blocks (and 8 x 3 from 512 input channels): 4-15% per
+# pointwise conv standalone, 4-8% on MobileNets, MnasNet and ResNet50 in-network
+NR = 14
+NR_SHORT = 7  # pixels per tile on 7-wide maps (a row of the direct conv's tile; a pointwise 7x7 map's last tile)
 PANEL = 2 * BLOCK  # output channels per packed filter panel
 RD = 8  # output pixels per depthwise tile
 
@@ -117,13 +119,13 @@ def _prefetch(builder, ptr, start, per, step):
     _accumulating_loop(builder, per, 0, 0, line, "prefetch")
 
 
-def _by_width(builder, short_, emit, long=NR):
-    """emit(nr) for tiles of NR_SHORT pixels and of `long` (NR), one branch per call picking by short."""
+def _by_width(builder, short_, emit):
+    """emit(nr) for tiles of NR_SHORT pixels and of NR, one branch per call picking by short."""
     with builder.if_else(short_) as (few, many):
         with few:
             emit(NR_SHORT)
         with many:
-            emit(long)
+            emit(NR)
 
 
 def _bias_start(builder, bptr, boff_, mrows_, cvb, nr):
@@ -233,10 +235,10 @@ def _store(builder, sums, cvb, yb, tail, yoff_, ohw_, npix_, mrows_, rptr, has_r
 NB_UNROLL = 2
 
 
-def _make_pw_tile(cvb: int, xb: bool, yb: bool, tail: bool, panel: int = PANEL, nr_long: int = NR):
+def _make_pw_tile(cvb: int, xb: bool, yb: bool, tail: bool):
     """The pointwise tile for cvb (1 or 2) output blocks, x blocked or NCHW (xb), y blocked or NCHW (yb); a
     tail tile (fewer than NR pixels) reads its missing pixels from the last valid one and does not store
-    them. panel, nr_long: the filter panels' width and the pixels of a tile (`pointwise3`: 48 and 8)."""
+    them."""
 
     @intrinsic
     def _tile(typingctx, wq, woff, x, xoff, hw, k, y, yoff, npix, mrows, bias, boff, r, has_res, a, hi, short, pf, per):
@@ -281,10 +283,10 @@ def _make_pw_tile(cvb: int, xb: bool, yb: bool, tail: bool, panel: int = PANEL, 
 
                 def block_step(kb, acc):  # 16 input channels, unrolled
                     xbase = builder.add(xoff_, builder.mul(kb, plane))
-                    wbase = builder.add(woff_, builder.mul(kb, i64(BLOCK * panel)))
+                    wbase = builder.add(woff_, builder.mul(kb, i64(BLOCK * PANEL)))
                     for ci in range(BLOCK):
                         xrow = builder.add(xbase, i64(ci) if xb else builder.mul(hw_, i64(ci)))
-                        acc = fmas(xrow, builder.add(wbase, i64(ci * panel)), acc)
+                        acc = fmas(xrow, builder.add(wbase, i64(ci * PANEL)), acc)
                     _prefetch(builder, wptr, pf_, per_, kb)
                     return acc
 
@@ -292,7 +294,7 @@ def _make_pw_tile(cvb: int, xb: bool, yb: bool, tail: bool, panel: int = PANEL, 
                     for ci in range(NB_UNROLL):
                         kk = builder.add(builder.mul(i, i64(NB_UNROLL)), i64(ci))
                         acc = fmas(builder.add(xoff_, builder.mul(kk, hw_)),
-                                   builder.add(woff_, builder.mul(kk, i64(panel))), acc)
+                                   builder.add(woff_, builder.mul(kk, i64(PANEL))), acc)
                     _prefetch(builder, wptr, pf_, per_, i)
                     return acc
 
@@ -308,15 +310,15 @@ def _make_pw_tile(cvb: int, xb: bool, yb: bool, tail: bool, panel: int = PANEL, 
                     def one(i, acc):  # the channels past the last step, one at a time
                         kk = builder.add(done, i)
                         return fmas(builder.add(xoff_, builder.mul(kk, hw_)),
-                                    builder.add(woff_, builder.mul(kk, i64(panel))), acc)
+                                    builder.add(woff_, builder.mul(kk, i64(PANEL))), acc)
                     sums = _accumulating_loop(builder, builder.sub(k_, done), cvb, nr, one, "pw.krest", init=sums)
 
                 _store(builder, sums, cvb, yb, tail, yoff_, hw_, npix_, mrows_, rptr, has_res_, yptr, a_, hi_)
 
             if tail:
-                emit(nr_long)
+                emit(NR)
             else:
-                _by_width(builder, short_, emit, nr_long)
+                _by_width(builder, short_, emit)
             return context.get_dummy_value()
 
         return sig, codegen
@@ -408,77 +410,25 @@ def _pointwise(wq, x, y, bias, r, has_res, a, hi, m, k, hw, xb, yb):
     """y (M x hw, flat, blocked if yb) = act(W @ x + bias (+ r, in y's layout)) for one batch item; wq from
     `pack`, x (K x hw, flat, blocked if xb: then K % 16 == 0; yb: M % 16 == 0), bias of at least M values; xb
     or yb (both NCHW: `_tiled`). Filter panel by panel (2 blocks, the last one alone if odd), NR pixels at a
-    time, the last tile partial; NR_SHORT at a time on 7x7 maps. An x of over 1 MB and twice the filter goes
+    time, the last tile partial (or a short one: 7x7 maps' last 7 pixels). An x of over 1 MB and twice the filter goes
     tile by tile instead, every panel on a tile (read once from memory, not once a panel: ResNet50's 256 -> 64
     convs on 56x56). (Threaded: the (panel, tile) pairs split in runs over the threads.)"""
     nblk = (m + BLOCK - 1) // BLOCK
-    short = hw <= 64 and hw % NR_SHORT == 0
-    nr = NR_SHORT if short else NR
-    tiles = (hw + nr - 1) // nr
+    tiles = (hw + NR - 1) // NR
     xps, yps = (BLOCK if xb else 1), (BLOCK if yb else 1)
     panel, panels = PANEL * k, (nblk + 1) // 2
     by_tile = _tile_major(k * hw, m * k)
     for t in prange(panels * tiles):
         pi, q, pf, per = _schedule(t, panels, tiles, by_tile, panel, max(1, k // (BLOCK if xb else NB_UNROLL)))
-        b, p0 = pi * 2, q * nr
-        cvb, npix = (2 if b + 1 < nblk else 1), min(nr, hw - p0)
-        _pw_tile(cvb, npix < nr, xb, yb, wq, pi * panel, x, p0 * xps, hw, k, y, b * BLOCK * hw + p0 * yps,
-                 npix, min(PANEL, m - b * BLOCK), bias, b * BLOCK, r, has_res, a, hi, short and npix == nr, pf, per)
+        b, p0 = pi * 2, q * NR
+        cvb, npix = (2 if b + 1 < nblk else 1), min(NR, hw - p0)
+        short = npix == NR_SHORT  # (a 7x7 map's last 7 pixels: a whole short tile, not a tail)
+        _pw_tile(cvb, npix < NR and not short, xb, yb, wq, pi * panel, x, p0 * xps, hw, k, y,
+                 b * BLOCK * hw + p0 * yps, npix, min(PANEL, m - b * BLOCK), bias, b * BLOCK, r, has_res, a, hi, short,
+                 pf, per)
 
 
 pointwise = _serial_and_threaded(_pointwise)
-
-# Blocked to blocked with many input channels: 3 output blocks x 8 pixels (24 accumulators; 7 pixels on 7x7
-# maps). Each input channel then costs 8 broadcasts and 3 filter loads for 24 multiply-adds instead of 12 and
-# 2: with K >= 512 the filter panel streams from L2 every tile, and 3 x 8 ran 10-15% faster than 2 x 12
-# (equal from 64 to 256).
-PANEL3, NR3, K3_FROM = 3 * BLOCK, 8, 512
-_P3 = {(cvb, tail): _make_pw_tile(cvb, True, True, tail, PANEL3, NR3) for cvb in (1, 2, 3) for tail in (False, True)}
-_P3_1, _P3_1T, _P3_2, _P3_2T, _P3_3, _P3_3T = (_P3[c, t] for c in (1, 2, 3) for t in (False, True))
-
-
-@njit(**dict(JIT, inline="always"))
-def _pw3_tile(cvb, tail, wq, woff, x, xoff, hw, k, y, yoff, npix, mrows, bias, boff, r, has_res, a, hi, short, pf, per):
-    if cvb == 3:
-        if tail:
-            _P3_3T(wq, woff, x, xoff, hw, k, y, yoff, npix, mrows, bias, boff, r, has_res, a, hi, short, pf, per)
-        else:
-            _P3_3(wq, woff, x, xoff, hw, k, y, yoff, npix, mrows, bias, boff, r, has_res, a, hi, short, pf, per)
-    elif cvb == 2:
-        if tail:
-            _P3_2T(wq, woff, x, xoff, hw, k, y, yoff, npix, mrows, bias, boff, r, has_res, a, hi, short, pf, per)
-        else:
-            _P3_2(wq, woff, x, xoff, hw, k, y, yoff, npix, mrows, bias, boff, r, has_res, a, hi, short, pf, per)
-    elif tail:
-        _P3_1T(wq, woff, x, xoff, hw, k, y, yoff, npix, mrows, bias, boff, r, has_res, a, hi, short, pf, per)
-    else:
-        _P3_1(wq, woff, x, xoff, hw, k, y, yoff, npix, mrows, bias, boff, r, has_res, a, hi, short, pf, per)
-
-
-def pack3(w2d: np.ndarray) -> np.ndarray:
-    """A pointwise filter W (M, K) -> panels of PANEL3 output channels for `pointwise3`."""
-    return pack_panels(w2d, PANEL3)
-
-
-def _pointwise3(wq, x, y, bias, r, has_res, a, hi, m, k, hw):
-    """`_pointwise` for a blocked x and y with 3-block panels (wq from `pack3`): NR3 pixels a tile (NR_SHORT
-    on 7x7 maps), the last panel 1-3 blocks, the same tile or panel order and filter prefetching."""
-    nblk = m // BLOCK
-    short = hw <= 64 and hw % NR_SHORT == 0
-    nr = NR_SHORT if short else NR3
-    tiles = (hw + nr - 1) // nr
-    panel, panels = PANEL3 * k, (nblk + 2) // 3
-    by_tile = _tile_major(k * hw, m * k)
-    for t in prange(panels * tiles):
-        pi, q, pf, per = _schedule(t, panels, tiles, by_tile, panel, k // BLOCK)
-        b, p0 = pi * 3, q * nr
-        npix = min(nr, hw - p0)
-        _pw3_tile(min(3, nblk - b), npix < nr, wq, pi * panel, x, p0 * BLOCK, hw, k, y, (b * hw + p0) * BLOCK,
-                  npix, min(PANEL3, m - b * BLOCK), bias, b * BLOCK, r, has_res, a, hi, short and npix == nr, pf, per)
-
-
-pointwise3 = _serial_and_threaded(_pointwise3)
-
 
 def pack_conv(w: np.ndarray, x_blocked: bool) -> np.ndarray:
     """A conv filter (O, C, k, k) -> panels of PANEL output channels (`_tiled.pack_panels`) whose rows are, for a

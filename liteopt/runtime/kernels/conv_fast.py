@@ -401,22 +401,10 @@ def _blocked_pointwise(w2d, b0, bounds):
     o, c = w2d.shape
     bias = full_bias(b0, o)
     a, hi = bounds
-    packed: list = []  # the filter packed for the blocked tiles, when first asked for
 
     def variant(blocked_inputs, out_blocked):
         xb = 0 in blocked_inputs
-        if xb and out_blocked and c >= _blocked.K3_FROM:  # many input channels: 3-block panels
-            wq3 = _blocked.pack3(w2d)
-
-            def item(xi, yi, ri, has_res, hw):
-                _blocked.pointwise3(wq3, xi, yi, bias, ri, has_res, a, hi, o, c, hw)
-        else:
-            if not packed:
-                packed.append(_blocked.pack(w2d))
-            wq = packed[0]
-
-            def item(xi, yi, ri, has_res, hw):
-                _blocked.pointwise(wq, xi, yi, bias, ri, has_res, a, hi, o, c, hw, xb, out_blocked)
+        wq = _blocked.pack(w2d)  # (only for a conv the layout blocks or borders)
 
         def run(x, w_, b, r=None, *, out=None, **kw):
             n, h, wd = x.shape[0], x.shape[2], x.shape[3]
@@ -425,7 +413,8 @@ def _blocked_pointwise(w2d, b0, bounds):
             y2 = y.reshape(n, -1)
             r2 = None if r is None else _residual_rows(r, n)
             for i in range(n):
-                item(x2[i], y2[i], _NO_RES_FLAT if r2 is None else r2[i], r2 is not None, h * wd)
+                _blocked.pointwise(wq, x2[i], y2[i], bias, _NO_RES_FLAT if r2 is None else r2[i], r2 is not None, a,
+                                   hi, o, c, h * wd, xb, out_blocked)
             return y
         return run
     return Blocked(free=(0,), tied=(3,), variant=variant)
