@@ -156,6 +156,30 @@ def test_concat_input_still_used_after_an_in_place_write_to_the_result_keeps_its
     _run_planned(g, 1)
 
 
+def test_a_step_function_swapped_after_a_run_is_the_one_that_runs():
+    """The runtime works its schedule out once per arena; a function swapped later (a profiler's timer, the
+    layout's blocked variants) must still be the one called, in the planned and the unplanned run alike."""
+    from liteopt.format import read, to_bytes
+    from liteopt.ir.registry import evaluate
+    from liteopt.runtime import Program
+    for planned in (True, False):
+        g = _concat_graph(lead=2)
+        g.memory_plan = plan(g) if planned else None
+        prog = Program(read(buffer=to_bytes(g)))
+        rng = np.random.default_rng(1)
+        feeds = {"x1": rng.standard_normal((2, 4)).astype(np.float32),
+                 "x2": rng.standard_normal((2, 6)).astype(np.float32)}
+        first = prog.run(feeds)
+        calls = []
+        for s in prog.steps:
+            s.fn = lambda *a, _f=s.fn, **kw: calls.append(1) or _f(*a, **kw)
+        again = prog.run(feeds)
+        assert len(calls) == len(prog.steps)
+        for got, was, want in zip(again, first, evaluate(g, feeds)):
+            np.testing.assert_array_equal(got, was)
+            np.testing.assert_allclose(got, want, rtol=1e-6)
+
+
 @settings(max_examples=60, deadline=None)
 @given(ops=st.lists(st.tuples(st.sampled_from(["tanh", "relu", "concat", "concat_relu"]), st.integers(0, 99),
                               st.integers(0, 99)), min_size=1, max_size=10),
