@@ -126,6 +126,32 @@ def test_conv(xb, c, ob, k, s, h, w, pads, act, bias, residual, out, batch, vari
     close(from_blocked(y), OPS["conv2d"].run(x, wt, b, r, **at)[0], scale=np.abs(sums).max())
 
 
+@pytest.mark.parametrize("k,s,pads", [(3, 2, (1, 1, 1, 1)), (7, 2, (3, 3, 3, 3)), (3, 1, (1, 1, 1, 1)),
+                                      (3, 2, (0, 0, 0, 0)), (5, 1, (2, 0, 1, 3)), (3, 2, (2, 1, 0, 2))])
+@pytest.mark.parametrize("w", [61, 56, 29])
+def test_nchw_input_read_in_place(k, s, pads, w):
+    """A conv from an NCHW input (a network's stem) into a blocked output reads x where it lies: rows wide
+    enough for tiles inside the row, tiles at its left and right ends (zero columns) and a last partial tile;
+    kernel rows above and below the input. With a residual, the even widths with an odd last block."""
+    from liteopt.runtime.kernels import _blocked
+    x = RNG.standard_normal((2, 3, 9, w)).astype(np.float32)
+    o = 48 if w % 2 else 32
+    wt = RNG.standard_normal((o, 3, k, k)).astype(np.float32)
+    b = RNG.standard_normal(o).astype(np.float32)
+    at = attrs("conv2d", strides=(s, s), paddings=pads, act_type="relu")
+    shape = OPS["conv2d"].run(x, wt, b, **at)[0].shape
+    r = None if w % 2 else RNG.standard_normal(shape).astype(np.float32)
+    fn = blocked_variant("conv2d", "gemm", wt, b, at, set(), True)
+    calls = []
+    with pytest.MonkeyPatch.context() as mp:  # (the in-place driver is the one that runs)
+        direct = _blocked.conv_nchw
+        mp.setattr(_blocked, "conv_nchw", lambda *args: calls.append(1) or direct(*args))
+        y = fn(x, wt, b, None if r is None else to_blocked(r), **at)
+    assert len(calls) == 2
+    sums = OPS["conv2d"].run(x, wt, b, r, **dict(at, act_type=""))[0]
+    close(from_blocked(y), OPS["conv2d"].run(x, wt, b, r, **at)[0], scale=np.abs(sums).max())
+
+
 @settings(max_examples=80, deadline=None)
 @given(m=st.sampled_from([2, 4]), xb=st.booleans(), c=st.integers(1, 40), ob=st.integers(1, 5),
        h=st.integers(1, 21), w=st.integers(1, 21), pads=st.tuples(*[st.integers(0, 2)] * 4), act=st.sampled_from(ACTS),

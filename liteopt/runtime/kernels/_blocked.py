@@ -634,6 +634,137 @@ def _conv(wq, xp, y, bias, r, has_res, a, hi, m, c, taps, pix, plane, wph, oh, o
 conv = _serial_and_threaded(_conv)
 
 
+def _make_nchw_conv_tile(cvb: int, s: int, edge: bool):
+    """The k x k conv tile (groups 1, stride s) reading an NCHW input where it lies: no phase planes to fill
+    (a network's stem: the planes cost more than the conv's reads, their 0.6 MB written cold every run). NR
+    pixels of one output row x cvb output blocks into a blocked y. An edge tile (a window past the row's left
+    or right end, or a last tile of fewer pixels) reads zero for the columns outside the row; the driver
+    passes the kernel rows inside the input."""
+
+    @intrinsic
+    def _tile(typingctx, wq, woff, x, xoff, c, plane, wd, k, ky0, ky1, col0, y, yoff, ohw, npix, mrows, bias, boff,
+              r, has_res, a, hi, zero):
+        """y at yoff (block b, pixel p0) = act(bias + sum over ch < c, ky0 <= ky < ky1, kx < k of
+        wq[woff + ((ch*k + ky)*k + kx)*PANEL + channel] * x[xoff + ch*plane + ky*wd + col0 + kx + p*s] (+ r)),
+        for the pixels p < npix (edge tiles: where col0 + kx + p*s is outside [0, wd), zero[0] (0.0) instead)."""
+        sig = types.void(wq, woff, x, xoff, c, plane, wd, k, ky0, ky1, col0, y, yoff, ohw, npix, mrows, bias, boff,
+                         r, has_res, a, hi, zero)
+
+        def codegen(context, builder, signature, args):
+            (_, woff_, _, xoff_, c_, plane_, wd_, k_, ky0_, ky1_, col0_, _, yoff_, ohw_, npix_, mrows_, _, boff_, _,
+             has_res_, a_, hi_, _) = args
+            ptr = _pointers(context, builder, signature, args)
+            wptr, xptr, yptr, bptr, rptr, zptr = ptr[0], ptr[2], ptr[11], ptr[16], ptr[18], ptr[22]
+            mod = builder.module
+            load = _declare(mod, "llvm.masked.load.v16f32.p0", _VEC, [wptr.type, _I32, _MASK, _VEC])
+            fma = _declare(mod, "llvm.fma.v16f32", _VEC, [_VEC, _VEC, _VEC])
+            align, zero = ir.Constant(_I32, 4), ir.Constant(_VEC, [0.0] * LANES)
+            on = ir.Constant(_MASK, [1] * LANES)
+            i64 = lambda v: ir.Constant(_I64, v)  # noqa: E731
+
+            def ch_step(ch, acc):
+                xc = builder.add(xoff_, builder.mul(ch, plane_))
+                wc = builder.add(woff_, builder.mul(builder.mul(ch, builder.mul(k_, k_)), i64(PANEL)))
+
+                def row_step(i, acc):
+                    ky = builder.add(ky0_, i)
+                    xrow = builder.add(xc, builder.mul(ky, wd_))
+                    wrow = builder.add(wc, builder.mul(builder.mul(ky, k_), i64(PANEL)))
+
+                    def tap_step(kx, acc):
+                        wv = [builder.call(load, [builder.gep(wptr, [builder.add(builder.add(
+                            wrow, builder.mul(kx, i64(PANEL))), i64(v * LANES))]), align, on, zero])
+                            for v in range(cvb)]
+                        first = builder.add(col0_, kx)  # pixel 0's column
+                        nxt = [[None] * NR for _ in range(cvb)]
+                        for p in range(NR):
+                            at = builder.gep(xptr, [builder.add(xrow, builder.add(first, i64(p * s)))])
+                            if edge:  # (a negative column compares above wd unsigned)
+                                inside = builder.icmp_unsigned("<", builder.add(first, i64(p * s)), wd_)
+                                at = builder.select(inside, at, zptr)
+                            xs = _splat(builder, builder.load(at))
+                            for b in range(cvb):
+                                nxt[b][p] = builder.call(fma, [wv[b], xs, acc[b][p]])
+                        return nxt
+                    return _accumulating_loop(builder, k_, cvb, NR, tap_step, "nconv.kx", init=acc)
+                return _accumulating_loop(builder, builder.sub(ky1_, ky0_), cvb, NR, row_step, "nconv.ky", init=acc)
+
+            sums = _accumulating_loop(builder, c_, cvb, NR, ch_step, "nconv.c",
+                                      init=_bias_start(builder, bptr, boff_, mrows_, cvb, NR))
+            _store(builder, sums, cvb, True, edge, yoff_, ohw_, npix_, mrows_, rptr, has_res_, yptr, a_, hi_)
+            return context.get_dummy_value()
+
+        return sig, codegen
+
+    return _tile
+
+
+# (output blocks, stride, edge) -> tile
+_NCV = {(cvb, s, e): _make_nchw_conv_tile(cvb, s, e) for cvb in (1, 2) for s in (1, 2) for e in (False, True)}
+_NCV1S1, _NCV1S1E, _NCV1S2, _NCV1S2E = (_NCV[1, s, e] for s in (1, 2) for e in (False, True))
+_NCV2S1, _NCV2S1E, _NCV2S2, _NCV2S2E = (_NCV[2, s, e] for s in (1, 2) for e in (False, True))
+NCHW_STRIDES = (1, 2)  # the strides `conv_nchw` takes
+_ZERO = frozen(np.zeros(LANES, np.float32))  # what an edge tile reads outside the row
+
+
+@njit(**dict(JIT, inline="always"))
+def _nchw_conv_tile(cvb, s, edge, wq, woff, x, xoff, c, plane, wd, k, ky0, ky1, col0, y, yoff, ohw, npix, mrows,
+                    bias, boff, r, has_res, a, hi, zero):
+    if cvb == 2:
+        if s == 1:
+            if edge:
+                _NCV2S1E(wq, woff, x, xoff, c, plane, wd, k, ky0, ky1, col0, y, yoff, ohw, npix, mrows, bias, boff, r,
+                         has_res, a, hi, zero)
+            else:
+                _NCV2S1(wq, woff, x, xoff, c, plane, wd, k, ky0, ky1, col0, y, yoff, ohw, npix, mrows, bias, boff, r,
+                        has_res, a, hi, zero)
+        elif edge:
+            _NCV2S2E(wq, woff, x, xoff, c, plane, wd, k, ky0, ky1, col0, y, yoff, ohw, npix, mrows, bias, boff, r,
+                     has_res, a, hi, zero)
+        else:
+            _NCV2S2(wq, woff, x, xoff, c, plane, wd, k, ky0, ky1, col0, y, yoff, ohw, npix, mrows, bias, boff, r,
+                    has_res, a, hi, zero)
+    elif s == 1:
+        if edge:
+            _NCV1S1E(wq, woff, x, xoff, c, plane, wd, k, ky0, ky1, col0, y, yoff, ohw, npix, mrows, bias, boff, r,
+                     has_res, a, hi, zero)
+        else:
+            _NCV1S1(wq, woff, x, xoff, c, plane, wd, k, ky0, ky1, col0, y, yoff, ohw, npix, mrows, bias, boff, r,
+                    has_res, a, hi, zero)
+    elif edge:
+        _NCV1S2E(wq, woff, x, xoff, c, plane, wd, k, ky0, ky1, col0, y, yoff, ohw, npix, mrows, bias, boff, r,
+                 has_res, a, hi, zero)
+    else:
+        _NCV1S2(wq, woff, x, xoff, c, plane, wd, k, ky0, ky1, col0, y, yoff, ohw, npix, mrows, bias, boff, r, has_res,
+                a, hi, zero)
+
+
+def _conv_nchw(wq, x, y, bias, r, has_res, a, hi, m, c, h, wd, k, s, pt, pl, oh, ow):
+    """y (M x OH x OW, blocked, flat) = act(k x k conv, groups 1, stride s (NCHW_STRIDES), of x (C x H x W,
+    NCHW, flat) + bias (+ r, blocked)) for one batch item, x read in place (`_make_nchw_conv_tile`); wq from
+    `pack_conv` (NCHW input). Tiles of NR pixels along each output row (the row's last one partial), filter
+    panel by panel, or tile by tile for inputs of over 1 MB and twice the filter. (Threaded: the (panel, tile)
+    pairs split in runs over the threads.)"""
+    nblk = (m + BLOCK - 1) // BLOCK
+    per_row = (ow + NR - 1) // NR
+    tiles = oh * per_row
+    panel, panels = PANEL * c * k * k, (nblk + 1) // 2
+    by_tile = _tile_major(c * h * wd, m * c * k * k)
+    for t in prange(panels * tiles):
+        pi, q, _, _ = _schedule(t, panels, tiles, by_tile, panel, 1)
+        b, oy, ox0 = pi * 2, q // per_row, (q % per_row) * NR
+        iy0 = oy * s - pt
+        col0 = ox0 * s - pl
+        npix = min(NR, ow - ox0)
+        edge = col0 < 0 or col0 + (NR - 1) * s + k > wd or npix < NR
+        _nchw_conv_tile(2 if b + 1 < nblk else 1, s, edge, wq, pi * panel, x, iy0 * wd, c, h * wd, wd, k,
+                        max(0, -iy0), min(k, h - iy0), col0, y, b * BLOCK * oh * ow + (oy * ow + ox0) * BLOCK, oh * ow,
+                        npix, min(PANEL, m - b * BLOCK), bias, b * BLOCK, r, has_res, a, hi, _ZERO)
+
+
+conv_nchw = _serial_and_threaded(_conv_nchw)
+
+
 def _make_dw_tile(k: int, s: int, pool: bool = False):
     span = (RD - 1) * s + k  # input columns a tile reads
 

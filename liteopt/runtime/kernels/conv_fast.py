@@ -439,6 +439,20 @@ def _blocked_conv(consts, attrs):
         wq = _blocked.pack_conv(w, xb)
         sizes: dict = {}  # input size -> _blocked.ConvGeometry
 
+        def in_place(x, w_, b, r=None, *, out=None, strides, paddings, dilations, groups, act_type, act_alpha):
+            """An NCHW input read where it lies (`_blocked.conv_nchw`)."""
+            n, _, h, wd = x.shape
+            pt, pb, pl, pr = paddings
+            oh, ow = _out_size(h, k, sh, pt, pb, 1), _out_size(wd, k, sh, pl, pr, 1)
+            y = _result(out, (n, o, oh, ow))
+            x2 = _item_rows(x, n)
+            y2 = y.reshape(n, -1)
+            r2 = None if r is None else _residual_rows(r, n)
+            for i in range(n):
+                _blocked.conv_nchw(wq, x2[i], y2[i], bias, _NO_RES_FLAT if r2 is None else r2[i], r2 is not None, a, hi,
+                                   o, c, h, wd, k, sh, pt, pl, oh, ow)
+            return y
+
         def run(x, w_, b, r=None, *, out=None, strides, paddings, dilations, groups, act_type, act_alpha):
             n, _, h, wd = x.shape
             pt, pb, pl, pr = paddings
@@ -454,7 +468,7 @@ def _blocked_conv(consts, attrs):
                 _blocked.conv(wq, planes, y2[i], bias, res, r2 is not None, a, hi, o, c, g.taps, g.pix, g.plane, g.wph,
                               oh, ow, xb)
             return y
-        return run
+        return in_place if not xb and sh in _blocked.NCHW_STRIDES else run
     return Blocked(free=(), tied=(3,), follows=(0,), variant=variant)
 
 
