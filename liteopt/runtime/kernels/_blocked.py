@@ -15,7 +15,8 @@ In this layout one output pixel's 16 channels are one vector, and a pixel's 16 i
   much larger than the filter go tile by tile instead (`TILE_MAJOR_FROM`).
 - k x k convs (groups 1, any stride), blocked or NCHW input (a network's stem) into a blocked output: the
   same tile over the zero-padded phase planes of the input (`ConvGeometry`), which make every tap of a tile
-  one address plus constant offsets.
+  one address plus constant offsets; an NCHW input of stride 1 or 2 is read where it lies instead
+  (`conv_nchw`: tiles along an output row, zeros read past the row's ends).
 - depthwise k x k (3, 5), stride 1 or 2, and max pooling: a tile of RD output pixels of one output row and
   one block, each tap one (masked) vector load per pixel; the masks drop taps in the left/right padding,
   the tap rows above or below the input are not visited.
@@ -42,7 +43,7 @@ from ._util import JIT, frozen, njit
 PJIT = dict(JIT, parallel=True)
 
 __all__ = ["AVAILABLE", "BLOCK", "pack", "pack_conv", "pack_depthwise", "pointwise", "ConvGeometry", "pad", "conv",
-           "depthwise", "global_pool", "max_pool"]
+           "conv_nchw", "depthwise", "global_pool", "max_pool"]
 
 BLOCK = LANES  # channels per block
 # pixels per tile (x 2 blocks: 28 accumulators). 14 divides the pixels of every map a 224 or 640 input gives
@@ -560,7 +561,8 @@ def pad(x, g: ConvGeometry, k, s, pt, pl) -> np.ndarray:
     written. A blocked input's planes go to a buffer every conv of the calling thread shares (`_fill_planes`:
     ResNet50's stride-2 convs had 1-2 MB of planes each, cold in memory every run; 62 -> 57 ms). An NCHW
     input's (a network's stem: one conv) keep their own buffer, whose zero borders are written once, and get
-    their inside by strided numpy copies (stride 2 from single channels: twice as fast as numba's loop)."""
+    their inside by strided numpy copies (stride 2 from single channels: twice as fast as numba's loop; strides
+    1 and 2 read NCHW inputs in place instead: `conv_nchw`)."""
     h, wd = g.planes_size
     if g.unit == 1:
         if g.planes is None:
