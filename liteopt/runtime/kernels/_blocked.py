@@ -871,21 +871,66 @@ def _depthwise(x, wq, bias, y, k, s, c, h, wd, oh, ow, pt, pl, a, hi):
 depthwise = _serial_and_threaded(_depthwise)
 
 
+def _make_pixel_reduce(is_max: bool):
+    @intrinsic
+    def _reduce(typingctx, x, base, hw, y, yoff):
+        """y[yoff + l] = the max (or the mean) over p < hw of x[base + 16p + l], l < 16: four accumulators over
+        the pixels, one vector each."""
+        sig = types.void(x, base, hw, y, yoff)
+
+        def codegen(context, builder, signature, args):
+            _, base_, hw_, _, yoff_ = args
+            ptr = _pointers(context, builder, signature, args)
+            xptr, yptr = ptr[0], ptr[3]
+            load = _declare(builder.module, "llvm.masked.load.v16f32.p0", _VEC, [xptr.type, _I32, _MASK, _VEC])
+            store = _declare(builder.module, "llvm.masked.store.v16f32.p0", ir.VoidType(),
+                             [_VEC, yptr.type, _I32, _MASK])
+            align, on = ir.Constant(_I32, 4), ir.Constant(_MASK, [1] * LANES)
+            zero = ir.Constant(_VEC, [0.0] * LANES)
+            start = ir.Constant(_VEC, [float("-inf") if is_max else 0.0] * LANES)
+            i64 = lambda v: ir.Constant(_I64, v)  # noqa: E731
+
+            def add(acc, v):
+                if is_max:
+                    return builder.select(builder.fcmp_ordered(">", v, acc), v, acc)
+                return builder.fadd(acc, v)
+
+            def pixel(p):
+                at = builder.add(base_, builder.mul(p, i64(BLOCK)))
+                return builder.call(load, [builder.gep(xptr, [at]), align, on, zero])
+
+            def four(g, acc):
+                return [[add(acc[0][j], pixel(builder.add(builder.mul(g, i64(4)), i64(j)))) for j in range(4)]]
+
+            groups = builder.sdiv(hw_, i64(4))
+            acc = _accumulating_loop(builder, groups, 1, 4, four, "pool.px", init=[[start] * 4])
+            done = builder.mul(groups, i64(4))
+            acc = _accumulating_loop(builder, builder.sub(hw_, done), 1, 4,
+                                     lambda t, a: [[add(a[0][0], pixel(builder.add(done, t)))] + a[0][1:]],
+                                     "pool.rest", init=acc)
+            total = add(add(acc[0][0], acc[0][1]), add(acc[0][2], acc[0][3]))
+            if not is_max:
+                total = builder.fdiv(total, _splat(builder, builder.sitofp(hw_, _F32)))
+            builder.call(store, [total, builder.gep(yptr, [yoff_]), align, on])
+            return context.get_dummy_value()
+
+        return sig, codegen
+
+    return _reduce
+
+
+_PIXEL_MAX, _PIXEL_MEAN = _make_pixel_reduce(True), _make_pixel_reduce(False)
+
+
 @njit(**JIT)
 def global_pool(x, y, c, hw, is_max):
-    """y (C, flat) = the max or the mean over the pixels of each channel of one blocked batch item x."""
-    acc = np.empty(BLOCK, np.float32)
+    """y (C, flat) = the max or the mean over the pixels of each channel of one blocked batch item x (a
+    vector a block: the channels of a pixel lie side by side)."""
     for b in range(c // BLOCK):
-        base = b * hw * BLOCK
-        for lane in range(BLOCK):
-            acc[lane] = x[base + lane] if is_max else np.float32(0.0)
-        for p in range(0 if not is_max else 1, hw):
-            at = base + p * BLOCK
-            for lane in range(BLOCK):
-                v = x[at + lane]
-                acc[lane] = max(acc[lane], v) if is_max else acc[lane] + v
-        for lane in range(BLOCK):
-            y[b * BLOCK + lane] = acc[lane] if is_max else acc[lane] / hw
+        if is_max:
+            _PIXEL_MAX(x, b * hw * BLOCK, hw, y, b * BLOCK)
+        else:
+            _PIXEL_MEAN(x, b * hw * BLOCK, hw, y, b * BLOCK)
 
 
 def _max_pool_tiles(x, y, c, h, wd, oh, ow, k, s, pt, pl):
