@@ -140,7 +140,10 @@ class Program:
         steps = []
         for s in self.steps:
             names = tuple(i or "" for i in s.inputs)  # (env[""] is None: an absent optional input)
-            get = operator.itemgetter(*names) if len(names) > 1 else (lambda env, _n=names[0]: (env[_n],))
+            if len(names) > 1:
+                get = operator.itemgetter(*names)
+            else:  # (itemgetter of one name gives the array itself, of none is an error)
+                get = (lambda env, _n=names[0]: (env[_n],)) if names else (lambda env: ())
             out = s.outputs[0]
             skip = tuple((i, views[i]) for i in s.inputs) if out in assembled else None
             steps.append((s.fn, s.attrs, get, out, s, views.get(out) if s.takes_out else None, skip))
