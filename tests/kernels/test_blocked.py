@@ -126,6 +126,25 @@ def test_conv(xb, c, ob, k, s, h, w, pads, act, bias, residual, out, batch, vari
     close(from_blocked(y), OPS["conv2d"].run(x, wt, b, r, **at)[0], scale=np.abs(sums).max())
 
 
+@pytest.mark.parametrize("h,w,s", [(7, 7, 1), (6, 7, 1), (14, 14, 2), (13, 14, 2), (1, 7, 1)])
+@pytest.mark.parametrize("residual", [False, True])
+def test_seven_wide_outputs_take_two_rows_a_tile(h, w, s, residual):
+    """A k x k conv on a blocked input whose output rows are 7 wide (ResNet50's last stage): a tile holds two
+    output rows, the second one past the phase planes' extra columns, the last row alone when there is an odd
+    number of them."""
+    x = RNG.standard_normal((2, 32, h, w)).astype(np.float32)
+    wt = (RNG.standard_normal((48, 32, 3, 3)) / 16).astype(np.float32)
+    b = RNG.standard_normal(48).astype(np.float32)
+    at = attrs("conv2d", strides=(s, s), paddings=(1, 1, 1, 1), act_type="relu")
+    shape = OPS["conv2d"].run(x, wt, b, **at)[0].shape
+    assert shape[3] == 7
+    r = RNG.standard_normal(shape).astype(np.float32) if residual else None
+    fn = blocked_variant("conv2d", "gemm", wt, b, at, {0}, True)
+    y = fn(to_blocked(x), wt, b, None if r is None else to_blocked(r), **at)
+    sums = OPS["conv2d"].run(x, wt, b, r, **dict(at, act_type=""))[0]
+    close(from_blocked(y), OPS["conv2d"].run(x, wt, b, r, **at)[0], scale=np.abs(sums).max())
+
+
 @pytest.mark.parametrize("k,s,pads", [(3, 2, (1, 1, 1, 1)), (7, 2, (3, 3, 3, 3)), (3, 1, (1, 1, 1, 1)),
                                       (3, 2, (0, 0, 0, 0)), (5, 1, (2, 0, 1, 3)), (3, 2, (2, 1, 0, 2))])
 @pytest.mark.parametrize("w", [61, 56, 29])

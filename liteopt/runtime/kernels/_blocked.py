@@ -446,18 +446,19 @@ def _make_conv_tile(cvb: int, xb: bool):
 
     @intrinsic
     def _tile(typingctx, wq, woff, xp, taps, kk, plane, c, q0, npix, pix, y, yoff, ohw, mrows, bias, boff, r, has_res,
-              a, hi, short, pf, per):
+              a, hi, short, pf, per, skip):
         """The output pixels q0 + p (p < npix; NR of them, or NR_SHORT if short) x cvb output blocks: y =
         act(bias + sum over the input channels and the kk taps of w * x (+ r)). Tap t of pixel q, channel (block)
         ch reads xp[ch*plane + q*unit + taps[t] (+ the channel in the block)], unit 16 (blocked) or 1 (NCHW); the
         result goes to yoff + pix[q] (+ ohw*16 per output block; pix[q] < 0: a pixel not stored). Each (channel,
-        tap) step also prefetches `per` cache lines of wq from pf on (`_prefetch`)."""
+        tap) step also prefetches `per` cache lines of wq from pf on (`_prefetch`). Pixels from NR_SHORT on are
+        skip positions further on (7-wide outputs: a tile is two rows of 7, skip = wph - 7; else 0)."""
         sig = types.void(wq, woff, xp, taps, kk, plane, c, q0, npix, pix, y, yoff, ohw, mrows, bias, boff, r, has_res,
-                         a, hi, short, pf, per)
+                         a, hi, short, pf, per, skip)
 
         def codegen(context, builder, signature, args):
             (_, woff_, _, _, kk_, plane_, c_, q0_, npix_, _, _, yoff_, ohw_, mrows_, _, boff_, _, has_res_, a_, hi_,
-             short_, pf_, per_) = args
+             short_, pf_, per_, skip_) = args
             ptr = _pointers(context, builder, signature, args)
             wptr, xptr, tptr, pptr, yptr, bptr, rptr = ptr[0], ptr[2], ptr[3], ptr[9], ptr[10], ptr[14], ptr[16]
             mod = builder.module
@@ -469,6 +470,7 @@ def _make_conv_tile(cvb: int, xb: bool):
             unit = BLOCK if xb else 1  # one pixel in x
             per_ch = BLOCK if xb else 1  # input channels per step of the channel loop
             start = builder.mul(q0_, i64(unit))
+            jump = builder.mul(skip_, i64(unit))  # (pixels from NR_SHORT on)
 
             def emit(nr):
                 def ch_step(cc, acc):
@@ -477,6 +479,7 @@ def _make_conv_tile(cvb: int, xb: bool):
 
                     def tap_step(t, acc):
                         first = builder.add(xc, builder.load(builder.gep(tptr, [t])))
+                        later = builder.add(first, jump)
                         wbase = builder.add(wc, builder.mul(t, i64(per_ch * PANEL)))
                         for ci in range(per_ch):
                             row = builder.add(wbase, i64(ci * PANEL))
@@ -484,7 +487,7 @@ def _make_conv_tile(cvb: int, xb: bool):
                                                       zero]) for v in range(cvb)]
                             nxt = [[None] * nr for _ in range(cvb)]
                             for p in range(nr):  # (one broadcast live at a time)
-                                at = builder.add(first, i64(p * unit + ci))
+                                at = builder.add(first if p < NR_SHORT else later, i64(p * unit + ci))
                                 xs = _splat(builder, builder.load(builder.gep(xptr, [at])))
                                 for v in range(cvb):
                                     nxt[v][p] = builder.call(fma, [wv[v], xs, acc[v][p]])
@@ -497,7 +500,8 @@ def _make_conv_tile(cvb: int, xb: bool):
                                           init=_bias_start(builder, bptr, boff_, mrows_, cvb, nr))
                 pixels = []
                 for p in range(nr):
-                    at = builder.load(builder.gep(pptr, [builder.add(q0_, i64(p))]))
+                    q = builder.add(q0_, i64(p)) if p < NR_SHORT else builder.add(builder.add(q0_, skip_), i64(p))
+                    at = builder.load(builder.gep(pptr, [q]))
                     ok = builder.and_(builder.icmp_signed(">=", at, i64(0)), builder.icmp_signed("<", i64(p), npix_))
                     pixels.append((at, ok))
                 _store(builder, sums, cvb, True, True, yoff_, ohw_, npix_, mrows_, rptr, has_res_, yptr, a_, hi_,
@@ -516,20 +520,20 @@ _CV1B, _CV2B, _CV1N, _CV2N = (_make_conv_tile(cvb, xb) for xb in (True, False) f
 
 @njit(**dict(JIT, inline="always"))
 def _conv_tile(cvb, xb, wq, woff, xp, taps, kk, plane, c, q0, npix, pix, y, yoff, ohw, mrows, bias, boff, r, has_res,
-               a, hi, short, pf, per):
+               a, hi, short, pf, per, skip):
     if xb:
         if cvb == 1:
             _CV1B(wq, woff, xp, taps, kk, plane, c, q0, npix, pix, y, yoff, ohw, mrows, bias, boff, r, has_res, a, hi,
-                  short, pf, per)
+                  short, pf, per, skip)
         else:
             _CV2B(wq, woff, xp, taps, kk, plane, c, q0, npix, pix, y, yoff, ohw, mrows, bias, boff, r, has_res, a, hi,
-                  short, pf, per)
+                  short, pf, per, skip)
     elif cvb == 1:
         _CV1N(wq, woff, xp, taps, kk, plane, c, q0, npix, pix, y, yoff, ohw, mrows, bias, boff, r, has_res, a, hi,
-              short, pf, per)
+              short, pf, per, skip)
     else:
         _CV2N(wq, woff, xp, taps, kk, plane, c, q0, npix, pix, y, yoff, ohw, mrows, bias, boff, r, has_res, a, hi,
-              short, pf, per)
+              short, pf, per, skip)
 
 
 class ConvGeometry:
@@ -615,22 +619,28 @@ def _conv(wq, xp, y, bias, r, has_res, a, hi, m, c, taps, pix, plane, wph, oh, o
     x given as its phase planes (`pad`; C channels, blocked if xb: C % 16 == 0) with the tap offsets and pixel
     destinations of `ConvGeometry`; wq from `pack_conv`. Filter panel by panel (planes of over 1 MB and twice the
     filter: tile by tile), NR output pixels at a time over rows wph wide (the columns past ow computed and not
-    stored; 7-wide outputs: a row of NR_SHORT at a time): every tap of a tile is one address plus constant
-    offsets. (Threaded: the (panel, tile) pairs split in runs over the threads.)"""
+    stored; 7-wide outputs: two rows of NR_SHORT a tile, the second one address further on): every tap of a
+    tile is one or two addresses plus constant offsets. (Threaded: the (panel, tile) pairs split in runs over the threads.)"""
     nblk = (m + BLOCK - 1) // BLOCK
     kk = taps.shape[0]
-    rows = ow == NR_SHORT  # one tile per output row
-    tiles = oh if rows else (oh * wph + NR - 1) // NR
+    rows = ow == NR_SHORT  # two output rows a tile (the last one alone when oh is odd)
+    tiles = (oh + 1) // 2 if rows else (oh * wph + NR - 1) // NR
     panel = PANEL * c * kk
     panels = (nblk + 1) // 2
     steps = (c // BLOCK if xb else c) * kk
     by_tile = _tile_major((c // BLOCK if xb else c) * plane, m * c * kk)  # (x: its phase planes)
     for t in prange(panels * tiles):
         pi, q, pf, per = _schedule(t, panels, tiles, by_tile, panel, steps)
-        b, q0 = pi * 2, (q * wph if rows else q * NR)
-        _conv_tile(2 if b + 1 < nblk else 1, xb, wq, pi * panel, xp, taps, kk, plane, c, q0,
-                   ow if rows else min(NR, oh * wph - q0), pix, y, b * BLOCK * oh * ow, oh * ow,
-                   min(PANEL, m - b * BLOCK), bias, b * BLOCK, r, has_res, a, hi, rows, pf, per)
+        b = pi * 2
+        if rows:
+            q0, short = 2 * q * wph, 2 * q + 1 == oh
+            npix = NR_SHORT if short else NR
+        else:
+            q0, short = q * NR, False
+            npix = min(NR, oh * wph - q0)
+        _conv_tile(2 if b + 1 < nblk else 1, xb, wq, pi * panel, xp, taps, kk, plane, c, q0, npix, pix, y,
+                   b * BLOCK * oh * ow, oh * ow, min(PANEL, m - b * BLOCK), bias, b * BLOCK, r, has_res, a, hi, short,
+                   pf, per, wph - NR_SHORT if rows else 0)
 
 
 conv = _serial_and_threaded(_conv)
