@@ -8,9 +8,10 @@ are blocked is decided at load (`runtime/layout.py`) and never leaves the runtim
 In this layout one output pixel's 16 channels are one vector, and a pixel's 16 input channels one cache line:
 - pointwise: a tile of NR pixels x 2 blocks of output channels (28 vector registers) over all of K, one
   vector of the packed filter per block and one broadcast input value per pixel for each input channel,
-  the 16 channels of an input block unrolled (no address arithmetic in the loop). The input and the output may each be blocked or NCHW (a conv
-  at an island's edge reads or writes the plain layout, NCHW output as the tile's vectors transposed in
-  registers), so no reorder op is ever needed. Close to the FMA peak where the NCHW GEMMs stall on x's
+  the 16 channels of an input block unrolled (no address arithmetic in the loop; an NCHW input's channels
+  NB_UNROLL a step). The input and the output may each be blocked or NCHW (a conv at an island's edge reads
+  or writes the plain layout, NCHW output as the tile's vectors transposed in registers), so no reorder op is
+  ever needed. Close to the FMA peak where the NCHW GEMMs stall on x's
   strided rows. While a filter panel's tiles run they prefetch the next panel (`_prefetch_share`); inputs
   much larger than the filter go tile by tile instead (`TILE_MAJOR_FROM`).
 - k x k convs (groups 1, any stride), blocked or NCHW input (a network's stem) into a blocked output: the
@@ -620,7 +621,8 @@ def _conv(wq, xp, y, bias, r, has_res, a, hi, m, c, taps, pix, plane, wph, oh, o
     destinations of `ConvGeometry`; wq from `pack_conv`. Filter panel by panel (planes of over 1 MB and twice the
     filter: tile by tile), NR output pixels at a time over rows wph wide (the columns past ow computed and not
     stored; 7-wide outputs: two rows of NR_SHORT a tile, the second one address further on): every tap of a
-    tile is one or two addresses plus constant offsets. (Threaded: the (panel, tile) pairs split in runs over the threads.)"""
+    tile is one or two addresses plus constant offsets. (Threaded: the (panel, tile) pairs split in runs over
+    the threads.)"""
     nblk = (m + BLOCK - 1) // BLOCK
     kk = taps.shape[0]
     rows = ow == NR_SHORT  # two output rows a tile (the last one alone when oh is odd)

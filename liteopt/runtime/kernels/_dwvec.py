@@ -7,8 +7,8 @@ row's k loads serving every output row that reads it (3x3 stride 1: 18 loads for
 stride 2: 55 instead of 100). The masks drop the lanes that fall in the left/right padding or past the row's
 end, and a tap row above or below the input reads a row of zeros instead, so there is no padded copy of the
 input and no border case. The bias and a relu-like or hard_swish activation are applied before the single
-masked store. Written as LLVM IR on 16-lane vectors (see `_tiled`): AVX-512 where
-the CPU has it; the caller only picks it there (`AVAILABLE`).
+masked store. Written as LLVM IR on 16-lane vectors (see `_tiled`): AVX-512 where the CPU has it; the caller
+only picks it there (`AVAILABLE`).
 """
 from __future__ import annotations
 
