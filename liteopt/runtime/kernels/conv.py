@@ -129,6 +129,18 @@ def _pool_prepare(consts, attrs):
     return run
 
 
+@njit(**dict(JIT, fastmath={"reassoc", "contract"}))
+def _mean_rows(x, y):
+    """y[r] = the mean of row r of x, summed in float32 in any order (so that the loop vectorizes: 2.3x over the
+    float64 sums of reduce_mean on SqueezeNet's 1000 x 13x13 head; as onnxruntime sums)."""
+    rows, n = x.shape
+    for r in range(rows):
+        t = np.float32(0.0)
+        for i in range(n):
+            t += x[r, i]
+        y[r] = t / n
+
+
 @kernel("pool2d", out=True, prepare=_pool_prepare)
 def pool2d(x, *, pooling_type, ksize, strides, paddings, global_pooling, exclusive, ceil_mode, out=None):
     n, c, h, w = x.shape
@@ -138,7 +150,11 @@ def pool2d(x, *, pooling_type, ksize, strides, paddings, global_pooling, exclusi
         (kh, kw), (sh, sw), (pt, pb, pl, pr) = ksize, strides, paddings
         oh, ow = pool_out_size(h, kh, sh, pt, pb, ceil_mode), pool_out_size(w, kw, sw, pl, pr, ceil_mode)
     y = out if out is not None else np.empty((n, c, oh, ow), x.dtype)
-    if global_pooling:  # reduce_max / reduce_mean over H, W (numpy's mean was 4x slower on 7x7)
+    if global_pooling:
+        if pooling_type == "avg" and x.dtype == np.float32 and h * w:
+            _mean_rows(np.ascontiguousarray(x).reshape(n * c, h * w), y.reshape(n * c))
+            return y
+        # reduce_max / reduce_mean over H, W (numpy's mean was 4x slower on 7x7)
         return _GLOBAL_POOL[pooling_type](x, dim=(2, 3), keep_dim=True, reduce_all=False, out=y)
     if pooling_type == "max" and x.dtype == np.float32 and max(pt, pb) < kh and max(pl, pr) < kw:
         if kh == kw == 3 and sh == sw and sh in (1, 2):  # 2-2.6x over row by row on 7x7 to 160x160 maps
