@@ -362,6 +362,7 @@ def test_threaded_builds_give_the_serial_results():
     w1, w3, wd = (RNG.standard_normal(s).astype(np.float32) for s in ((48, 32, 1, 1), (48, 32, 3, 3), (32, 1, 5, 5)))
     xk = RNG.standard_normal((1, 64, 9, 7)).astype(np.float32)  # 63 pixels: 4 tiles and a short one
     wk = RNG.standard_normal((80, 64, 1, 1)).astype(np.float32)
+    xs, ws = RNG.standard_normal((1, 3, 30, 31)).astype(np.float32), RNG.standard_normal((48, 3, 3, 3)).astype(np.float32)
     runs = [lambda: blocked_variant("conv2d", "gemm", w1, None, at_pw, {0}, True)(to_blocked(x), w1, None, **at_pw),
             lambda: blocked_variant("conv2d", "gemm", w3, None, at_c, {0}, True)(to_blocked(x), w3, None, **at_c),
             lambda: blocked_variant("depthwise_conv2d", "direct", wd, None, at_dw, {0}, True)(to_blocked(x), wd, None,
@@ -369,7 +370,8 @@ def test_threaded_builds_give_the_serial_results():
             lambda: K.KERNELS[("pool2d", "cpu")]["default"].prepare([None], at_mp).blocked.variant({0}, True)(
                 to_blocked(x), **at_mp),
             lambda: blocked_variant("conv2d", "winograd_f43", w3, None, at_w, {0}, True)(to_blocked(x), w3, None, **at_w),
-            lambda: blocked_variant("conv2d", "gemm", wk, None, at_pw, {0}, True)(to_blocked(xk), wk, None, **at_pw)]
+            lambda: blocked_variant("conv2d", "gemm", wk, None, at_pw, {0}, True)(to_blocked(xk), wk, None, **at_pw),
+            lambda: blocked_variant("conv2d", "gemm", ws, None, at_c, set(), True)(xs, ws, None, **at_c)]  # (NCHW in)
     try:
         serial = [run() for run in runs]
         set_threads(2)
