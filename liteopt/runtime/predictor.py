@@ -92,6 +92,13 @@ class Program:
         use_numba_pool(layout.blocked_share(self.graph, self.blocked) >= 0.5)
         self._arenas: dict[tuple, Arena | None] = {}
         self._unplanned_schedule: tuple = (-1, None)  # the schedule without an arena (Arena.schedule)
+        # the run's values live in a list, one slot a tensor (slot 0: None, an absent optional input), the
+        # constants in theirs from the start: `_schedule`
+        self._slot = {name: k + 1 for k, name in enumerate(self.graph.tensors)}
+        self._slot[""] = 0
+        self._values: list = [None] * (len(self.graph.tensors) + 1)
+        for name, value in self.consts.items():
+            self._values[self._slot[name]] = value
         if self.graph.memory_plan is not None:
             key = tuple(tuple(self.graph.tensors[i].shape) for i in self.graph.inputs)
             self._arenas[key] = Arena(self.graph, self.graph.memory_plan)
@@ -128,25 +135,26 @@ class Program:
 
     def _schedule(self, arena: Arena | None) -> list:
         """The steps as they run with this arena, worked out once (again after a step's function changes):
-        (fn, attrs, getter of the input arrays from env, first output, the step, its output's arena view or
-        None, the (input, view) pairs of a concat assembled in place or None). The loop over these tuples
-        touches a few objects per step instead of the step's and the arena's dicts: after each kernel those
-        are cold in the cache, and looking them up cost 5 us a step (ShuffleNetV2: 117 steps)."""
+        (fn, attrs, getter of the input arrays from the value slots, first output's slot, the step, its output's
+        arena view or None, the (input slot, view) pairs of a concat assembled in place or None). The loop over
+        these tuples touches a few objects per step instead of the step's and the arena's dicts and the tensor
+        names: after each kernel those are cold in the cache, and looking them up cost ~5 us a step."""
         version, steps = arena.schedule if arena is not None else self._unplanned_schedule
         if version == _Step.changes:
             return steps
         views = arena.views if arena is not None else {}
         assembled = arena.assembled if arena is not None else ()
+        slot = self._slot
         steps = []
         for s in self.steps:
-            names = tuple(i or "" for i in s.inputs)  # (env[""] is None: an absent optional input)
-            if len(names) > 1:
-                get = operator.itemgetter(*names)
-            else:  # (itemgetter of one name gives the array itself, of none is an error)
-                get = (lambda env, _n=names[0]: (env[_n],)) if names else (lambda env: ())
+            at = tuple(slot[i or ""] for i in s.inputs)
+            if len(at) > 1:
+                get = operator.itemgetter(*at)
+            else:  # (itemgetter of one index gives the array itself, of none is an error)
+                get = (lambda env, _k=at[0]: (env[_k],)) if at else (lambda env: ())
             out = s.outputs[0]
-            skip = tuple((i, views[i]) for i in s.inputs) if out in assembled else None
-            steps.append((s.fn, s.attrs, get, out, s, views.get(out) if s.takes_out else None, skip))
+            skip = tuple((slot[i], views[i]) for i in s.inputs) if out in assembled else None
+            steps.append((s.fn, s.attrs, get, slot[out], s, views.get(out) if s.takes_out else None, skip))
         if arena is not None:
             arena.schedule = (_Step.changes, steps)
         else:
@@ -156,15 +164,16 @@ class Program:
     def run(self, feeds: dict[str, np.ndarray], check: bool = False) -> list[np.ndarray]:
         """Execute the nodes in order. `check=True` (tests) verifies every result against the dtype and
         shape that opt inferred, symbols included (one symbol, one value)."""
-        env: dict[str, np.ndarray] = dict(self.consts)
-        env.update(feeds)
-        env[""] = None
+        slot = self._slot
+        env = self._values.copy()  # the value of tensor t at env[slot[t]]
+        for name, value in feeds.items():
+            env[slot[name]] = value
         symbols: dict[str, int] = {}
         arena = self.arena_for(feeds)
         views = arena.views if arena is not None else {}
         for fn, attrs, get, out, s, view, skip in self._schedule(arena):
             if skip is not None and all(env[i] is v for i, v in skip):
-                env[out] = views[out]
+                env[out] = views[s.outputs[0]]
                 continue
             args = get(env)
             try:
@@ -177,22 +186,23 @@ class Program:
                                     f"{type(e).__name__}: {e}") from None
             if isinstance(res, (tuple, list)):
                 for name, v in zip(s.outputs, res):
-                    env[name] = v
+                    env[slot[name]] = v
             else:
                 env[out] = res
             if check:
                 for name in s.outputs:
-                    self._check_inferred(s.node, name, env[name], symbols)
+                    value = env[slot[name]]
+                    self._check_inferred(s.node, name, value, symbols)
                     d = OPS[s.node.op]
-                    slot = arena.slot_of.get(name) if arena is not None else None
+                    planned = arena.slot_of.get(name) if arena is not None else None
                     if d.view_of_input is None and not d.inplace and any(
-                            a is not None and np.may_share_memory(env[name], a)
-                            and (slot is None or arena.slot_of.get(i) is not slot)  # planned: concat in place
+                            a is not None and np.may_share_memory(value, a)
+                            and (planned is None or arena.slot_of.get(i) is not planned)  # planned: concat in place
                             for i, a in zip(s.inputs, args)):
                         raise AssertionError(f"op {s.node.name!r} ({s.node.op}) returned a view of its input, but "
                                              f"it is not declared view_of_input: the memory plan would reuse it")
         # outputs may live in the arena, which the next run overwrites: hand out copies
-        return [np.array(env[o]) if o in views else np.asarray(env[o]) for o in self.graph.outputs]
+        return [np.array(env[slot[o]]) if o in views else np.asarray(env[slot[o]]) for o in self.graph.outputs]
 
     def _check_inferred(self, node, name: str, value, symbols: dict[str, int]) -> None:
         t = self.graph.tensors[name]
