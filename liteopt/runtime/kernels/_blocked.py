@@ -11,9 +11,9 @@ In this layout one output pixel's 16 channels are one vector, and a pixel's 16 i
   the 16 channels of an input block unrolled (no address arithmetic in the loop; an NCHW input's channels
   NB_UNROLL a step). The input and the output may each be blocked or NCHW (a conv at an island's edge reads
   or writes the plain layout, NCHW output as the tile's vectors transposed in registers), so no reorder op is
-  ever needed. Close to the FMA peak where the NCHW GEMMs stall on x's
-  strided rows. While a filter panel's tiles run they prefetch the next panel (`_prefetch_share`); inputs
-  much larger than the filter go tile by tile instead (`TILE_MAJOR_FROM`).
+  ever needed. Close to the FMA peak where the NCHW GEMMs stall on x's strided rows. While a filter panel's
+  tiles run they prefetch the next panel (`_prefetch_share`); inputs much larger than the filter go tile by
+  tile instead (`TILE_MAJOR_FROM`).
 - k x k convs (groups 1, any stride), blocked or NCHW input (a network's stem) into a blocked output: the
   same tile over the zero-padded phase planes of the input (`ConvGeometry`), which make every tap of a tile
   one address plus constant offsets; an NCHW input of stride 1 or 2 is read where it lies instead
@@ -412,9 +412,9 @@ def _pointwise(wq, x, y, bias, r, has_res, a, hi, m, k, hw, xb, yb):
     """y (M x hw, flat, blocked if yb) = act(W @ x + bias (+ r, in y's layout)) for one batch item; wq from
     `pack`, x (K x hw, flat, blocked if xb: then K % 16 == 0; yb: M % 16 == 0), bias of at least M values; xb
     or yb (both NCHW: `_tiled`). Filter panel by panel (2 blocks, the last one alone if odd), NR pixels at a
-    time, the last tile partial (or a short one: 7x7 maps' last 7 pixels). An x of over 1 MB and twice the filter goes
-    tile by tile instead, every panel on a tile (read once from memory, not once a panel: ResNet50's 256 -> 64
-    convs on 56x56). (Threaded: the (panel, tile) pairs split in runs over the threads.)"""
+    time, the last tile partial (or a short one: 7x7 maps' last 7 pixels). An x of over 1 MB and twice the
+    filter goes tile by tile instead, every panel on a tile (read once from memory, not once a panel:
+    ResNet50's 256 -> 64 convs on 56x56). (Threaded: the (panel, tile) pairs split in runs over the threads.)"""
     nblk = (m + BLOCK - 1) // BLOCK
     tiles = (hw + NR - 1) // NR
     xps, yps = (BLOCK if xb else 1), (BLOCK if yb else 1)
@@ -431,6 +431,7 @@ def _pointwise(wq, x, y, bias, r, has_res, a, hi, m, k, hw, xb, yb):
 
 
 pointwise = _serial_and_threaded(_pointwise)
+
 
 def pack_conv(w: np.ndarray, x_blocked: bool) -> np.ndarray:
     """A conv filter (O, C, k, k) -> panels of PANEL output channels (`_tiled.pack_panels`) whose rows are, for a
@@ -565,9 +566,8 @@ def pad(x, g: ConvGeometry, k, s, pt, pl) -> np.ndarray:
     """One batch item of x (flat) as g's phase planes, zeros around it; the phases no tap reads (k < s) not
     written. A blocked input's planes go to a buffer every conv of the calling thread shares (`_fill_planes`:
     ResNet50's stride-2 convs had 1-2 MB of planes each, cold in memory every run; 62 -> 57 ms). An NCHW
-    input's (a network's stem: one conv) keep their own buffer, whose zero borders are written once, and get
-    their inside by strided numpy copies (stride 2 from single channels: twice as fast as numba's loop; strides
-    1 and 2 read NCHW inputs in place instead: `conv_nchw`)."""
+    input's (only strides from 3 come here: `conv_nchw` reads strides 1 and 2 in place) keep their own
+    buffer, whose zero borders are written once, and get their inside by strided numpy copies."""
     h, wd = g.planes_size
     if g.unit == 1:
         if g.planes is None:
@@ -936,13 +936,15 @@ _PIXEL_MAX, _PIXEL_MEAN = _make_pixel_reduce(True), _make_pixel_reduce(False)
 
 @njit(**JIT)
 def global_pool(x, y, c, hw, is_max):
-    """y (C, flat) = the max or the mean over the pixels of each channel of one blocked batch item x (a
-    vector a block: the channels of a pixel lie side by side)."""
-    for b in range(c // BLOCK):
-        if is_max:
-            _PIXEL_MAX(x, b * hw * BLOCK, hw, y, b * BLOCK)
-        else:
-            _PIXEL_MEAN(x, b * hw * BLOCK, hw, y, b * BLOCK)
+    """y (N x C) = the max or the mean over the pixels of each channel of the blocked batch items x (N x C*hw;
+    a vector a block: the channels of a pixel lie side by side)."""
+    for i in range(x.shape[0]):
+        xi, yi = x[i], y[i]
+        for b in range(c // BLOCK):
+            if is_max:
+                _PIXEL_MAX(xi, b * hw * BLOCK, hw, yi, b * BLOCK)
+            else:
+                _PIXEL_MEAN(xi, b * hw * BLOCK, hw, yi, b * BLOCK)
 
 
 def _max_pool_tiles(x, y, c, h, wd, oh, ow, k, s, pt, pl):

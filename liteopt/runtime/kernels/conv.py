@@ -114,8 +114,7 @@ def _pool_prepare(consts, attrs):
             n, c, h, w = x.shape
             if global_pooling:
                 y = out if out is not None else np.empty((n, c, 1, 1), np.float32)
-                for i in range(n):
-                    _blocked.global_pool(x[i].reshape(-1), y[i].reshape(-1), c, h * w, is_max)
+                _blocked.global_pool(x.reshape(n, -1), y.reshape(n, -1), c, h * w, is_max)
                 return y
             (kh, kw), (sh, sw), (pt, pb, pl, pr) = ksize, strides, paddings
             oh, ow = pool_out_size(h, kh, sh, pt, pb, ceil_mode), pool_out_size(w, kw, sw, pl, pr, ceil_mode)

@@ -437,7 +437,6 @@ def _blocked_conv(consts, attrs):
     def variant(blocked_inputs, out_blocked):
         xb = 0 in blocked_inputs
         wq = _blocked.pack_conv(w, xb)
-        sizes: dict = {}  # input size -> _blocked.ConvGeometry
 
         def in_place(x, w_, b, r=None, *, out=None, strides, paddings, dilations, groups, act_type, act_alpha):
             """An NCHW input read where it lies (`_blocked.conv_nchw`)."""
@@ -452,6 +451,10 @@ def _blocked_conv(consts, attrs):
                 _blocked.conv_nchw(wq, x2[i], y2[i], bias, _NO_RES_FLAT if r2 is None else r2[i], r2 is not None, a, hi,
                                    o, c, h, wd, k, sh, pt, pl, oh, ow)
             return y
+
+        if not xb and sh in _blocked.NCHW_STRIDES:
+            return in_place
+        sizes: dict = {}  # input size -> _blocked.ConvGeometry
 
         def run(x, w_, b, r=None, *, out=None, strides, paddings, dilations, groups, act_type, act_alpha):
             n, _, h, wd = x.shape
@@ -468,7 +471,7 @@ def _blocked_conv(consts, attrs):
                 _blocked.conv(wq, planes, y2[i], bias, res, r2 is not None, a, hi, o, c, g.taps, g.pix, g.plane, g.wph,
                               oh, ow, xb)
             return y
-        return in_place if not xb and sh in _blocked.NCHW_STRIDES else run
+        return run
     return Blocked(free=(), tied=(3,), follows=(0,), variant=variant)
 
 

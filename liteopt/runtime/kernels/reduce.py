@@ -127,9 +127,7 @@ def _spatial_prepare(code):
             def blocked(x, *, dim, keep_dim, reduce_all, out=None):
                 n, c, h, w = x.shape
                 y = out if out is not None else np.empty((n, c, 1, 1) if keep_dim else (n, c), np.float32)
-                x2, y2 = x.reshape(n, -1), y.reshape(n, -1)
-                for i in range(n):
-                    _blocked.global_pool(x2[i], y2[i], c, h * w, code == MAX)
+                _blocked.global_pool(x.reshape(n, -1), y.reshape(n, -1), c, h * w, code == MAX)
                 return y
             return blocked
 
