@@ -326,6 +326,10 @@ def test_global_pool_reads_blocked_input(kind, hw):
     at = attrs("pool2d", pooling_type=kind, global_pooling=True)
     fn = K.KERNELS[("pool2d", "cpu")]["default"].prepare([None], at).blocked.variant({0}, False)
     close(fn(to_blocked(x), **at), OPS["pool2d"].run(x, **at)[0])
+    x[0, 5, 0, 0] = x[1, 40, -1, -1] = np.nan  # (the first and the last pixel of a channel)
+    got, want = fn(to_blocked(x), **at), OPS["pool2d"].run(x, **at)[0]
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
+    assert np.isnan(want).sum() == 2
 
 
 @pytest.mark.parametrize("op", ["reduce_mean", "reduce_max"])

@@ -887,7 +887,7 @@ def _make_pixel_reduce(is_max: bool):
     @intrinsic
     def _reduce(typingctx, x, base, hw, y, yoff):
         """y[yoff + l] = the max (or the mean) over p < hw of x[base + 16p + l], l < 16: four accumulators over
-        the pixels, one vector each."""
+        the pixels, one vector each. A NaN pixel makes the max NaN, as in the reference."""
         sig = types.void(x, base, hw, y, yoff)
 
         def codegen(context, builder, signature, args):
@@ -903,8 +903,9 @@ def _make_pixel_reduce(is_max: bool):
             i64 = lambda v: ir.Constant(_I64, v)  # noqa: E731
 
             def add(acc, v):
-                if is_max:
-                    return builder.select(builder.fcmp_ordered(">", v, acc), v, acc)
+                if is_max:  # v when above acc or NaN (a NaN acc stays: nothing compares above it)
+                    take = builder.or_(builder.fcmp_ordered(">", v, acc), builder.fcmp_unordered("uno", v, v))
+                    return builder.select(take, v, acc)
                 return builder.fadd(acc, v)
 
             def pixel(p):
