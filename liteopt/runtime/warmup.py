@@ -3,7 +3,8 @@
     python3 -m liteopt.runtime.warmup
 
 It runs every cpu kernel variant once on small float32 inputs of the ranks real models use (the compiled
-code is cached next to the package, keyed by argument types); later runs only load it.
+code is cached next to the package, keyed by argument types and by the kernels' sources: `kernels/_util.py`);
+later runs only load it. It also deletes the caches other liteopt versions left there.
 """
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import numpy as np
 
 from ..ir import OPS, DType, Graph, Node, Tensor, infer_shapes
 from . import kernels as K
+from .kernels._util import CACHE_DIR, remove_stale_caches
 from .predictor import Program
 from .threads import cores, set_threads, use_numba_pool
 
@@ -148,8 +150,11 @@ def warmup(verbose: bool = True) -> float:
             use_numba_pool(False)
             set_threads(1)
     seconds = time.perf_counter() - t0
+    stale = remove_stale_caches()
     if verbose:
-        print(f"liteopt kernels compiled and cached in {seconds:.1f} s")
+        print(f"liteopt kernels compiled and cached in {seconds:.1f} s ({CACHE_DIR or 'numba default cache'})")
+        if stale:
+            print(f"removed {stale} cache entries other liteopt versions left")
     return seconds
 
 

@@ -1,13 +1,94 @@
 """Helpers shared by the kernel modules."""
 from __future__ import annotations
 
+import hashlib
+import os
 from fractions import Fraction
 
+import numba
 import numpy as np
-from numba import njit  # noqa: F401  (re-exported: kernel modules use `from ._util import njit`)
+from numba.core import config
 
-# Every kernel is compiled once and cached on disk next to the module (see `opt --warmup`).
+# Every kernel is compiled once and cached on disk (see `python3 -m liteopt.runtime.warmup`).
 JIT = dict(cache=True, nogil=True)
+
+_HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def source_key(folder: str = _HERE) -> str:
+    """A digest of the kernel modules' sources (every .py file in `folder`). numba keys a cached function by
+    the content of its own file only, while a kernel also compiles in what it calls from other modules (the
+    LLVM-IR tiles, constants such as the Winograd matrices): cached under this key, no kernel comes back from
+    the cache built against another version of them."""
+    digest = hashlib.sha256()
+    for name in sorted(os.listdir(folder)):
+        if name.endswith(".py"):
+            with open(os.path.join(folder, name), "rb") as f:
+                digest.update(name.encode() + b"\0" + f.read())
+    return digest.hexdigest()[:16]
+
+
+CACHE_PREFIX = "liteopt-kernels-"
+
+
+def cache_bases() -> list[str]:
+    """Where the kernel cache may go, in order: NUMBA_CACHE_DIR if set, the package's __pycache__, the user's
+    cache folder (for a read-only install)."""
+    user = os.path.join(os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "liteopt")
+    return [b for b in (config.CACHE_DIR, os.path.join(_HERE, "__pycache__"), user) if b]
+
+
+def _cache_dir() -> str:
+    """The first writable of `cache_bases()` joined with CACHE_PREFIX + `source_key()`; "" if none is (numba
+    then picks its own place)."""
+    key = source_key()
+    for base in cache_bases():
+        path = os.path.join(base, CACHE_PREFIX + key)
+        try:
+            os.makedirs(path, exist_ok=True)
+        except OSError:
+            continue
+        if os.access(path, os.W_OK):
+            return path
+    return ""
+
+
+CACHE_DIR = _cache_dir()
+
+
+def remove_stale_caches() -> int:
+    """Delete what older versions of the package left in its __pycache__: the caches of other keys and the
+    files numba wrote there before the caches were keyed. (Shared places, NUMBA_CACHE_DIR or the user's
+    cache folder, may hold other installs' caches: left alone.) Returns how many entries went."""
+    import shutil
+    base, current, removed = os.path.join(_HERE, "__pycache__"), os.path.basename(CACHE_DIR), 0
+    for name in os.listdir(base) if os.path.isdir(base) else ():
+        path = os.path.join(base, name)
+        try:
+            if name.startswith(CACHE_PREFIX) and name != current:
+                shutil.rmtree(path)
+            elif name.endswith((".nbi", ".nbc")):
+                os.remove(path)
+            else:
+                continue
+        except OSError:  # not ours to delete (a read-only install): left as it is
+            continue
+        removed += 1
+    return removed
+
+
+def njit(*args, **options):
+    """numba.njit; a cached function's cache goes to CACHE_DIR (numba picks the folder when the function is
+    decorated, from its CACHE_DIR setting: set for that moment only, the user's own functions are untouched)."""
+    def decorate(fn):
+        if not (options.get("cache") and CACHE_DIR):
+            return numba.njit(**options)(fn)
+        saved, config.CACHE_DIR = config.CACHE_DIR, CACHE_DIR
+        try:
+            return numba.njit(**options)(fn)
+        finally:
+            config.CACHE_DIR = saved
+    return decorate(args[0]) if args else decorate
 
 
 def frozen(a: np.ndarray) -> np.ndarray:
