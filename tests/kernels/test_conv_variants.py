@@ -247,6 +247,35 @@ def test_winograd(variant, tol, shape, pads, act):
         close(run_variant("conv2d", variant, x, wt, b, at, True, r), OPS["conv2d"].run(x, wt, b, r, **at)[0], tol)
 
 
+@pytest.mark.parametrize("variant,most", [("winograd_f23", 2.0), ("winograd_f43", 4.0)])
+@pytest.mark.parametrize("blocked", [False, True])
+def test_winograd_error_stays_near_the_gemms(variant, most, blocked):
+    """Winograd's float32 result stays within a few times the error of im2col + GEMM, both measured from the
+    exact (float64) convolution, on ResNet50's first-stage conv (64 channels, 56x56, after a ReLU), in NCHW and
+    blocked: F(4,3) with its points 0, +-3/2, +-2/3 makes 2.8x the GEMM's error (the usual 0, +-1, +-1/2: 13.5x,
+    which put ResNet50's logits 1.4e-4 from onnxruntime's)."""
+    from liteopt.runtime.kernels import _blocked
+    if blocked and not _blocked.AVAILABLE:
+        pytest.skip("this CPU has no AVX-512: no blocked kernels here")
+    rng = np.random.default_rng(0)
+    c = 64
+    x = np.maximum(rng.standard_normal((1, c, 56, 56)), 0).astype(np.float32)
+    wt = (rng.standard_normal((c, c, 3, 3)) * np.sqrt(2 / (9 * c))).astype(np.float32)
+    at = attrs("conv2d", paddings=(1, 1, 1, 1))
+    xp = np.pad(x[0].astype(np.float64), ((0, 0), (1, 1), (1, 1)))
+    cols = np.stack([xp[:, i:i + 56, j:j + 56] for i in range(3) for j in range(3)], 1).reshape(c * 9, -1)
+    exact = (wt.reshape(c, -1).astype(np.float64) @ cols).reshape(1, c, 56, 56)
+    gemm = np.abs(run_variant("conv2d", "gemm", x, wt, None, at) - exact).max()
+    if blocked:  # NCHW16c: a pixel's 16 channels side by side
+        fn = K.KERNELS[("conv2d", "cpu")][variant].prepare([None, wt, None], at).blocked.variant({0}, True)
+        xb = np.ascontiguousarray(x.reshape(1, 4, 16, -1).transpose(0, 1, 3, 2)).reshape(x.shape)
+        y = fn(xb, wt, None, **at)
+        y = np.ascontiguousarray(y.reshape(1, 4, -1, 16).transpose(0, 1, 3, 2)).reshape(x.shape)
+    else:
+        y = run_variant("conv2d", variant, x, wt, None, at)
+    assert np.abs(y - exact).max() <= most * gemm, (np.abs(y - exact).max(), gemm)
+
+
 @pytest.mark.parametrize("k,s,pads", [(3, 1, (1, 1, 1, 1)), (3, 2, (0, 1, 0, 1)), (5, 1, (2, 2, 2, 2)),
                                       (5, 2, (1, 2, 2, 1)), (3, 1, (0, 0, 0, 0)), (3, 2, (2, 0, 3, 1)),
                                       (5, 1, (0, 3, 1, 4))])
