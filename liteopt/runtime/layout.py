@@ -80,9 +80,12 @@ def apply(graph: Graph, steps) -> set[str]:
     return blocked
 
 
-def blocked_share(graph: Graph, blocked: set[str]) -> float:
-    """The share of the model's convolution multiply-adds done by kernels writing blocked tensors (0 when it
-    has no convolutions with known shapes)."""
+def numba_share(graph: Graph, blocked: set[str]) -> float:
+    """The share of the model's convolution multiply-adds done by numba kernels, which split their work over
+    numba's pool when it has threads (0 when the model has no convolutions with known shapes): the convs writing
+    blocked tensors, depthwise and direct convs, and, where the AVX-512 tiles run, the pointwise convs the tiled
+    GEMMs take (`_tiled.pays`). The rest go through BLAS: im2col + GEMM, Winograd in NCHW, wide pointwise."""
+    from .kernels import _tiled
     total = done = 0
     for n in graph.nodes:
         if n.op not in ("conv2d", "depthwise_conv2d") or len(n.inputs) < 2:
@@ -92,5 +95,9 @@ def blocked_share(graph: Graph, blocked: set[str]) -> float:
             continue
         macs = math.prod(w) * math.prod(y[2:])
         total += macs
-        done += macs if n.outputs[0] in blocked else 0
+        pointwise = (tuple(w[2:]) == (1, 1) and tuple(n.attrs.get("strides", (1, 1))) == (1, 1)
+                     and n.attrs.get("groups", 1) == 1)
+        if (n.outputs[0] in blocked or n.op == "depthwise_conv2d" or (n.kernel or "").endswith("/direct")
+                or (pointwise and _tiled.AVAILABLE and _tiled.pays(w[1], y[2] * y[3]))):
+            done += macs
     return done / total if total else 0.0

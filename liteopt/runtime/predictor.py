@@ -88,8 +88,8 @@ class Program:
             k = self._kernel_for(node, target)
             self.steps.append(_Step(k, node, self.consts))
         self.blocked = layout.apply(self.graph, self.steps)  # tensors kept channel-blocked between kernels
-        # with most of the convolution work in the blocked kernels, the threads go to numba's pool
-        use_numba_pool(layout.blocked_share(self.graph, self.blocked) >= 0.5)
+        # with most of the convolution work in numba's kernels, the threads go to numba's pool, else to BLAS
+        use_numba_pool(layout.numba_share(self.graph, self.blocked) >= 0.5)
         self._arenas: dict[tuple, Arena | None] = {}
         self._unplanned_schedule: tuple = (-1, None)  # the schedule without an arena (Arena.schedule)
         # the run's values live in a list, one slot a tensor (slot 0: None, an absent optional input), the

@@ -356,8 +356,9 @@ def test_concat_of_blocked_tensors():
 
 @pytest.mark.skipif(cores() < 2, reason="one core: the threaded builds are never used")
 def test_threaded_builds_give_the_serial_results():
-    """The blocked kernels split their tiles over numba's pool when it has threads (a mostly-blocked model
-    gives the pool the threads): the same results as one thread, for every driver."""
+    """The blocked kernels and the NCHW drivers of the AVX-512 tiles split their work over numba's pool when
+    it has threads (a model whose convolutions run mostly in numba's kernels gives the pool the threads): the
+    same results as one thread, for every driver."""
     x = RNG.standard_normal((1, 32, 13, 11)).astype(np.float32)
     at_pw, at_c = attrs("conv2d", act_type="relu"), attrs("conv2d", strides=(2, 2), paddings=(1, 1, 1, 1))
     at_dw = attrs("depthwise_conv2d", groups=32, paddings=(2, 2, 2, 2))
@@ -376,6 +377,19 @@ def test_threaded_builds_give_the_serial_results():
             lambda: blocked_variant("conv2d", "winograd_f43", w3, None, at_w, {0}, True)(to_blocked(x), w3, None, **at_w),
             lambda: blocked_variant("conv2d", "gemm", wk, None, at_pw, {0}, True)(to_blocked(xk), wk, None, **at_pw),
             lambda: blocked_variant("conv2d", "gemm", ws, None, at_c, set(), True)(xs, ws, None, **at_c)]  # (NCHW in)
+    # the NCHW drivers of the AVX-512 tiles: pointwise (pixel tiles; channel tiles on a 7x7 map), direct 3x3
+    # (stride 1 and 2) and the depthwise strips
+    xn, x7 = RNG.standard_normal((1, 40, 13, 11)).astype(np.float32), RNG.standard_normal((1, 40, 7, 7)).astype(np.float32)
+    wn, wdir = RNG.standard_normal((36, 40, 1, 1)).astype(np.float32), RNG.standard_normal((24, 3, 3, 3)).astype(np.float32)
+    wdn = RNG.standard_normal((40, 1, 5, 5)).astype(np.float32)
+    at_s1, at_dn = attrs("conv2d", paddings=(1, 1, 1, 1)), attrs("depthwise_conv2d", groups=40, strides=(2, 2),
+                                                                 paddings=(2, 2, 2, 2), act_type="relu")
+    nchw = lambda op, variant, w, at: K.KERNELS[(op, "cpu")][variant].prepare([None, w, None], at)  # noqa: E731
+    runs += [lambda: nchw("conv2d", "gemm", wn, at_pw)(xn, wn, None, **at_pw),
+             lambda: nchw("conv2d", "gemm", wn, at_pw)(x7, wn, None, **at_pw),
+             lambda: nchw("conv2d", "direct", wdir, at_s1)(xs, wdir, None, **at_s1),
+             lambda: nchw("conv2d", "direct", wdir, at_c)(xs, wdir, None, **at_c),
+             lambda: nchw("depthwise_conv2d", "direct", wdn, at_dn)(xn, wdn, None, **at_dn)]
     try:
         serial = [run() for run in runs]
         set_threads(2)
@@ -413,19 +427,23 @@ def test_islands_with_sizes_known_only_at_run_time(tmp_path):
 
 @pytest.mark.skipif(cores() < 2, reason="one core: no second thread to give")
 def test_the_threads_go_to_the_pool_that_runs_the_convolutions(tmp_path):
-    """A model whose convolutions all write blocked tensors gives the threads to numba's pool (and checks out
-    against onnxruntime at 2 threads); one that runs most of them in NCHW keeps numba on one thread."""
+    """A model whose convolutions run in numba's kernels gives the threads to numba's pool and checks out
+    against onnxruntime at 2 threads: all blocked, or NCHW (24/48-channel tensors: the NCHW tiles and depthwise
+    strips). One whose convolutions go through im2col + BLAS (5x5, 40 channels) gives them to BLAS."""
     import numba
-    mobile, net = (tmp_path / "mobile", tmp_path / "net")
-    mobile.mkdir(), net.mkdir()
-    model = _mobile()
+    blas = [helper.make_node("Conv", ["x", "w1"], ["c1"], pads=[2] * 4), helper.make_node("Relu", ["c1"], ["r1"]),
+            helper.make_node("Conv", ["r1", "w2"], ["c2"], pads=[2] * 4), helper.make_node("GlobalAveragePool", ["c2"], ["y"])]
+    blas = make_model(blas, {"x": (np.float32, [1, 3, 32, 32])}, ["y"],
+                      {"w1": RNG.standard_normal((40, 3, 5, 5)).astype(np.float32) * 0.1,
+                       "w2": RNG.standard_normal((40, 40, 5, 5)).astype(np.float32) * 0.05})
     try:
-        pred = load(convert(model, str(mobile)), threads=2)
-        assert numba.get_num_threads() == 2
-        x = RNG.standard_normal((1, 3, 32, 32)).astype(np.float32)
-        assert_close(pred({"x": x})["y"], run_ort(model, {"x": x})[0])
-        load(convert(_net(), str(net)), threads=2)
-        assert numba.get_num_threads() == 1
+        for name, model, threads, size in [("mobile", _mobile(), 2, 32), ("net", _net(), 2, 24), ("blas", blas, 1, 32)]:
+            (tmp_path / name).mkdir()
+            pred = load(convert(model, str(tmp_path / name)), threads=2)
+            assert numba.get_num_threads() == threads, name
+            x = RNG.standard_normal((1, 3, size, size)).astype(np.float32)
+            for got, want in zip(pred({"x": x}).values(), run_ort(model, {"x": x}), strict=True):
+                assert_close(got, want)
     finally:
         use_numba_pool(False)
         set_threads(1)

@@ -23,7 +23,7 @@ In this layout one output pixel's 16 channels are one vector, and a pixel's 16 i
   the tap rows above or below the input are not visited.
 The accumulators start from the bias; residual (in the output's layout) and a relu-like activation or
 hard_swish (`act_bounds`) are applied before the one store. LLVM IR on 16-lane vectors as in `_tiled`: AVX-512
-only (`AVAILABLE`). Each driver comes serial and threaded (`_serial_and_threaded`): with threads in numba's
+only (`AVAILABLE`). Each driver comes serial and threaded (`_util.serial_and_threaded`): with threads in numba's
 pool its tiles are split over them.
 """
 from __future__ import annotations
@@ -38,10 +38,7 @@ from numba.extending import intrinsic
 from . import _tiled
 from ._tiled import (_F32, _I32, _I64, _MASK, _VEC, AVAILABLE, LANES, _accumulating_loop, _activation, _declare,
                      _pointers, _splat, pack_panels)
-from ..threads import numba_threads
-from ._util import JIT, frozen, njit
-
-PJIT = dict(JIT, parallel=True)
+from ._util import JIT, frozen, njit, serial_and_threaded
 
 __all__ = ["AVAILABLE", "BLOCK", "pack", "pack_conv", "pack_depthwise", "pointwise", "ConvGeometry", "pad", "conv",
            "conv_nchw", "depthwise", "global_pool", "max_pool"]
@@ -83,17 +80,6 @@ def _with_activation(builder, a_, hi_, emit):
             emit(hard_swish)
         with relu_like:
             emit(_activation(builder, a_, hi_))
-
-
-def _serial_and_threaded(fn):
-    """Two builds of a driver whose outer loop is a prange: a serial one (a parallel build costs about 1 us a
-    call even on one thread) and a threaded one, under their own names so that numba caches both."""
-    import types as pytypes
-    threaded = pytypes.FunctionType(fn.__code__, fn.__globals__, fn.__name__ + "_threaded", fn.__defaults__,
-                                    fn.__closure__)
-    threaded.__qualname__ = fn.__qualname__ + "_threaded"
-    serial, threaded = njit(**JIT)(fn), njit(**PJIT)(threaded)
-    return lambda *args: (threaded if numba_threads() > 1 else serial)(*args)
 
 
 def pack(w2d: np.ndarray) -> np.ndarray:
@@ -430,7 +416,7 @@ def _pointwise(wq, x, y, bias, r, has_res, a, hi, m, k, hw, xb, yb):
                  pf, per)
 
 
-pointwise = _serial_and_threaded(_pointwise)
+pointwise = serial_and_threaded(_pointwise)
 
 
 def pack_conv(w: np.ndarray, x_blocked: bool) -> np.ndarray:
@@ -645,7 +631,7 @@ def _conv(wq, xp, y, bias, r, has_res, a, hi, m, c, taps, pix, plane, wph, oh, o
                    pf, per, wph - NR_SHORT if rows else 0)
 
 
-conv = _serial_and_threaded(_conv)
+conv = serial_and_threaded(_conv)
 
 
 def _make_nchw_conv_tile(cvb: int, s: int, edge: bool):
@@ -776,7 +762,7 @@ def _conv_nchw(wq, x, y, bias, r, has_res, a, hi, m, c, h, wd, k, s, pt, pl, oh,
                         npix, min(PANEL, m - b * BLOCK), bias, b * BLOCK, r, has_res, a, hi, _ZERO)
 
 
-conv_nchw = _serial_and_threaded(_conv_nchw)
+conv_nchw = serial_and_threaded(_conv_nchw)
 
 
 def _make_dw_tile(k: int, s: int, pool: bool = False):
@@ -880,7 +866,7 @@ def _depthwise(x, wq, bias, y, k, s, c, h, wd, oh, ow, pt, pl, a, hi):
                 _DW5S2(x, xrow, wd, col0, npix, ky0, ky1, wq, woff, bias, boff, y, yoff, a, hi)
 
 
-depthwise = _serial_and_threaded(_depthwise)
+depthwise = serial_and_threaded(_depthwise)
 
 
 def _make_pixel_reduce(is_max: bool):
@@ -966,7 +952,7 @@ def _max_pool_tiles(x, y, c, h, wd, oh, ow, k, s, pt, pl):
                 _MAX3S2(x, xrow, wd, col0, npix, ky0, ky1, x, 0, x, 0, y, yoff, 0.0, 0.0)
 
 
-_max_pool_by_tiles = _serial_and_threaded(_max_pool_tiles)
+_max_pool_by_tiles = serial_and_threaded(_max_pool_tiles)
 
 
 @njit(**JIT)

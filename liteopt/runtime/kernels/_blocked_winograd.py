@@ -24,10 +24,9 @@ from llvmlite import ir
 from numba import prange, types
 from numba.extending import intrinsic
 
-from ._blocked import (_BB1, _BB1T, _BB2, _BB2T, BLOCK, NR, PANEL, _prefetch_share, _serial_and_threaded,
-                       _with_activation)
+from ._blocked import _BB1, _BB1T, _BB2, _BB2T, BLOCK, NR, PANEL, _prefetch_share, _with_activation
 from ._tiled import _I32, _I64, _MASK, _VEC, AVAILABLE, LANES, _declare, _pointers, _splat, pack_panels
-from ._util import JIT, frozen, njit, winograd_matrices
+from ._util import JIT, frozen, njit, serial_and_threaded, winograd_matrices
 
 __all__ = ["AVAILABLE", "SIZES", "pack", "Padded", "chunk", "scratch", "winograd"]
 
@@ -258,4 +257,4 @@ def _winograd(xp, rows, cols, v, mm, uq, usize, zb, y, bias, r, has_res, a, hi, 
                          min(m, oh - ty * m), min(m, ow - tx * m), bias, b * BLOCK, r, has_res, a, hi)
 
 
-winograd = _serial_and_threaded(_winograd)
+winograd = serial_and_threaded(_winograd)

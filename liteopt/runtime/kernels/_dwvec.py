@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import numpy as np
 from llvmlite import ir
-from numba import types
+from numba import prange, types
 from numba.extending import intrinsic
 
 from ._tiled import (_F32, _I32, _I64, _MASK, _VEC, AVAILABLE, LANES, _accumulating_loop, _activation, _declare,
                      _splat)
-from ._util import JIT, njit
+from ._util import serial_and_threaded
 
 __all__ = ["AVAILABLE", "depthwise", "pays"]
 
@@ -176,8 +176,7 @@ _STRIP3S1, _STRIP3S2 = _make_strip_kernel(3, 1), _make_strip_kernel(3, 2)
 _STRIP5S1, _STRIP5S2 = _make_strip_kernel(5, 1), _make_strip_kernel(5, 2)
 
 
-@njit(**JIT)
-def depthwise(x, w, y, bias, has_bias, k, s, pt, pl, a, hi, hswish):
+def _depthwise(x, w, y, bias, has_bias, k, s, pt, pl, a, hi, hswish):
     """y (N, C, OH, OW) = act(depthwise conv of x (N, C, H, W) with w (C, 1, k, k) + bias), k 3 or 5, stride s
     1 or 2, paddings pt/pl before the input (the ones after follow from y's size); act: `_tiled.act_bounds` (a, hi),
     then hard_swish if asked. All arrays C-contiguous."""
@@ -185,7 +184,7 @@ def depthwise(x, w, y, bias, has_bias, k, s, pt, pl, a, hi, hswish):
     oh, ow = y.shape[2], y.shape[3]
     xf, yf, wf = x.reshape(-1), y.reshape(-1), w.reshape(-1)
     zrow = np.zeros(wd + (2 + 2 * s) * LANES, np.float32)
-    for bc in range(n * c):
+    for bc in prange(n * c):  # (the threads take runs of channels)
         ch = bc % c
         bv = bias[ch] if has_bias else np.float32(0.0)
         xoff, woff = bc * h * wd, ch * k * k
@@ -199,3 +198,6 @@ def depthwise(x, w, y, bias, has_bias, k, s, pt, pl, a, hi, hswish):
                 _STRIP5S1(xf, xoff, h, wd, pt, col0, nout, oh, wf, woff, bv, yf, yoff, ow, a, hi, hswish, zrow)
             else:
                 _STRIP5S2(xf, xoff, h, wd, pt, col0, nout, oh, wf, woff, bv, yf, yoff, ow, a, hi, hswish, zrow)
+
+
+depthwise = serial_and_threaded(_depthwise)

@@ -91,6 +91,20 @@ def njit(*args, **options):
     return decorate(args[0]) if args else decorate
 
 
+def serial_and_threaded(fn):
+    """Two builds of a driver whose outer loop is a prange: a serial one (a parallel build costs about 1 us a
+    call even on one thread) and a threaded one, under their own names so that numba caches both; a call runs
+    the threaded one when numba's pool has more than one thread (`threads.use_numba_pool`)."""
+    import types as pytypes
+
+    from ..threads import numba_threads
+    threaded = pytypes.FunctionType(fn.__code__, fn.__globals__, fn.__name__ + "_threaded", fn.__defaults__,
+                                    fn.__closure__)
+    threaded.__qualname__ = fn.__qualname__ + "_threaded"
+    serial, threaded = njit(**JIT)(fn), njit(**dict(JIT, parallel=True))(threaded)
+    return lambda *args: (threaded if numba_threads() > 1 else serial)(*args)
+
+
 def frozen(a: np.ndarray) -> np.ndarray:
     """A read-only view. numba compiles one signature per array flavour, read-only included: weights mapped
     from a file are read-only, weights restored at load and placeholders are not. Constants and biases reach
