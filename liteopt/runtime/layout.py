@@ -81,10 +81,11 @@ def apply(graph: Graph, steps) -> set[str]:
 
 
 def numba_share(graph: Graph, blocked: set[str]) -> float:
-    """The share of the model's convolution multiply-adds done by numba kernels, which split their work over
+    """The share of the model's convolution multiplications done by numba kernels, which split their work over
     numba's pool when it has threads (0 when the model has no convolutions with known shapes): the convs writing
     blocked tensors, depthwise and direct convs, and, where the AVX-512 tiles run, the pointwise convs the tiled
-    GEMMs take (`_tiled.pays`). The rest go through BLAS: im2col + GEMM, Winograd in NCHW, wide pointwise."""
+    GEMMs take (`_tiled.pays`). The rest go through BLAS: im2col + GEMM, Winograd in NCHW (counted with its
+    fewer multiplications: the PP-OCRv4 detector's 24-channel F(4,3) convs), wide pointwise."""
     from .kernels import _tiled
     total = done = 0
     for n in graph.nodes:
@@ -94,10 +95,14 @@ def numba_share(graph: Graph, blocked: set[str]) -> float:
         if w is None or y is None or not all(isinstance(d, int) for d in (*w, *y[1:])):
             continue
         macs = math.prod(w) * math.prod(y[2:])
+        variant = (n.kernel or "").partition("/")[2]
+        if variant.startswith("winograd_f"):  # F(m,3): (m+2)^2 multiplications for m*m outputs' 9 taps
+            m = int(variant[len("winograd_f"):-1])
+            macs = macs * (m + 2) ** 2 // (9 * m * m)
         total += macs
         pointwise = (tuple(w[2:]) == (1, 1) and tuple(n.attrs.get("strides", (1, 1))) == (1, 1)
                      and n.attrs.get("groups", 1) == 1)
-        if (n.outputs[0] in blocked or n.op == "depthwise_conv2d" or (n.kernel or "").endswith("/direct")
+        if (n.outputs[0] in blocked or n.op == "depthwise_conv2d" or variant == "direct"
                 or (pointwise and _tiled.AVAILABLE and _tiled.pays(w[1], y[2] * y[3]))):
             done += macs
     return done / total if total else 0.0
