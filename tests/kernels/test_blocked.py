@@ -429,19 +429,27 @@ def test_islands_with_sizes_known_only_at_run_time(tmp_path):
 def test_the_threads_go_to_the_pool_that_runs_the_convolutions(tmp_path):
     """A model whose convolutions run in numba's kernels gives the threads to numba's pool and checks out
     against onnxruntime at 2 threads: all blocked, or NCHW (24/48-channel tensors: the NCHW tiles and depthwise
-    strips). One whose convolutions go through im2col + BLAS (5x5, 40 channels) gives them to BLAS."""
+    strips), or more of it than of the BLAS products of a Winograd conv. One whose convolutions go through
+    im2col + BLAS (5x5, 40 channels) gives them to BLAS."""
     import numba
     blas = [helper.make_node("Conv", ["x", "w1"], ["c1"], pads=[2] * 4), helper.make_node("Relu", ["c1"], ["r1"]),
             helper.make_node("Conv", ["r1", "w2"], ["c2"], pads=[2] * 4), helper.make_node("GlobalAveragePool", ["c2"], ["y"])]
     blas = make_model(blas, {"x": (np.float32, [1, 3, 32, 32])}, ["y"],
                       {"w1": RNG.standard_normal((40, 3, 5, 5)).astype(np.float32) * 0.1,
                        "w2": RNG.standard_normal((40, 40, 5, 5)).astype(np.float32) * 0.05})
+    # a tiled pointwise conv and an NCHW Winograd F(4,3) conv (24 outputs) with 2.2x its multiply-adds but 0.56x
+    # its multiplications (36 for 16 outputs' 9 taps): numba's work, as in the PP-OCRv4 detector
+    wino = [helper.make_node("Conv", ["x", "w1"], ["c1"]), helper.make_node("Conv", ["c1", "w2"], ["y"], pads=[1] * 4)]
+    wino = make_model(wino, {"x": (np.float32, [1, 96, 40, 40])}, ["y"],
+                      {"w1": RNG.standard_normal((96, 96, 1, 1)).astype(np.float32) * 0.1,
+                       "w2": RNG.standard_normal((24, 96, 3, 3)).astype(np.float32) * 0.03})
     try:
-        for name, model, threads, size in [("mobile", _mobile(), 2, 32), ("net", _net(), 2, 24), ("blas", blas, 1, 32)]:
+        for name, model, threads, shape in [("mobile", _mobile(), 2, (3, 32)), ("net", _net(), 2, (3, 24)),
+                                            ("wino", wino, 2, (96, 40)), ("blas", blas, 1, (3, 32))]:
             (tmp_path / name).mkdir()
             pred = load(convert(model, str(tmp_path / name)), threads=2)
             assert numba.get_num_threads() == threads, name
-            x = RNG.standard_normal((1, 3, size, size)).astype(np.float32)
+            x = RNG.standard_normal((1, shape[0], shape[1], shape[1])).astype(np.float32)
             for got, want in zip(pred({"x": x}).values(), run_ort(model, {"x": x}), strict=True):
                 assert_close(got, want)
     finally:
