@@ -389,7 +389,8 @@ def _tiled_pointwise(w2d, b0, code, alpha, general, blas):
             if tiles == "channels":
                 _tiled.tiled_gemm_channels(wp, x2[i], hw, y2[i], bias, res, r2 is not None, a, hi, o, c, hw)
             else:
-                _tiled.tiled_gemm(wp, x2[i], y2[i], bias, res, r2 is not None, a, hi, o, c, hw, chunk)
+                _tiled.tiled_gemm(wp, x2[i], y2[i], bias, res, r2 is not None, a, hi, o, c, hw, chunk,
+                                  numba_threads())
         if bounds is None:
             _epilogue(y.reshape(n, o, hw), NO_BIAS, False, NO_RES, False, code, alpha, 0, hw)
         return y
@@ -1072,7 +1073,7 @@ def _tiled_direct(wc):
         bias = no_bias if b is None else bias_of(b)
         res = _NO_RES_FLAT if r is None else _residual_rows(r, 1)[0]
         _tiled.conv3x3(wp, np.ascontiguousarray(x, dtype=np.float32), y, zrow, bias, res, r is not None, a, hi, s,
-                       pt, pl)
+                       pt, pl, numba_threads())
         return y if bounds is not None else _finish(y, None, act_type, act_alpha)
     return run
 
