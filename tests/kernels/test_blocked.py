@@ -377,15 +377,17 @@ def test_threaded_builds_give_the_serial_results():
             lambda: blocked_variant("conv2d", "winograd_f43", w3, None, at_w, {0}, True)(to_blocked(x), w3, None, **at_w),
             lambda: blocked_variant("conv2d", "gemm", wk, None, at_pw, {0}, True)(to_blocked(xk), wk, None, **at_pw),
             lambda: blocked_variant("conv2d", "gemm", ws, None, at_c, set(), True)(xs, ws, None, **at_c)]  # (NCHW in)
-    # the NCHW drivers of the AVX-512 tiles: pointwise (pixel tiles; channel tiles on a 7x7 map), direct 3x3
-    # (stride 1 and 2) and the depthwise strips
+    # the NCHW drivers of the AVX-512 tiles: pointwise (pixel tiles in both orders; channel tiles on a 7x7 map),
+    # direct 3x3 (stride 1 and 2) and the depthwise strips
     xn, x7 = RNG.standard_normal((1, 40, 13, 11)).astype(np.float32), RNG.standard_normal((1, 40, 7, 7)).astype(np.float32)
     wn, wdir = RNG.standard_normal((36, 40, 1, 1)).astype(np.float32), RNG.standard_normal((24, 3, 3, 3)).astype(np.float32)
     wdn = RNG.standard_normal((40, 1, 5, 5)).astype(np.float32)
     at_s1, at_dn = attrs("conv2d", paddings=(1, 1, 1, 1)), attrs("depthwise_conv2d", groups=40, strides=(2, 2),
                                                                  paddings=(2, 2, 2, 2), act_type="relu")
     nchw = lambda op, variant, w, at: K.KERNELS[(op, "cpu")][variant].prepare([None, w, None], at)  # noqa: E731
-    runs += [lambda: nchw("conv2d", "gemm", wn, at_pw)(xn, wn, None, **at_pw),
+    xw, ww = RNG.standard_normal((1, 56, 13, 11)).astype(np.float32), RNG.standard_normal((36, 56, 1, 1)).astype(np.float32)
+    runs += [lambda: nchw("conv2d", "gemm", wn, at_pw)(xn, wn, None, **at_pw),  # (filter panels first, then:)
+             lambda: nchw("conv2d", "gemm", ww, at_pw)(xw, ww, None, **at_pw),  # (pixel panels first)
              lambda: nchw("conv2d", "gemm", wn, at_pw)(x7, wn, None, **at_pw),
              lambda: nchw("conv2d", "direct", wdir, at_s1)(xs, wdir, None, **at_s1),
              lambda: nchw("conv2d", "direct", wdir, at_c)(xs, wdir, None, **at_c),
