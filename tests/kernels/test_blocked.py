@@ -379,13 +379,12 @@ def test_threaded_builds_give_the_serial_results():
             lambda: blocked_variant("conv2d", "gemm", ws, None, at_c, set(), True)(xs, ws, None, **at_c)]  # (NCHW in)
     # the NCHW drivers of the AVX-512 tiles: pointwise (pixel tiles in both orders; channel tiles on a 7x7 map),
     # direct 3x3 (stride 1 and 2) and the depthwise strips
-    xn, x7 = RNG.standard_normal((1, 40, 13, 11)).astype(np.float32), RNG.standard_normal((1, 40, 7, 7)).astype(np.float32)
-    wn, wdir = RNG.standard_normal((36, 40, 1, 1)).astype(np.float32), RNG.standard_normal((24, 3, 3, 3)).astype(np.float32)
-    wdn = RNG.standard_normal((40, 1, 5, 5)).astype(np.float32)
+    f32 = lambda *shape: RNG.standard_normal(shape).astype(np.float32)  # noqa: E731
+    xn, x7, xw = f32(1, 40, 13, 11), f32(1, 40, 7, 7), f32(1, 56, 13, 11)
+    wn, ww, wdir, wdn = f32(36, 40, 1, 1), f32(36, 56, 1, 1), f32(24, 3, 3, 3), f32(40, 1, 5, 5)
     at_s1, at_dn = attrs("conv2d", paddings=(1, 1, 1, 1)), attrs("depthwise_conv2d", groups=40, strides=(2, 2),
                                                                  paddings=(2, 2, 2, 2), act_type="relu")
     nchw = lambda op, variant, w, at: K.KERNELS[(op, "cpu")][variant].prepare([None, w, None], at)  # noqa: E731
-    xw, ww = RNG.standard_normal((1, 56, 13, 11)).astype(np.float32), RNG.standard_normal((36, 56, 1, 1)).astype(np.float32)
     runs += [lambda: nchw("conv2d", "gemm", wn, at_pw)(xn, wn, None, **at_pw),  # (filter panels first, then:)
              lambda: nchw("conv2d", "gemm", ww, at_pw)(xw, ww, None, **at_pw),  # (pixel panels first)
              lambda: nchw("conv2d", "gemm", wn, at_pw)(x7, wn, None, **at_pw),
@@ -435,7 +434,8 @@ def test_the_threads_go_to_the_pool_that_runs_the_convolutions(tmp_path):
     im2col + BLAS (5x5, 40 channels) gives them to BLAS."""
     import numba
     blas = [helper.make_node("Conv", ["x", "w1"], ["c1"], pads=[2] * 4), helper.make_node("Relu", ["c1"], ["r1"]),
-            helper.make_node("Conv", ["r1", "w2"], ["c2"], pads=[2] * 4), helper.make_node("GlobalAveragePool", ["c2"], ["y"])]
+            helper.make_node("Conv", ["r1", "w2"], ["c2"], pads=[2] * 4),
+            helper.make_node("GlobalAveragePool", ["c2"], ["y"])]
     blas = make_model(blas, {"x": (np.float32, [1, 3, 32, 32])}, ["y"],
                       {"w1": RNG.standard_normal((40, 3, 5, 5)).astype(np.float32) * 0.1,
                        "w2": RNG.standard_normal((40, 40, 5, 5)).astype(np.float32) * 0.05})
