@@ -164,10 +164,7 @@ def _slice_prepare(consts, attrs):
         if starts_t is not None or ends_t is not None or strides_t is not None:
             return strided_slice(x, starts_t, ends_t, strides_t, axes=axes, starts=starts, ends=ends,
                                  strides=strides, out=out)
-        plan = plans.get(x.shape)
-        if plan is None:
-            plan = per_size(plans, x.shape, lambda: _slice_plan(x.shape, axes, params))
-        return _slice(x, plan, out)
+        return _slice(x, per_size(plans, x.shape, lambda: _slice_plan(x.shape, axes, params)), out)
     return run
 
 
