@@ -37,7 +37,7 @@ from numba.extending import intrinsic
 
 from . import _tiled
 from ._tiled import (_F32, _I32, _I64, _MASK, _VEC, AVAILABLE, LANES, _accumulating_loop, _activation, _declare,
-                     _pointers, _splat, pack_panels)
+                     _fma, _masked_load, _masked_store, _pointers, _splat, pack_panels)
 from ._util import JIT, frozen, njit, serial_and_threaded
 
 __all__ = ["AVAILABLE", "BLOCK", "pack", "pack_conv", "pack_depthwise", "pointwise", "ConvGeometry", "pad", "conv",
@@ -119,7 +119,7 @@ def _by_width(builder, short_, emit):
 def _bias_start(builder, bptr, boff_, mrows_, cvb, nr):
     """The accumulators a tile starts from: the bias of its output channels (< mrows; zeros past them), so that
     the epilogue has one addition less a vector."""
-    load = _declare(builder.module, "llvm.masked.load.v16f32.p0", _VEC, [bptr.type, _I32, _MASK, _VEC])
+    load = _masked_load(builder.module, bptr.type)
     ivec = ir.VectorType(_I64, LANES)
     lanes = ir.Constant(ivec, list(range(LANES)))
     grid = []
@@ -155,8 +155,8 @@ def _store(builder, sums, cvb, yb, tail, yoff_, ohw_, npix_, mrows_, rptr, has_r
     stores a block instead of nr scatters of 16). yoff: the offset of (first block, first pixel); pixels
     (blocked y): instead, each pixel's (offset from yoff, whether to store it)."""
     mod = builder.module
-    load = _declare(mod, "llvm.masked.load.v16f32.p0", _VEC, [rptr.type, _I32, _MASK, _VEC])
-    store = _declare(mod, "llvm.masked.store.v16f32.p0", ir.VoidType(), [_VEC, yptr.type, _I32, _MASK])
+    load = _masked_load(mod, rptr.type)
+    store = _masked_store(mod, yptr.type)
     align, zero = ir.Constant(_I32, 4), ir.Constant(_VEC, [0.0] * LANES)
     i64 = lambda v: ir.Constant(_I64, v)  # noqa: E731
     ivec = ir.VectorType(_I64, LANES)
@@ -243,8 +243,8 @@ def _make_pw_tile(cvb: int, xb: bool, yb: bool, tail: bool):
             ptr = _pointers(context, builder, signature, args)
             wptr, xptr, yptr, bptr, rptr = ptr[0], ptr[2], ptr[6], ptr[10], ptr[12]
             mod = builder.module
-            load = _declare(mod, "llvm.masked.load.v16f32.p0", _VEC, [wptr.type, _I32, _MASK, _VEC])
-            fma = _declare(mod, "llvm.fma.v16f32", _VEC, [_VEC, _VEC, _VEC])
+            load = _masked_load(mod, wptr.type)
+            fma = _fma(mod)
             align, zero = ir.Constant(_I32, 4), ir.Constant(_VEC, [0.0] * LANES)
             on = ir.Constant(_MASK, [1] * LANES)
             i64 = lambda v: ir.Constant(_I64, v)  # noqa: E731
@@ -450,8 +450,8 @@ def _make_conv_tile(cvb: int, xb: bool):
             ptr = _pointers(context, builder, signature, args)
             wptr, xptr, tptr, pptr, yptr, bptr, rptr = ptr[0], ptr[2], ptr[3], ptr[9], ptr[10], ptr[14], ptr[16]
             mod = builder.module
-            load = _declare(mod, "llvm.masked.load.v16f32.p0", _VEC, [wptr.type, _I32, _MASK, _VEC])
-            fma = _declare(mod, "llvm.fma.v16f32", _VEC, [_VEC, _VEC, _VEC])
+            load = _masked_load(mod, wptr.type)
+            fma = _fma(mod)
             align, zero = ir.Constant(_I32, 4), ir.Constant(_VEC, [0.0] * LANES)
             on = ir.Constant(_MASK, [1] * LANES)
             i64 = lambda v: ir.Constant(_I64, v)  # noqa: E731
@@ -656,8 +656,8 @@ def _make_nchw_conv_tile(cvb: int, s: int, edge: bool):
             ptr = _pointers(context, builder, signature, args)
             wptr, xptr, yptr, bptr, rptr, zptr = ptr[0], ptr[2], ptr[11], ptr[16], ptr[18], ptr[22]
             mod = builder.module
-            load = _declare(mod, "llvm.masked.load.v16f32.p0", _VEC, [wptr.type, _I32, _MASK, _VEC])
-            fma = _declare(mod, "llvm.fma.v16f32", _VEC, [_VEC, _VEC, _VEC])
+            load = _masked_load(mod, wptr.type)
+            fma = _fma(mod)
             align, zero = ir.Constant(_I32, 4), ir.Constant(_VEC, [0.0] * LANES)
             on = ir.Constant(_MASK, [1] * LANES)
             i64 = lambda v: ir.Constant(_I64, v)  # noqa: E731
@@ -781,9 +781,9 @@ def _make_dw_tile(k: int, s: int, pool: bool = False):
             ptr = _pointers(context, builder, signature, args)
             xptr, wptr, bptr, yptr = ptr[0], ptr[7], ptr[9], ptr[11]
             mod = builder.module
-            load = _declare(mod, "llvm.masked.load.v16f32.p0", _VEC, [xptr.type, _I32, _MASK, _VEC])
-            store = _declare(mod, "llvm.masked.store.v16f32.p0", ir.VoidType(), [_VEC, yptr.type, _I32, _MASK])
-            fma = _declare(mod, "llvm.fma.v16f32", _VEC, [_VEC, _VEC, _VEC])
+            load = _masked_load(mod, xptr.type)
+            store = _masked_store(mod, yptr.type)
+            fma = _fma(mod)
             align, zero = ir.Constant(_I32, 4), ir.Constant(_VEC, [0.0] * LANES)
             lowest = ir.Constant(_VEC, [float("-inf")] * LANES)
             on = ir.Constant(_MASK, [1] * LANES)
@@ -880,9 +880,8 @@ def _make_pixel_reduce(is_max: bool):
             _, base_, hw_, _, yoff_ = args
             ptr = _pointers(context, builder, signature, args)
             xptr, yptr = ptr[0], ptr[3]
-            load = _declare(builder.module, "llvm.masked.load.v16f32.p0", _VEC, [xptr.type, _I32, _MASK, _VEC])
-            store = _declare(builder.module, "llvm.masked.store.v16f32.p0", ir.VoidType(),
-                             [_VEC, yptr.type, _I32, _MASK])
+            load = _masked_load(builder.module, xptr.type)
+            store = _masked_store(builder.module, yptr.type)
             align, on = ir.Constant(_I32, 4), ir.Constant(_MASK, [1] * LANES)
             zero = ir.Constant(_VEC, [0.0] * LANES)
             start = ir.Constant(_VEC, [float("-inf") if is_max else 0.0] * LANES)

@@ -25,7 +25,8 @@ from numba import prange, types
 from numba.extending import intrinsic
 
 from ._blocked import _BB1, _BB1T, _BB2, _BB2T, BLOCK, NR, PANEL, _prefetch_share, _with_activation
-from ._tiled import _I32, _I64, _MASK, _VEC, AVAILABLE, LANES, _declare, _pointers, _splat, pack_panels
+from ._tiled import (_I32, _I64, _MASK, _VEC, AVAILABLE, LANES, _fma, _masked_load, _masked_store, _pointers,
+                     _splat, pack_panels)
 from ._util import JIT, frozen, njit, serial_and_threaded, winograd_matrices
 
 __all__ = ["AVAILABLE", "SIZES", "pack", "Padded", "chunk", "scratch", "winograd"]
@@ -36,7 +37,7 @@ CHUNK_BYTES = 2 << 20  # the transformed input (or output) of one chunk of tiles
 
 def _combine(builder, coefs, vecs):
     """IR for sum(coefs[k] * vecs[k]): the coefficients are constants; zeros skipped, +-1 as additions."""
-    fma = _declare(builder.module, "llvm.fma.v16f32", _VEC, [_VEC, _VEC, _VEC])
+    fma = _fma(builder.module)
     const = lambda c: ir.Constant(_VEC, [float(c)] * LANES)  # noqa: E731
     terms = sorted(((float(c), v) for c, v in zip(coefs, vecs) if c != 0), key=lambda t: t[0] != 1.0)
     if not terms:
@@ -63,9 +64,8 @@ def _make_input_tile(m: int):
             _, xoff_, row_, _, voff_, vstride_ = args
             ptr = _pointers(context, builder, signature, args)
             xptr, vptr = ptr[0], ptr[3]
-            load = _declare(builder.module, "llvm.masked.load.v16f32.p0", _VEC, [xptr.type, _I32, _MASK, _VEC])
-            store = _declare(builder.module, "llvm.masked.store.v16f32.p0", ir.VoidType(),
-                             [_VEC, vptr.type, _I32, _MASK])
+            load = _masked_load(builder.module, xptr.type)
+            store = _masked_store(builder.module, vptr.type)
             align, on, zero = ir.Constant(_I32, 4), ir.Constant(_MASK, [1] * LANES), ir.Constant(_VEC, [0.0] * LANES)
             i64 = lambda c: ir.Constant(_I64, c)  # noqa: E731
             line = builder.mul(row_, i64(BLOCK))
@@ -100,9 +100,8 @@ def _make_output_tile(m: int):
             _, moff_, mstride_, _, yoff_, ow_, rows_, cols_, _, boff_, _, has_res_, a_, hi_ = args
             ptr = _pointers(context, builder, signature, args)
             mptr, yptr, bptr, rptr = ptr[0], ptr[3], ptr[8], ptr[10]
-            load = _declare(builder.module, "llvm.masked.load.v16f32.p0", _VEC, [mptr.type, _I32, _MASK, _VEC])
-            store = _declare(builder.module, "llvm.masked.store.v16f32.p0", ir.VoidType(),
-                             [_VEC, yptr.type, _I32, _MASK])
+            load = _masked_load(builder.module, mptr.type)
+            store = _masked_store(builder.module, yptr.type)
             align, on, zero = ir.Constant(_I32, 4), ir.Constant(_MASK, [1] * LANES), ir.Constant(_VEC, [0.0] * LANES)
             i64 = lambda c: ir.Constant(_I64, c)  # noqa: E731
             big = [[builder.call(load, [builder.gep(mptr, [builder.add(moff_, builder.mul(mstride_, i64(i * n + j)))]),

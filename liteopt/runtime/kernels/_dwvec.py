@@ -17,8 +17,8 @@ from llvmlite import ir
 from numba import prange, types
 from numba.extending import intrinsic
 
-from ._tiled import (_F32, _I32, _I64, _MASK, _VEC, AVAILABLE, LANES, _accumulating_loop, _activation, _declare,
-                     _splat)
+from ._tiled import (_F32, _I32, _I64, _VEC, AVAILABLE, LANES, _accumulating_loop, _activation, _fma, _masked_load,
+                     _masked_store, _splat)
 from ._util import serial_and_threaded
 
 __all__ = ["AVAILABLE", "depthwise", "pays"]
@@ -43,9 +43,9 @@ def _make_strip_kernel(k: int, s: int):
             yptr = context.make_array(signature.args[11])(context, builder, y_).data
             zptr = context.make_array(signature.args[17])(context, builder, zrow_).data
             mod = builder.module
-            load = _declare(mod, "llvm.masked.load.v16f32.p0", _VEC, [xptr.type, _I32, _MASK, _VEC])
-            store = _declare(mod, "llvm.masked.store.v16f32.p0", ir.VoidType(), [_VEC, yptr.type, _I32, _MASK])
-            fma = _declare(mod, "llvm.fma.v16f32", _VEC, [_VEC, _VEC, _VEC])
+            load = _masked_load(mod, xptr.type)
+            store = _masked_store(mod, yptr.type)
+            fma = _fma(mod)
             vmax = lambda u, v: builder.select(builder.fcmp_ordered(">", u, v), u, v)  # noqa: E731  (vmaxps)
             vmin = lambda u, v: builder.select(builder.fcmp_ordered("<", u, v), u, v)  # noqa: E731
             align, zero = ir.Constant(_I32, 4), ir.Constant(_VEC, [0.0] * LANES)

@@ -103,6 +103,21 @@ def _declare(module, name, ret, args):
     return cgutils.get_or_insert_function(module, ir.FunctionType(ret, args), name)
 
 
+def _masked_load(module, ptr_type):
+    """llvm.masked.load of a 16-float vector: (pointer, alignment, mask, passthru) -> vector."""
+    return _declare(module, "llvm.masked.load.v16f32.p0", _VEC, [ptr_type, _I32, _MASK, _VEC])
+
+
+def _masked_store(module, ptr_type):
+    """llvm.masked.store of a 16-float vector: (vector, pointer, alignment, mask)."""
+    return _declare(module, "llvm.masked.store.v16f32.p0", ir.VoidType(), [_VEC, ptr_type, _I32, _MASK])
+
+
+def _fma(module):
+    """llvm.fma on 16-float vectors: (a, b, c) -> a * b + c, one rounding."""
+    return _declare(module, "llvm.fma.v16f32", _VEC, [_VEC, _VEC, _VEC])
+
+
 def _splat(builder, scalar, ty=_VEC):
     v = builder.insert_element(ir.Constant(ty, ir.Undefined), scalar, ir.Constant(_I32, 0))
     return builder.shuffle_vector(v, v, ir.Constant(ir.VectorType(_I32, LANES), [0] * LANES))
@@ -164,8 +179,8 @@ def _store_tile(builder, sums, masks, mrows_, bptr, boff_, yptr, yoff_, ldy_, rp
     """y[yoff + i*ldy + 16j + l] = act(v) (`_activation`), v = sums[i][j] + bias[boff + i] (+ r at y's offset),
     for the rows i < mrows and the lanes in masks[j]."""
     mod = builder.module
-    load = _declare(mod, "llvm.masked.load.v16f32.p0", _VEC, [rptr.type, _I32, _MASK, _VEC])
-    store = _declare(mod, "llvm.masked.store.v16f32.p0", ir.VoidType(), [_VEC, yptr.type, _I32, _MASK])
+    load = _masked_load(mod, rptr.type)
+    store = _masked_store(mod, yptr.type)
     align, zero = ir.Constant(_I32, 4), ir.Constant(_VEC, [0.0] * LANES)
     i64 = lambda v: ir.Constant(_I64, v)  # noqa: E731
     act = _activation(builder, a_, hi_)
@@ -201,8 +216,8 @@ def _tile(typingctx, wp, woff, x, xoff, ldx, y, yoff, ldy, k, nvalid, mrows, bia
         data = _pointers(context, builder, signature, args)
         wptr, xptr, yptr, bptr, rptr = data[0], data[2], data[5], data[11], data[13]
         mod = builder.module
-        load = _declare(mod, "llvm.masked.load.v16f32.p0", _VEC, [xptr.type, _I32, _MASK, _VEC])
-        fma = _declare(mod, "llvm.fma.v16f32", _VEC, [_VEC, _VEC, _VEC])
+        load = _masked_load(mod, xptr.type)
+        fma = _fma(mod)
         align, zero = ir.Constant(_I32, 4), ir.Constant(_VEC, [0.0] * LANES)
         i64 = lambda v: ir.Constant(_I64, v)  # noqa: E731
         lanes = ir.Constant(ir.VectorType(_I64, LANES), list(range(LANES)))
@@ -243,8 +258,8 @@ def _make_conv3x3_tile(s: int):
             wptr, xptr, rowsptr, zptr, yptr, bptr, rptr = (data[0], data[2], data[5], data[7], data[9], data[14],
                                                             data[16])
             mod = builder.module
-            load = _declare(mod, "llvm.masked.load.v16f32.p0", _VEC, [xptr.type, _I32, _MASK, _VEC])
-            fma = _declare(mod, "llvm.fma.v16f32", _VEC, [_VEC, _VEC, _VEC])
+            load = _masked_load(mod, xptr.type)
+            fma = _fma(mod)
             align, zero = ir.Constant(_I32, 4), ir.Constant(_VEC, [0.0] * LANES)
             i64 = lambda v: ir.Constant(_I64, v)  # noqa: E731
             ivec = ir.VectorType(_I64, LANES)
@@ -357,8 +372,8 @@ def _ctile(typingctx, wq, woff, x, xoff, ldx, y, yoff, ldy, k, npix, mrows, bias
         data = _pointers(context, builder, signature, args)
         wptr, xptr, yptr, bptr, rptr = data[0], data[2], data[5], data[11], data[13]
         mod = builder.module
-        load = _declare(mod, "llvm.masked.load.v16f32.p0", _VEC, [wptr.type, _I32, _MASK, _VEC])
-        fma = _declare(mod, "llvm.fma.v16f32", _VEC, [_VEC, _VEC, _VEC])
+        load = _masked_load(mod, wptr.type)
+        fma = _fma(mod)
         align, zero = ir.Constant(_I32, 4), ir.Constant(_VEC, [0.0] * LANES)
         all_on = ir.Constant(_MASK, [1] * LANES)
         i64 = lambda v: ir.Constant(_I64, v)  # noqa: E731
