@@ -154,7 +154,11 @@ class Program:
                 get = (lambda env, _k=at[0]: (env[_k],)) if at else (lambda env: ())
             out = s.outputs[0]
             skip = tuple((slot[i], views[i]) for i in s.inputs) if out in assembled else None
-            steps.append((s.fn, s.attrs, get, slot[out], s, views.get(out) if s.takes_out else None, skip))
+            view = None
+            if s.takes_out:  # a multi-output kernel gets the tuple of its outputs' views (when all are planned)
+                view = views.get(out) if len(s.outputs) == 1 else \
+                    (tuple(views[o] for o in s.outputs) if all(o in views for o in s.outputs) else None)
+            steps.append((s.fn, s.attrs, get, slot[out], s, view, skip))
         if arena is not None:
             arena.schedule = (_Step.changes, steps)
         else:

@@ -11,6 +11,7 @@ from onnx import helper
 from helpers import check_model, convert, make_model
 
 from liteopt.format import read
+from liteopt.runtime import load
 
 RNG = np.random.default_rng(0)
 F, I64 = np.float32, np.int64
@@ -144,3 +145,47 @@ def test_transformer_block_pinned_folds_shape_arithmetic(tmp_path):
     check_model(model, {"x": x}, input_shapes={"x": (1, 9, 16)}, tmpdir=str(tmp_path))
     ops = ops_of(convert(model, str(tmp_path), input_shapes={"x": (1, 9, 16)}, valid_targets="cpu"))
     assert not {"shape", "gather", "concat", "unsqueeze2"} & set(ops), ops
+
+
+def _shufflenet_units(c=16, hw=8, units=2):
+    """ShuffleNetV2 units as torch's dynamo exporter writes them (opset 18): the channel split is one Split
+    with num_outputs=2 (the TorchScript exporter wrote two Slices), its first half goes straight into the
+    Concat, then the channel shuffle as Reshape / Transpose / Reshape."""
+    nodes, inits, h, half = [], {}, "x", c // 2
+    inits.update(shp5=np.array([1, 2, half, hw, hw], I64), shp4=np.array([1, c, hw, hw], I64))
+    for u in range(units):
+        p = f"u{u}"
+        inits.update({f"{p}_w1": w(half, half, 1, 1), f"{p}_b1": w(half), f"{p}_dw": w(half, 1, 3, 3),
+                      f"{p}_w2": w(half, half, 1, 1), f"{p}_b2": w(half)})
+        nodes += [helper.make_node("Split", [h], [f"{p}_a", f"{p}_b"], axis=1, num_outputs=2),
+                  helper.make_node("Conv", [f"{p}_b", f"{p}_w1", f"{p}_b1"], [f"{p}_c1"]),
+                  helper.make_node("Relu", [f"{p}_c1"], [f"{p}_r1"]),
+                  helper.make_node("Conv", [f"{p}_r1", f"{p}_dw"], [f"{p}_d"], group=half, pads=[1, 1, 1, 1]),
+                  helper.make_node("Conv", [f"{p}_d", f"{p}_w2", f"{p}_b2"], [f"{p}_c2"]),
+                  helper.make_node("Relu", [f"{p}_c2"], [f"{p}_r2"]),
+                  helper.make_node("Concat", [f"{p}_a", f"{p}_r2"], [f"{p}_cat"], axis=1),
+                  helper.make_node("Reshape", [f"{p}_cat", "shp5"], [f"{p}_5"]),
+                  helper.make_node("Transpose", [f"{p}_5"], [f"{p}_t"], perm=[0, 2, 1, 3, 4]),
+                  helper.make_node("Reshape", [f"{p}_t", "shp4"], [f"{p}_o"])]
+        h = f"{p}_o"
+    nodes.append(helper.make_node("Relu", [h], ["y"]))
+    return make_model(nodes, {"x": (F, [1, c, hw, hw])}, ["y"], inits, opset=18)
+
+
+def test_shufflenet_units_with_split_assemble_their_concats_in_place(tmp_path):
+    """The split writes its halves into their arena views, so the concat of a half and the branch's output
+    costs nothing: the runtime skips every concat step."""
+    model = _shufflenet_units()
+    x = RNG.standard_normal((1, 16, 8, 8)).astype(F)
+    ref = check_model(model, {"x": x}, tmpdir=str(tmp_path))
+    path = convert(model, str(tmp_path), valid_targets="cpu")
+    assert ops_of(path) == {"split": 2, "conv2d": 4, "depthwise_conv2d": 2, "concat": 2, "shuffle_channel": 2,
+                            "relu": 1}
+    pred = load(path)
+    calls = []
+    for s in pred._program.steps:
+        if s.node.op == "concat":
+            s.fn = lambda *a, _f=s.fn, **kw: calls.append(1) or _f(*a, **kw)
+    for _ in range(2):  # the second run reuses the arena and the schedule
+        np.testing.assert_allclose(pred({"x": x})["y"], ref[0], rtol=1e-5, atol=1e-5)
+    assert calls == []

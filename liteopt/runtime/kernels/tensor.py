@@ -236,17 +236,39 @@ def concat(*xs, axis, out=None):
     return y
 
 
-@kernel("split")
-def split(x, *, axis, sections, num):
-    a = axis % x.ndim
-    xs, at, outs = _strides(x.shape), 0, []
-    for size in split_sections(x.shape[a], sections, len(sections) if sections else num):
-        shape = x.shape[:a] + (size,) + x.shape[a + 1:]
-        y = np.empty(shape, x.dtype)
-        _copy(x, at * xs[a], xs, y, 0, _strides(shape), shape)
-        outs.append(y)
+def _split_plan(xshape, axis, sections, num):
+    """split of an input of xshape: (output shape, the input's box that is that output) per output."""
+    a = axis % len(xshape)
+    plan, at = [], 0
+    for size in split_sections(xshape[a], sections, len(sections) if sections else num):
+        plan.append((xshape[:a] + (size,) + xshape[a + 1:], (slice(None),) * a + (slice(at, at + size),)))
         at += size
+    return plan
+
+
+def _split(x, plan, out):
+    """`out`: the outputs' arena views (a tuple, as the runtime hands to a multi-output kernel) or None."""
+    outs = []
+    for k, (shape, box) in enumerate(plan):
+        y = out[k] if out is not None else np.empty(shape, x.dtype)
+        np.copyto(y, x[box])
+        outs.append(y)
     return tuple(outs)
+
+
+def _split_prepare(consts, attrs):
+    """The boxes worked out once per input shape; the outputs written into their arena views, so that a concat
+    the memory plan assembles from them is skipped (ShuffleNetV2 exported by torch's dynamo exporter: 13 splits)."""
+    plans: dict = {}
+
+    def run(x, *, axis, sections, num, out=None):
+        return _split(x, per_size(plans, x.shape, lambda: _split_plan(x.shape, axis, sections, num)), out)
+    return run
+
+
+@kernel("split", out=True, prepare=_split_prepare)
+def split(x, *, axis, sections, num, out=None):
+    return _split(x, _split_plan(x.shape, axis, sections, num), out)
 
 
 @kernel("gather", out=True)
