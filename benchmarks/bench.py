@@ -3,8 +3,9 @@ geometric mean; optionally a per-layer profile of liteopt with GFLOP/s against t
 
     python3 benchmarks/bench.py [model ...] [--threads 1,2] [--repeat 20] [--profile]
 
-Models are built with the dev-only zoo (benchmarks/zoo.py: torch, exported at opset 13) and the PP-OCRv4
-detector from the rapidocr-onnxruntime wheel. This machine sets OPENBLAS_CORETYPE, which slows numpy's
+A model is a zoo name, "ppocr_det" or the path of an .onnx file; the default is the zoo's torchvision
+architectures (benchmarks/zoo.py, dev-only: torch, exported at opset 13) and the PP-OCRv4 detector from the
+rapidocr-onnxruntime wheel. This machine sets OPENBLAS_CORETYPE, which slows numpy's
 BLAS: the script re-executes itself once without OPENBLAS_CORETYPE/OPENBLAS_L2_SIZE (this process only)
 and prints which BLAS kernel it ran.
 """
@@ -64,7 +65,10 @@ def median_ms(fn, repeat: int, warmup: int = 3) -> float:
 
 
 def model_source(name: str, cache: str) -> tuple[str, dict]:
-    """(onnx path, input shapes) for a benchmark model."""
+    """(onnx path, input shapes) for a benchmark model: a zoo name, "ppocr_det", or the path of an .onnx file
+    (its own input shapes)."""
+    if name.endswith(".onnx") and os.path.isfile(name):
+        return name, {}
     if name == "ppocr_det":
         from zoo import fetch_ppocr
         return fetch_ppocr(cache)["det"], {"x": (1, 3, 640, 640)}
@@ -93,9 +97,10 @@ def main() -> int:
     print(f"BLAS: {blas_info()}; sgemm peak {sgemm_peak():.1f} GFLOP/s (1 thread); onnxruntime {ort.__version__}")
     rows, ratios = [], {t: [] for t in threads}
     tmp = tempfile.mkdtemp(prefix="liteopt-bench-")
-    for name in args.models:
+    for arg in args.models:
+        name = os.path.basename(arg).removesuffix(".onnx")
         try:
-            src, shapes = model_source(name, args.cache)
+            src, shapes = model_source(arg, args.cache)
             nb = optimize(model_file=src, optimize_out=os.path.join(tmp, name), valid_targets="arm",
                           input_shapes=shapes or None).path
         except Exception as e:
