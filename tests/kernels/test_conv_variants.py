@@ -176,11 +176,11 @@ def test_gemm_stride2_planes_across_input_sizes():
 @given(c=st.integers(1, 12), o=st.integers(1, 27), h=st.integers(1, 19), w=st.integers(1, 70),
        s=st.sampled_from([1, 2]), pads=st.tuples(*[st.integers(0, 2)] * 4), act=st.sampled_from(ACTS + [("gelu", 0.0)]),
        bias=st.booleans(), out=st.booleans(), residual=st.booleans(), block=st.sampled_from([1, 40, 2048]),
-       prepared=st.booleans())
-def test_direct3x3(tiled, c, o, h, w, s, pads, act, bias, out, residual, block, prepared):
-    """Few-channel 3x3 convs: AVX-512 tiles (several filter panels and output strips, the last ones partial)
-    or phase planes (blocks of one row up to the whole map). Odd channel counts, asymmetric paddings, an
-    activation neither compiles (gelu), a residual, a run-time filter."""
+       prepared=st.booleans(), tile=st.sampled_from([12, 16]))
+def test_direct3x3(tiled, c, o, h, w, s, pads, act, bias, out, residual, block, prepared, tile):
+    """Few-channel 3x3 convs: AVX-512 tiles (12 x 32 or 16 x 16, several filter panels and output strips, the
+    last ones partial) or phase planes (blocks of one row up to the whole map). Odd channel counts, asymmetric
+    paddings, an activation neither compiles (gelu), a residual, a run-time filter."""
     from liteopt.runtime.kernels import _tiled, conv_fast
     if tiled and not _tiled.AVAILABLE:
         pytest.skip("this CPU has no AVX-512: the tiled direct conv is not used here")
@@ -195,12 +195,21 @@ def test_direct3x3(tiled, c, o, h, w, s, pads, act, bias, out, residual, block, 
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(conv_fast, "DIRECT_BLOCK", block)
         mp.setattr(_tiled, "AVAILABLE", tiled)
+        mp.setattr(_tiled, "direct_tile", lambda o, ow, s: tile)
         if prepared:
             y = run_variant("conv2d", "direct", x, wt, b, at, out, r)
         else:
             args = (x, wt, b) if r is None else (x, wt, b, r)
             y = K.KERNELS[("conv2d", "cpu")]["direct"].fn(*args, **at)
     close(y, OPS["conv2d"].run(x, wt, b, r, **at)[0], 1e-5)
+
+
+def test_direct_tile_counts_padded_outputs():
+    """16 x 16 tiles where the output channels are whole 16s (stems of 16 and 32 channels), 12 x 32 where they
+    waste a third of a 16-row tile and the 32-wide strips fit (24 channels on 56-wide rows, stride 1)."""
+    from liteopt.runtime.kernels._tiled import direct_tile
+    assert direct_tile(16, 112, 2) == direct_tile(32, 112, 2) == direct_tile(16, 320, 2) == 16
+    assert direct_tile(24, 56, 1) == direct_tile(12, 64, 1) == 12
 
 
 @pytest.mark.parametrize("s", [1, 2])

@@ -1054,10 +1054,11 @@ def _direct_prepare(consts, attrs):
 
 
 def _tiled_direct(wc):
-    """The direct 3x3 conv through AVX-512 tiles (`_tiled.conv3x3`): 12 output channels x 32 outputs of a
-    row per tile, each input vector loaded once for the 12 channels; the filter packed here."""
+    """The direct 3x3 conv through AVX-512 tiles (`_tiled.conv3x3`): 16 output channels x 16 outputs of a row
+    per tile, or 12 x 32 (`_tiled.direct_tile`), each input vector loaded once for the tile's channels; the
+    filter packed for the tile (once per tile shape)."""
     o = wc.shape[0]
-    wp = _tiled.pack(wc.reshape(o, -1))
+    packs: dict = {}
     no_bias = full_bias(None, o)
     zrows: dict = {}
 
@@ -1068,12 +1069,16 @@ def _tiled_direct(wc):
         y = _result(out, (n, o, _out_size(h, 3, s, pt, pb, 1), _out_size(wd, 3, s, pl, pr, 1)))
         zrow = per_size(zrows, wd,  # the zeros a tap row in the padding reads
                         lambda: np.zeros(wd + 2 * s * _tiled.PANEL + 2 * _tiled.LANES, np.float32))
+        mr = _tiled.direct_tile(o, y.shape[3], s)
+        wp = packs.get(mr)
+        if wp is None:
+            wp = packs[mr] = _tiled.pack_panels(wc.reshape(o, -1), mr)
         bounds = _tile_bounds(act_type, act_alpha)
         a, hi = bounds or (1.0, np.inf)
         bias = no_bias if b is None else bias_of(b)
         res = _NO_RES_FLAT if r is None else _residual_rows(r, 1)[0]
         _tiled.conv3x3(wp, np.ascontiguousarray(x, dtype=np.float32), y, zrow, bias, res, r is not None, a, hi, s,
-                       pt, pl, numba_threads())
+                       pt, pl, mr, numba_threads())
         return y if bounds is not None else _finish(y, None, act_type, act_alpha)
     return run
 
