@@ -77,18 +77,19 @@ def test_pointwise(layouts, cb, c_rest, ob, o_rest, hw, act, bias, residual, out
 
 
 @settings(max_examples=60, deadline=None)
-@given(cb=st.integers(1, 3), k=st.sampled_from([3, 5]), s=st.sampled_from([1, 2]), h=st.integers(1, 20),
-       w=st.integers(1, 20), pads=st.tuples(*[st.integers(0, 2)] * 4), act=st.sampled_from(ACTS),
-       bias=st.booleans(), batch=st.sampled_from([1, 2]))
+@given(cb=st.integers(1, 3), k=st.sampled_from([3, 5]), s=st.tuples(st.sampled_from([1, 2]), st.sampled_from([1, 2])),
+       h=st.integers(1, 20), w=st.integers(1, 20), pads=st.tuples(*[st.integers(0, 2)] * 4),
+       act=st.sampled_from(ACTS), bias=st.booleans(), batch=st.sampled_from([1, 2]))
 def test_depthwise(cb, k, s, h, w, pads, act, bias, batch):
-    """Depthwise 3x3/5x5, stride 1/2, any padding on each side (taps in the padding rows and columns)."""
+    """Depthwise 3x3/5x5, strides 1/2 (the two may differ, as PP-OCR's (2, 1)), any padding on each side (taps
+    in the padding rows and columns)."""
     c = cb * 16
     if h + pads[0] + pads[1] < k or w + pads[2] + pads[3] < k:
         return
     x = RNG.standard_normal((batch, c, h, w)).astype(np.float32)
     wt = RNG.standard_normal((c, 1, k, k)).astype(np.float32)
     b = RNG.standard_normal(c).astype(np.float32) if bias else None
-    at = attrs("depthwise_conv2d", strides=(s, s), paddings=pads, groups=c, act_type=act[0], act_alpha=act[1])
+    at = attrs("depthwise_conv2d", strides=s, paddings=pads, groups=c, act_type=act[0], act_alpha=act[1])
     fn = blocked_variant("depthwise_conv2d", "direct", wt, b, at, {0}, True)
     y = fn(to_blocked(x), wt, b, **at)
     close(from_blocked(y), OPS["depthwise_conv2d"].run(x, wt, b, **at)[0])

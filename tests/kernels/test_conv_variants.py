@@ -287,12 +287,14 @@ def test_winograd_error_stays_near_the_gemms(variant, most, blocked):
 
 @pytest.mark.parametrize("k,s,pads", [(3, 1, (1, 1, 1, 1)), (3, 2, (0, 1, 0, 1)), (5, 1, (2, 2, 2, 2)),
                                       (5, 2, (1, 2, 2, 1)), (3, 1, (0, 0, 0, 0)), (3, 2, (2, 0, 3, 1)),
-                                      (5, 1, (0, 3, 1, 4))])
+                                      (5, 1, (0, 3, 1, 4)), (3, (2, 1), (1, 1, 1, 1)), (5, (2, 1), (2, 2, 2, 2)),
+                                      (3, (1, 2), (0, 2, 1, 0)), (5, (1, 2), (1, 2, 2, 1))])
 @pytest.mark.parametrize("act", [("", 0.0), ("relu6", 6.0), ("hard_swish", 0.0), ("leaky_relu", 0.1),
                                  ("leaky_relu", 3.0), ("sigmoid", 0.0), ("gelu", 0.0)])
 # AVX-512 CPUs: 16-lane strips straight from NCHW (3x3 stride 1 from 100 wide: row by row). Others: outputs under
 # 10 wide go channels-last (3x3 stride 2: row by row), 10-99 through the phase planes, wider 3x3 ones row by
-# row (5x5: planes). Odd and even widths, asymmetric paddings, with and without a bias.
+# row (5x5: planes); strides that differ (PP-OCR's (2, 1)): the strips, elsewhere the generic loop. Odd and even
+# widths, asymmetric paddings, with and without a bias.
 @pytest.mark.parametrize("hw", [(7, 8), (13, 12), (45, 41), (11, 213)])
 @pytest.mark.parametrize("vec", [True, False])
 def test_depthwise_direct(k, s, pads, act, hw, vec):
@@ -302,7 +304,8 @@ def test_depthwise_direct(k, s, pads, act, hw, vec):
     x = RNG.standard_normal((2, 8, *hw)).astype(np.float32)
     wt = RNG.standard_normal((8, 1, k, k)).astype(np.float32)
     b = RNG.standard_normal(8).astype(np.float32) if hw[0] != 13 else None
-    at = attrs("depthwise_conv2d", strides=(s, s), paddings=pads, groups=8, act_type=act[0], act_alpha=act[1])
+    at = attrs("depthwise_conv2d", strides=s if isinstance(s, tuple) else (s, s), paddings=pads, groups=8,
+               act_type=act[0], act_alpha=act[1])
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(_dwvec, "AVAILABLE", vec)
         y = run_variant("depthwise_conv2d", "direct", x, wt, b, at, out=True)
@@ -361,3 +364,17 @@ def test_conv_kernel_choice_and_override(c, o, hw, want, want_s2):
     node.attrs["strides"] = (2, 2)  # Winograd does not apply: the override falls back to the choice
     tensors["y"] = Tensor("y", f, (1, o, hw // 2, hw // 2))
     assert K.choose(node, tensors, "cpu", {"conv2d": "winograd_f63"}) == want_s2
+
+
+@pytest.mark.parametrize("k,s,want", [(3, (2, 1), "direct"), (5, (1, 2), "direct"), (3, (2, 2), "direct"),
+                                      (3, (3, 1), "gemm"), (7, (1, 1), "gemm")])
+def test_depthwise_kernel_choice(k, s, want):
+    """The direct depthwise kernels take 3x3 and 5x5 filters with strides of 1 or 2 on each axis, different ones
+    included (PP-OCR's (2, 1): through im2col + GEMM one channel at a time they took 10-20x as long)."""
+    from liteopt.ir import DType, Node, Tensor
+    f = DType.FLOAT32
+    tensors = {"x": Tensor("x", f, (1, 32, 12, 96)), "w": Tensor("w", f, (32, 1, k, k)),
+               "y": Tensor("y", f, (1, 32, 12 // s[0], 96 // s[1]))}
+    node = Node("depthwise_conv2d", ["x", "w", ""], ["y"],
+                attrs("depthwise_conv2d", strides=s, paddings=(k // 2,) * 4, groups=32), "dw")
+    assert K.choose(node, tensors, "cpu") == want

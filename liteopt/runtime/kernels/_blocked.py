@@ -843,15 +843,16 @@ _DW3S1, _DW3S2, _DW5S1, _DW5S2 = (_make_dw_tile(k, s) for k in (3, 5) for s in (
 _MAX2S2, _MAX3S1, _MAX3S2 = (_make_dw_tile(k, s, pool=True) for k, s in ((2, 2), (3, 1), (3, 2)))
 
 
-def _depthwise(x, wq, bias, y, k, s, c, h, wd, oh, ow, pt, pl, a, hi):
-    """Depthwise k x k (3 or 5), stride s (1 or 2), of one blocked batch item (x, y flat; C % 16 == 0): wq
-    from `pack_depthwise`, bias of C values; paddings pt/pl before the input (those after follow from oh, ow).
+def _depthwise(x, wq, bias, y, k, sh, s, c, h, wd, oh, ow, pt, pl, a, hi):
+    """Depthwise k x k (3 or 5), strides sh (rows) and s (columns) 1 or 2, of one blocked batch item (x, y flat;
+    C % 16 == 0): wq from `pack_depthwise`, bias of C values; paddings pt/pl before the input (those after
+    follow from oh, ow).
     Block by block, output row by output row, RD pixels at a time; the tap rows in the padding not visited.
     (Threaded: the (block, row) pairs split over the threads.)"""
     plane_in, plane_out = h * wd * BLOCK, oh * ow * BLOCK
     for t in prange((c // BLOCK) * oh):
         b, oy = t // oh, t % oh
-        iy = oy * s - pt
+        iy = oy * sh - pt
         ky0, ky1 = max(0, -iy), min(k, h - iy)
         xrow, woff, boff = b * plane_in + iy * wd * BLOCK, b * k * k * BLOCK, b * BLOCK
         for ox in range(0, ow, RD):

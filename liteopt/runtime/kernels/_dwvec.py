@@ -4,7 +4,8 @@ One micro-kernel call computes a strip of up to 16 output columns, all output ro
 output row, each of the k*k taps is one masked vector load of the input row it reads (stride 2: two loads and
 a shuffle keeping the even lanes) and one multiply-add. A strip takes ROWS output rows at a time, each input
 row's k loads serving every output row that reads it (3x3 stride 1: 18 loads for 4 rows instead of 36; 5x5
-stride 2: 55 instead of 100). The masks drop the lanes that fall in the left/right padding or past the row's
+stride 2: 55 instead of 100); a vertical stride other than the horizontal one (PP-OCR's (2, 1)) goes row by
+row. The masks drop the lanes that fall in the left/right padding or past the row's
 end, and a tap row above or below the input reads a row of zeros instead, so there is no padded copy of the
 input and no border case. The bias and a relu-like or hard_swish activation are applied before the single
 masked store. Written as LLVM IR on 16-lane vectors (see `_tiled`): AVX-512 where the CPU has it; the caller
@@ -29,19 +30,20 @@ ROWS = 4  # output rows a strip computes together
 
 def _make_strip_kernel(k: int, s: int):
     @intrinsic
-    def _strip(typingctx, x, xoff, h, wd, pt, col0, nout, oh, w, woff, bias, y, yoff, ldy, a, hi, hswish, zrow):
+    def _strip(typingctx, x, xoff, h, wd, sh, pt, col0, nout, oh, w, woff, bias, y, yoff, ldy, a, hi, hswish, zrow):
         """Up to 16 output columns, all output rows, of one channel: y[yoff + oy*ldy + l] = act(bias +
-        sum_ij w[woff + i*k + j] * x[xoff + (oy*s - pt + i)*wd + col0 + s*l + j]) for the lanes l < nout,
+        sum_ij w[woff + i*k + j] * x[xoff + (oy*sh - pt + i)*wd + col0 + s*l + j]) for the lanes l < nout,
         taps outside the input reading zero: a tap row in the padding reads zrow (zeros, at least wd + (2 + 2s)
         * 16 long) instead, so that every row is one path with the same column masks."""
-        sig = types.void(x, xoff, h, wd, pt, col0, nout, oh, w, woff, bias, y, yoff, ldy, a, hi, hswish, zrow)
+        sig = types.void(x, xoff, h, wd, sh, pt, col0, nout, oh, w, woff, bias, y, yoff, ldy, a, hi, hswish, zrow)
 
         def codegen(context, builder, signature, args):
-            x_, xoff_, h_, wd_, pt_, col0_, nout_, oh_, w_, woff_, bias_, y_, yoff_, ldy_, a_, hi_, hswish_, zrow_ = args
+            (x_, xoff_, h_, wd_, sh_, pt_, col0_, nout_, oh_, w_, woff_, bias_, y_, yoff_, ldy_, a_, hi_, hswish_,
+             zrow_) = args
             xptr = context.make_array(signature.args[0])(context, builder, x_).data
-            wptr = context.make_array(signature.args[8])(context, builder, w_).data
-            yptr = context.make_array(signature.args[11])(context, builder, y_).data
-            zptr = context.make_array(signature.args[17])(context, builder, zrow_).data
+            wptr = context.make_array(signature.args[9])(context, builder, w_).data
+            yptr = context.make_array(signature.args[12])(context, builder, y_).data
+            zptr = context.make_array(signature.args[18])(context, builder, zrow_).data
             mod = builder.module
             load = _masked_load(mod, xptr.type)
             store = _masked_store(mod, yptr.type)
@@ -102,7 +104,7 @@ def _make_strip_kernel(k: int, s: int):
 
             def row(oy):
                 """One output row: one multiply-add chain per kernel row (latency, not throughput)."""
-                iy0 = builder.sub(builder.mul(oy, i64(s)), pt_)
+                iy0 = builder.sub(builder.mul(oy, sh_), pt_)
                 chains = []
                 for i in range(k):
                     acc = bv if i == 0 else zero
@@ -150,7 +152,7 @@ def _make_strip_kernel(k: int, s: int):
 
             # the loops twice, with and without hard_swish: a branch at every row's store split the 4-row
             # block in basic blocks that LLVM scheduled apart (5x5 strips 13-30% slower)
-            groups = builder.sdiv(oh_, i64(nrows))
+            groups = builder.select(builder.icmp_signed("==", sh_, i64(s)), builder.sdiv(oh_, i64(nrows)), i64(0))
             done = builder.mul(groups, i64(nrows))
             with builder.if_else(hswish_) as (with_swish, plain):
                 for branch, on in ((with_swish, True), (plain, False)):
@@ -165,21 +167,22 @@ def _make_strip_kernel(k: int, s: int):
     return _strip
 
 
-def pays(k: int, s: int, ow: int) -> bool:
+def pays(k: int, sh: int, sw: int, ow: int) -> bool:
     """Where the strips beat the numba kernels inside the networks (MobileNetV2's depthwise convs 3.1 -> 1.9 ms,
     576 channels of 14x14 0.138 -> 0.063 ms, MnasNet's 5x5 on 7x7 0.14 -> 0.12 ms): everywhere but 3x3 stride 1
-    from 100 wide (the row-by-row kernel reads each input row once for three output rows' taps)."""
-    return not (k == 3 and s == 1 and ow >= 100)
+    from 100 wide (the row-by-row kernel reads each input row once for three output rows' taps); for strides
+    that differ always (the other kernels take one stride)."""
+    return sh != sw or not (k == 3 and sh == 1 and ow >= 100)
 
 
 _STRIP3S1, _STRIP3S2 = _make_strip_kernel(3, 1), _make_strip_kernel(3, 2)
 _STRIP5S1, _STRIP5S2 = _make_strip_kernel(5, 1), _make_strip_kernel(5, 2)
 
 
-def _depthwise(x, w, y, bias, has_bias, k, s, pt, pl, a, hi, hswish):
-    """y (N, C, OH, OW) = act(depthwise conv of x (N, C, H, W) with w (C, 1, k, k) + bias), k 3 or 5, stride s
-    1 or 2, paddings pt/pl before the input (the ones after follow from y's size); act: `_tiled.act_bounds` (a, hi),
-    then hard_swish if asked. All arrays C-contiguous."""
+def _depthwise(x, w, y, bias, has_bias, k, sh, s, pt, pl, a, hi, hswish):
+    """y (N, C, OH, OW) = act(depthwise conv of x (N, C, H, W) with w (C, 1, k, k) + bias), k 3 or 5, strides
+    sh (rows) and s (columns) 1 or 2, paddings pt/pl before the input (the ones after follow from y's size); act:
+    `_tiled.act_bounds` (a, hi), then hard_swish if asked. All arrays C-contiguous."""
     n, c, h, wd = x.shape
     oh, ow = y.shape[2], y.shape[3]
     xf, yf, wf = x.reshape(-1), y.reshape(-1), w.reshape(-1)
@@ -191,13 +194,13 @@ def _depthwise(x, w, y, bias, has_bias, k, s, pt, pl, a, hi, hswish):
         for c0 in range(0, ow, LANES):
             col0, nout, yoff = c0 * s - pl, min(LANES, ow - c0), bc * oh * ow + c0
             if k == 3 and s == 1:
-                _STRIP3S1(xf, xoff, h, wd, pt, col0, nout, oh, wf, woff, bv, yf, yoff, ow, a, hi, hswish, zrow)
+                _STRIP3S1(xf, xoff, h, wd, sh, pt, col0, nout, oh, wf, woff, bv, yf, yoff, ow, a, hi, hswish, zrow)
             elif k == 3:
-                _STRIP3S2(xf, xoff, h, wd, pt, col0, nout, oh, wf, woff, bv, yf, yoff, ow, a, hi, hswish, zrow)
+                _STRIP3S2(xf, xoff, h, wd, sh, pt, col0, nout, oh, wf, woff, bv, yf, yoff, ow, a, hi, hswish, zrow)
             elif s == 1:
-                _STRIP5S1(xf, xoff, h, wd, pt, col0, nout, oh, wf, woff, bv, yf, yoff, ow, a, hi, hswish, zrow)
+                _STRIP5S1(xf, xoff, h, wd, sh, pt, col0, nout, oh, wf, woff, bv, yf, yoff, ow, a, hi, hswish, zrow)
             else:
-                _STRIP5S2(xf, xoff, h, wd, pt, col0, nout, oh, wf, woff, bv, yf, yoff, ow, a, hi, hswish, zrow)
+                _STRIP5S2(xf, xoff, h, wd, sh, pt, col0, nout, oh, wf, woff, bv, yf, yoff, ow, a, hi, hswish, zrow)
 
 
 depthwise = serial_and_threaded(_depthwise)

@@ -825,7 +825,7 @@ def _dw_applies(node, tensors):
     w = tensors[node.inputs[1]].shape
     x = tensors[node.inputs[0]].shape
     return (_conv_applies(node, tensors) and w[1] == 1 and w[2] == w[3] and w[2] in (3, 5)
-            and tuple(node.attrs["strides"]) in ((1, 1), (2, 2)) and isinstance(x[1], int) and w[0] == x[1])
+            and all(s in (1, 2) for s in node.attrs["strides"]) and isinstance(x[1], int) and w[0] == x[1])
 
 
 @njit(**dict(PJIT, fastmath=True))
@@ -858,14 +858,15 @@ def _dw_run(x, wc, bias, has_bias, out, strides, paddings, dilations, act_type, 
     y = _result(out, (n, c, _out_size(h, kh, sh, pt, pb, dh), _out_size(wd, kw, sw, pl, pr, dw)))
     code = ACT_CODES.get(act_type, 0)
     xc = np.ascontiguousarray(x, dtype=np.float32)
-    direct = kh == kw and kh in (3, 5) and dh == dw == 1 and sh == sw
-    if direct and _dwvec.AVAILABLE and y.flags.c_contiguous and _dwvec.pays(kh, sh, y.shape[3]):
+    direct = kh == kw and kh in (3, 5) and dh == dw == 1 and sh in (1, 2) and sw in (1, 2)
+    if direct and _dwvec.AVAILABLE and y.flags.c_contiguous and _dwvec.pays(kh, sh, sw, y.shape[3]):
         # relu-like activations and hard_swish in the kernel, the others after it
         bounds = _tile_bounds(act_type, act_alpha) if code != 4 else None
         fused = bounds is not None or code == 4
         a, hi = bounds or (1.0, np.inf)
-        _dwvec.depthwise(xc, wc, y, bias, has_bias, kh, sh, pt, pl, a, hi, code == 4)
+        _dwvec.depthwise(xc, wc, y, bias, has_bias, kh, sh, sw, pt, pl, a, hi, code == 4)
         return y if fused else _finish(y, None, act_type, act_alpha)
+    direct = direct and sh == sw  # (the kernels below take one stride)
     if direct and y.shape[3] >= DW_PLANES_FROM and (kh == 5 or y.shape[3] < DW_PLANES_BELOW):
         _depthwise_planes(xc, wc, y, bias, has_bias, kh, sh, pt, pl, code, float(act_alpha),
                           numba_threads())
@@ -898,13 +899,13 @@ def _dw_prepare(consts, attrs):
     code = ACT_CODES.get(attrs["act_type"])
     bounds = None if code is None else _blocked.act_bounds(code, float(attrs["act_alpha"]))
     k, (sh, sw) = w.shape[2], attrs["strides"]
-    if (_blocked.AVAILABLE and bounds is not None and w.shape[2:] == (k, k) and k in (3, 5) and sh == sw
-            and sh in (1, 2) and tuple(attrs["dilations"]) == (1, 1)):
-        run.blocked = _blocked_depthwise(wc, b0, k, sh, bounds)
+    if (_blocked.AVAILABLE and bounds is not None and w.shape[2:] == (k, k) and k in (3, 5) and sh in (1, 2)
+            and sw in (1, 2) and tuple(attrs["dilations"]) == (1, 1)):
+        run.blocked = _blocked_depthwise(wc, b0, k, sh, sw, bounds)
     return run
 
 
-def _blocked_depthwise(wc, b0, k, s, bounds):
+def _blocked_depthwise(wc, b0, k, sh, sw, bounds):
     """The depthwise conv on channel-blocked tensors (`_blocked`; x and y both blocked)."""
     c = wc.shape[0]
     bias = full_bias(b0, c)
@@ -916,11 +917,11 @@ def _blocked_depthwise(wc, b0, k, s, bounds):
         def run(x, w_, b, *, out=None, strides, paddings, dilations, groups, act_type, act_alpha):
             n, _, h, wd = x.shape
             pt, pb, pl, pr = paddings
-            oh, ow = _out_size(h, k, s, pt, pb, 1), _out_size(wd, k, s, pl, pr, 1)
+            oh, ow = _out_size(h, k, sh, pt, pb, 1), _out_size(wd, k, sw, pl, pr, 1)
             y = _result(out, (n, c, oh, ow))
             x2, y2 = x.reshape(n, -1), y.reshape(n, -1)
             for i in range(n):
-                _blocked.depthwise(x2[i], wq, bias, y2[i], k, s, c, h, wd, oh, ow, pt, pl, a, hi)
+                _blocked.depthwise(x2[i], wq, bias, y2[i], k, sh, sw, c, h, wd, oh, ow, pt, pl, a, hi)
             return y
         return run
     return Blocked(free=(), tied=(0,), variant=variant)
