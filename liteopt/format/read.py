@@ -176,6 +176,9 @@ def _parse(buf, where: str, verify_data: bool) -> NbModel:
                 _fail(f"{where}: {label}: unexpected attribute {aname!r} of kind {kind}")
             attrs[aname] = _attr_value(a, kind)
         attrs = d.normalize_attrs(attrs, f"{where}: {label}")
+        if attrs.get("act_type") == "hard_sigmoid" and attrs.get("act_alpha") == 0:
+            # written before act_alpha carried hard_sigmoid's slope (opt never fuses a slope of 0): the default
+            attrs["act_alpha"] = OPS["hard_sigmoid"].attrs["slope"].default
         ins = [var(i, label) if i != -1 else "" for i in (o.inputs if o.inputs is not None else [])]
         outs = [var(i, label) for i in (o.outputs if o.outputs is not None else [])]
         nodes.append(Node(op_type, ins, outs, attrs, op_name, _s(o.kernel)))

@@ -3,7 +3,7 @@ followed by an activation => the op with `act_type`/`act_alpha` set (as Paddle L
 
 Fusable: relu, relu6 (and clip(0, t), which is relu6 with threshold t), leaky_relu, hard_swish, sigmoid,
 swish, hard_sigmoid, tanh — each only with the attribute values the epilogue can express (its one parameter
-in `act_alpha`, the others at their defaults).
+in `act_alpha`, e.g. hard_sigmoid's slope, 1/6 from torch and 0.2 from Paddle; the others at their defaults).
 """
 from __future__ import annotations
 
@@ -35,6 +35,8 @@ def as_epilogue(act) -> tuple[str, float] | str:
     for k, a in d.attrs.items():
         if k != param and act.attrs[k] != a.default:
             return f"{act.op} with {k}={act.attrs[k]} (the epilogue supports the default {a.default})"
+    if act.op == "hard_sigmoid" and act.attrs["slope"] == 0:  # (act_alpha 0 is an older file's default slope)
+        return "hard_sigmoid with slope 0 (a constant)"
     return (act.op, float(act.attrs[param]) if param else 0.0)
 
 

@@ -98,6 +98,25 @@ def test_version_2_files_still_read():
     np.testing.assert_allclose(load(GOLDEN_V2)({"x": X})["y"], run_ort(tiny_cnn(), {"x": X})[0], rtol=1e-5, atol=1e-6)
 
 
+def test_a_fused_hard_sigmoid_of_an_older_file_keeps_its_slope():
+    """Before act_alpha carried hard_sigmoid's slope, opt fused only the default slope 0.2 and wrote act_alpha 0:
+    such a file still computes clip(0.2 x + 0.5, 0, 1)."""
+    from liteopt.ir import DType, Graph, Node, Tensor
+    from liteopt.ir.registry import evaluate
+    f = DType.FLOAT32
+    wt = np.random.default_rng(3).standard_normal((4, 3, 1, 1)).astype(np.float32)
+    tensors = {"x": Tensor("x", f, (1, 3, 5, 5)), "w": Tensor("w", f, (4, 3, 1, 1), data=wt),
+               "y": Tensor("y", f, (1, 4, 5, 5))}
+    conv = Node("conv2d", ["x", "w", ""], ["y"], {"act_type": "hard_sigmoid", "act_alpha": 0.0}, "conv")
+    g = Graph([conv], ["x"], ["y"], tensors)
+    m = read(buffer=to_bytes(g))
+    assert m.graph.nodes[0].attrs["act_alpha"] == pytest.approx(0.2)
+    x = np.random.default_rng(4).standard_normal((1, 3, 5, 5)).astype(np.float32) * 4
+    want = np.clip(np.einsum("oc,nchw->nohw", wt[:, :, 0, 0], x) * 0.2 + 0.5, 0, 1)
+    np.testing.assert_allclose(evaluate(m.graph, {"x": x})[0], want, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(load(buffer=to_bytes(g))({"x": x})["y"], want, rtol=1e-5, atol=1e-6)
+
+
 # --- validation ---------------------------------------------------------------------------------
 
 def _expect_error(data: bytes, tmp_path, name="bad.nb"):

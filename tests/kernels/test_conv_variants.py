@@ -12,7 +12,7 @@ from liteopt.runtime.kernels._util import winograd_matrices
 K.load_all()
 RNG = np.random.default_rng(0)
 ACTS = [("", 0.0), ("relu", 0.0), ("relu6", 6.0), ("leaky_relu", 0.1), ("hard_swish", 0.0), ("sigmoid", 0.0),
-        ("swish", 1.0), ("hard_sigmoid", 0.0), ("tanh", 0.0)]
+        ("swish", 1.0), ("hard_sigmoid", 1 / 6), ("tanh", 0.0)]
 
 
 def attrs(op, **kw):

@@ -328,8 +328,8 @@ def test_pool_dynamic(op_type, attrs, tmp_path):
 
 # act_type -> act_alpha; the first six are compiled into the epilogue, the rest fall back to the activation op
 ACTS = {"": 0.0, "relu": 0.0, "relu6": 6.0, "leaky_relu": 0.1, "hard_swish": 0.0, "sigmoid": 0.0, "swish": 1.5,
-        "hard_sigmoid": 0.0, "tanh": 0.0, "elu": 0.0, "gelu": 0.0, "softplus": 0.0}
-ACT_PARAM = {"leaky_relu": "alpha", "relu6": "threshold", "swish": "beta"}
+        "hard_sigmoid": 1 / 6, "tanh": 0.0, "elu": 0.0, "gelu": 0.0, "softplus": 0.0}
+ACT_PARAM = {"leaky_relu": "alpha", "relu6": "threshold", "swish": "beta", "hard_sigmoid": "slope"}
 
 CONV_NODES = [  # op, x, w, attrs (depthwise 3x3 takes the direct kernel, 7x7 / dilated the grouped GEMM)
     ("conv2d", rand(2, 4, 9, 11, scale=2), rand(6, 4, 3, 3), dict(strides=(2, 1), paddings=(1, 0, 2, 1))),

@@ -247,7 +247,7 @@ BINARY_IR = ["elementwise_add", "elementwise_sub", "elementwise_mul", "elementwi
 
 
 @pytest.mark.parametrize("act,alpha", [("relu", 0.0), ("relu6", 6.0), ("leaky_relu", 0.1), ("hard_swish", 0.0),
-                                       ("sigmoid", 0.0), ("tanh", 0.0), ("swish", 1.5), ("hard_sigmoid", 0.0),
+                                       ("sigmoid", 0.0), ("tanh", 0.0), ("swish", 1.5), ("hard_sigmoid", 0.2),
                                        ("gelu", 0.0), ("elu", 0.0)])
 @pytest.mark.parametrize("op", BINARY_IR)
 def test_fused_activation_epilogue(op, act, alpha):

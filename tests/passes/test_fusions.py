@@ -66,7 +66,8 @@ def test_conv_add_mul(shape, hit):
 
 @pytest.mark.parametrize("act,attrs,expect", [
     ("Relu", {}, "relu"), ("LeakyRelu", {"alpha": 0.2}, "leaky_relu"), ("HardSwish", {}, "hard_swish"),
-    ("Sigmoid", {}, "sigmoid"), ("Clip6", {}, "relu6"), ("Tanh", {}, "tanh")])
+    ("Sigmoid", {}, "sigmoid"), ("Clip6", {}, "relu6"), ("Tanh", {}, "tanh"),
+    ("HardSigmoid", {"alpha": 1 / 6, "beta": 0.5}, "hard_sigmoid"), ("HardSigmoid", {}, "hard_sigmoid")])
 def test_conv_activation(act, attrs, expect):
     nodes = [conv("x", "c", "w", "b", pads=[1, 1, 1, 1])]
     inits = {"w": w(6, 4, 3, 3), "b": w(6)}
@@ -84,6 +85,10 @@ def test_activation_miss_on_non_default_hard_sigmoid_and_clip():
     model = make_model(nodes, {"x": X}, ["y"], {"w": w(6, 4, 3, 3), "lo": np.float32(-1), "hi": np.float32(1)})
     rec = check_pass(model, fuse_activation, {"x": X}, hits=0)
     assert any("clip(-1.0, 1.0)" in m for m in rec.near_misses)
+    for attrs, why in (({"alpha": 0.2, "beta": 0.4}, "offset=0.4"), ({"alpha": 0.0}, "slope 0")):
+        nodes = [conv("x", "c", "w"), helper.make_node("HardSigmoid", ["c"], ["y"], **attrs)]
+        rec = check_pass(make_model(nodes, {"x": X}, ["y"], {"w": w(6, 4, 3, 3)}), fuse_activation, {"x": X}, hits=0)
+        assert any(why in m for m in rec.near_misses), rec.near_misses
 
 
 def test_residual_add_relu():

@@ -203,9 +203,11 @@ def logical_not(x):
 # --- fused activation epilogues --------------------------------------------------------------
 # Ops that can absorb a following activation (conv2d, fc, elementwise_*) carry these attributes:
 # `act_type` names one of the activation ops above ("" = none), `act_alpha` is its one parameter
-# (leaky_relu alpha, relu6 threshold, ...); hard_swish/hard_sigmoid keep their defaults.
+# (leaky_relu alpha, relu6 threshold, swish beta, hard_sigmoid slope); the other attributes keep their defaults.
+# (Files written before hard_sigmoid's slope was its parameter have act_alpha 0 there: the reader maps it to 0.2.)
 FUSED_ACT_ATTRS = {"act_type": "", "act_alpha": 0.0}
-ACT_PARAM = {"leaky_relu": "alpha", "relu6": "threshold", "swish": "beta"}  # the one parameter in act_alpha
+# the one parameter in act_alpha
+ACT_PARAM = {"leaky_relu": "alpha", "relu6": "threshold", "swish": "beta", "hard_sigmoid": "slope"}
 
 
 def apply_act(y: np.ndarray, act_type: str, act_alpha: float) -> np.ndarray:

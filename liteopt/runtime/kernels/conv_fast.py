@@ -51,7 +51,7 @@ def _act(v, code, alpha):
     if code == 6:
         return v / (1.0 + math.exp(-alpha * v)) if alpha * v >= -80.0 else 0.0
     if code == 7:
-        return min(max(v * 0.2 + 0.5, 0.0), 1.0)
+        return min(max(v * alpha + 0.5, 0.0), 1.0)
     return math.tanh(v)
 
 
