@@ -247,7 +247,7 @@ BINARY_IR = ["elementwise_add", "elementwise_sub", "elementwise_mul", "elementwi
 
 
 @pytest.mark.parametrize("act,alpha", [("relu", 0.0), ("relu6", 6.0), ("leaky_relu", 0.1), ("hard_swish", 0.0),
-                                       ("sigmoid", 0.0), ("tanh", 0.0), ("swish", 1.5), ("hard_sigmoid", 0.2),
+                                       ("sigmoid", 0.0), ("tanh", 0.0), ("swish", 1.5), ("hard_sigmoid", 1 / 6),
                                        ("gelu", 0.0), ("elu", 0.0)])
 @pytest.mark.parametrize("op", BINARY_IR)
 def test_fused_activation_epilogue(op, act, alpha):
@@ -262,8 +262,27 @@ def test_fused_activation_epilogue(op, act, alpha):
         np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.parametrize("op", ["elementwise_add", "elementwise_sub", "elementwise_mul", "elementwise_div"])
+@pytest.mark.parametrize("act,alpha", [("", 0.0), ("relu", 0.0), ("hard_swish", 0.0), ("sigmoid", 0.0)])
+def test_prepared_kernel_into_the_arena(op, act, alpha):
+    """The prepared kernel (float32 into an arena view): one value per row of the other operand (a squeeze-excite
+    scale (1, C, 1, 1), either side; one value for all) runs the per-row loop, other layouts the general one;
+    each against the op's numpy definition, a second call reusing the plan."""
+    K.load_all()
+    fn = K.KERNELS[(op, "cpu")]["default"].prepare([None, None], {"act_type": act, "act_alpha": alpha})
+    full = r(1, 5, 3, 7, scale=3) + 4
+    for a, b in [(full, r(1, 5, 1, 1) + 2.5), (r(1, 5, 1, 1) + 2.5, full), (full, np.array([2.5], F)),
+                 (np.array([[[[1.5]]]], F), full), (r(2, 5, 3, 7), r(1, 5, 1, 1) + 2.5), (full, full + 1),
+                 (r(1, 5, 3, 1) + 2.5, full), (r(1, 5, 1, 7) + 2.5, full)]:
+        want = OPS[op].run(a, b, act_type=act, act_alpha=alpha)[0]
+        out = np.full(want.shape, np.nan, F)
+        for _ in range(2):
+            assert fn(a, b, act_type=act, act_alpha=alpha, out=out) is out
+            np.testing.assert_allclose(out, want, rtol=1e-5, atol=1e-6)
+
+
 def _act_attrs(act, alpha):
-    key = {"leaky_relu": "alpha", "relu6": "threshold", "swish": "beta"}.get(act)
+    key = {"leaky_relu": "alpha", "relu6": "threshold", "swish": "beta", "hard_sigmoid": "slope"}.get(act)
     return {k: (alpha if k == key else a.default) for k, a in OPS[act].attrs.items()}
 
 

@@ -232,6 +232,38 @@ def _float_loop(out, a, b, dims, strides, rows, code, act, alpha):
 
 
 @njit(**EJIT)
+def _per_row_loop(out, x, v, rows, n, code, v_first, act, alpha):
+    """out[r*n + i] = act(x[r*n + i] (op) v[r]) (v_first: v[r] (op) x[...]) for ADD/SUB/MUL/DIV: a per-channel
+    operand (1, C, H, W) x (1, C, 1, 1), or one value (rows = 1). A row's loop vectorizes; the general loop's
+    row slices cost more than a squeeze-excite multiply's short rows (200 rows of 192: 9 -> 4.5 us)."""
+    for r in range(rows):
+        s = v[r]
+        base = r * n
+        if code == MUL:
+            for i in range(n):
+                out[base + i] = x[base + i] * s
+        elif code == ADD:
+            for i in range(n):
+                out[base + i] = x[base + i] + s
+        elif code == SUB:
+            if v_first:
+                for i in range(n):
+                    out[base + i] = s - x[base + i]
+            else:
+                for i in range(n):
+                    out[base + i] = x[base + i] - s
+        elif v_first:
+            for i in range(n):
+                out[base + i] = s / x[base + i]
+        else:
+            for i in range(n):
+                out[base + i] = x[base + i] / s
+        if act:
+            for s0 in range(0, n, BLOCK):
+                _act_row(out[base + s0:base + min(n, s0 + BLOCK)], act, alpha)
+
+
+@njit(**EJIT)
 def _int_loop(out, a, b, dims, strides, rows, code):
     idx = np.zeros(dims.size, np.int64)
     offs = np.zeros(3, np.int64)
@@ -334,20 +366,36 @@ def _arith_prepare(name, code):
         plans: dict = {}
 
         def plan(xs, ys):
+            """(output shape, whether the per-row loop runs it, the loop's arguments after out, x, y): the
+            per-row loop for ADD/SUB/MUL/DIV of a full operand and one value per row of it, else the general
+            loop."""
             shape = np.broadcast_shapes(xs, ys)
             dims, strides = _layout(shape, [shape, xs, ys])
-            return shape, dims, strides, _rows(dims)
+            if c in (ADD, SUB, MUL, DIV):
+                n, rows = int(dims[-1]), _rows(dims)
+                lead = dims.size == 2 and tuple(strides[0]) == (n, 1)
+                for k, v_first in ((2, False), (1, True)):  # y per row, or x per row
+                    full, per = strides[3 - k], strides[k]
+                    if (dims.size == 1 and tuple(full) == (1,) and tuple(per) == (0,)) or \
+                            (lead and tuple(full) == (n, 1) and tuple(per) == (1, 0)):
+                        return shape, True, (rows, n, v_first)
+            return shape, False, (dims, strides, _rows(dims))
 
         def run(x, y, *, out=None, **kw):
             if (out is None or x.dtype != np.float32 or y.dtype != np.float32 or not out.flags.c_contiguous
                     or not x.flags.c_contiguous or not y.flags.c_contiguous):
                 return generic(x, y, out=out, **kw)
-            shape, dims, strides, rows = per_size(plans, (x.shape, y.shape), lambda: plan(x.shape, y.shape))
+            shape, per_row, args = per_size(plans, (x.shape, y.shape), lambda: plan(x.shape, y.shape))
             if out.shape != shape:
                 return generic(x, y, out=out, **kw)
             if out.size:
-                _float_loop(out.reshape(-1), frozen(x.reshape(-1)), frozen(y.reshape(-1)), dims, strides, rows, c,
-                            act, alpha)
+                fo, fx, fy = out.reshape(-1), frozen(x.reshape(-1)), frozen(y.reshape(-1))
+                if per_row:
+                    rows, n, v_first = args
+                    _per_row_loop(fo, fx if not v_first else fy, fy if not v_first else fx, rows, n, c, v_first,
+                                  act, alpha)
+                else:
+                    _float_loop(fo, fx, fy, *args, c, act, alpha)
             return out
         return run
     return prepare
