@@ -3,7 +3,8 @@ geometric mean; optionally a per-layer profile of liteopt with GFLOP/s against t
 
     python3 benchmarks/bench.py [model ...] [--threads 1,2] [--repeat 20] [--profile]
 
-A model is a zoo name, "ppocr_det" or the path of an .onnx file; the default is the zoo's torchvision
+A model is a zoo name, "ppocr_det" or the path of an .onnx file (its dynamic inputs pinned with
+--input_shape, as opt's); the default is the zoo's torchvision
 architectures (benchmarks/zoo.py, dev-only: torch, exported at opset 13) and the PP-OCRv4 detector from the
 rapidocr-onnxruntime wheel. This machine sets OPENBLAS_CORETYPE, which slows numpy's
 BLAS: the script re-executes itself once without OPENBLAS_CORETYPE/OPENBLAS_L2_SIZE (this process only)
@@ -86,7 +87,15 @@ def main() -> int:
     ap.add_argument("--repeat", type=int, default=20)
     ap.add_argument("--profile", action="store_true", help="per-layer profile of liteopt (1 thread)")
     ap.add_argument("--cache", default=os.path.join(os.path.expanduser("~"), ".cache", "liteopt-models"))
+    ap.add_argument("--input_shape", action="append", default=[], metavar="NAME:D0,D1,...",
+                    help="pin an input of the .onnx files given by path, as opt's flag (e.g. x:1,3,48,320)")
     args = ap.parse_args()
+    from liteopt.ir.errors import LiteoptError
+    from liteopt.opt.api import parse_input_shape
+    try:
+        pinned = dict(parse_input_shape(s) for s in args.input_shape)
+    except LiteoptError as e:
+        ap.error(str(e))
     import onnxruntime as ort
 
     from liteopt.opt import optimize
@@ -101,6 +110,8 @@ def main() -> int:
         name = os.path.basename(arg).removesuffix(".onnx")
         try:
             src, shapes = model_source(arg, args.cache)
+            if src == arg:
+                shapes = pinned
             nb = optimize(model_file=src, optimize_out=os.path.join(tmp, name), valid_targets="arm",
                           input_shapes=shapes or None).path
         except Exception as e:
