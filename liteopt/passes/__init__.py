@@ -13,6 +13,7 @@ from .cancel import cancel_chains
 from .context import PassContext, PassRecord
 from .eliminate import eliminate_identities
 from .fold_constants import fold_constants
+from .fold_shapes import fold_shapes
 from .fuse_activation import fuse_activation
 from .fuse_conv_affine import fuse_conv_affine
 from .fuse_conv_bn import fuse_conv_bn
@@ -34,6 +35,7 @@ def infer(graph: Graph, ctx: PassContext) -> None:
 PIPELINE: list[Callable[[Graph, PassContext], None]] = [
     infer,
     fold_constants,        # shape arithmetic and constant subgraphs (size-guarded)
+    fold_shapes,           # reshape targets computed from a dynamic batch's shape -> static reshapes
     eliminate_identities,  # assign, dropout, no-op reshape/transpose/cast, x*1, x+0
     cancel_chains,         # transpose pairs, reshape chains
     recognize_patterns,    # hard_swish, swish, shuffle_channel, layer_norm spelled out
@@ -62,5 +64,5 @@ def run_pipeline(graph: Graph, ctx: PassContext, pipeline=None) -> Graph:
 
 
 __all__ = ["PIPELINE", "PassContext", "PassRecord", "run_pipeline", "cancel_chains", "eliminate_identities",
-           "fold_constants", "fuse_activation", "fuse_conv_affine", "fuse_conv_bn", "fuse_fc", "fuse_pad",
+           "fold_constants", "fold_shapes", "fuse_activation", "fuse_conv_affine", "fuse_conv_bn", "fuse_fc", "fuse_pad",
            "fuse_residual", "fuse_scale", "pick_kernels", "plan_memory", "quantize_weights", "recognize_patterns"]

@@ -53,8 +53,10 @@ def _shuffle(g, x, r1, t, r2):
     s = x.shape
     mid = g.graph.tensors[r1.outputs[0]].shape
     out = g.graph.tensors[r2.outputs[0]].shape
-    if not (x.is_static and len(s) == 4 and mid is not None and len(mid) == 5 and out == s
-            and tuple(t.attrs["axis"]) == (0, 2, 1, 3, 4) and mid[0] == s[0] and mid[1] * mid[2] == s[1]
+    # (the batch may be a symbol: the same one throughout)
+    if not (s is not None and len(s) == 4 and all(isinstance(d, int) for d in s[1:]) and mid is not None
+            and len(mid) == 5 and out == s and tuple(t.attrs["axis"]) == (0, 2, 1, 3, 4) and mid[0] == s[0]
+            and isinstance(mid[1], int) and isinstance(mid[2], int) and mid[1] * mid[2] == s[1]
             and tuple(mid[3:]) == tuple(s[2:])):
         return None
     return g.emit("shuffle_channel", [x.name], name=r2.name, group=mid[1])

@@ -189,3 +189,71 @@ def test_shufflenet_units_with_split_assemble_their_concats_in_place(tmp_path):
     for _ in range(2):  # the second run reuses the arena and the schedule
         np.testing.assert_allclose(pred({"x": x})["y"], ref[0], rtol=1e-5, atol=1e-5)
     assert calls == []
+
+
+def _shufflenet_units_dynamic_batch(c=16, hw=8, units=2):
+    """ShuffleNetV2 units as the TorchScript exporter writes them with a dynamic batch: the channel split's
+    bounds and the shuffle's and the flatten's reshape targets computed from Shape (Gather, Add, Div, Mul,
+    Unsqueeze, Concat), since the batch N is only known at run time."""
+    nodes, inits, h = [], {}, "x"
+    inits.update(i0=np.array(0, I64), i1=np.array(1, I64), i2=np.array(2, I64), i3=np.array(3, I64),
+                 two=np.array(2, I64), one=np.array(1, I64), ax1=np.array([1], I64), g2=np.array([2], I64),
+                 m1=np.array([-1], I64), zero1=np.array([0], I64))
+
+    def dims(x, p, which):
+        nodes.append(helper.make_node("Shape", [x], [f"{p}_s"]))
+        for k in which:
+            nodes.append(helper.make_node("Gather", [f"{p}_s", f"i{k}"], [f"{p}_d{k}"], axis=0))
+        return [f"{p}_d{k}" for k in which]
+
+    def vec(p, scalars):
+        out = []
+        for k, s in enumerate(scalars):
+            if s.startswith("@"):  # a 1-D constant
+                out.append(s[1:])
+                continue
+            nodes.append(helper.make_node("Unsqueeze", [s, "zero1"], [f"{p}_u{k}"]))
+            out.append(f"{p}_u{k}")
+        nodes.append(helper.make_node("Concat", out, [f"{p}_v"], axis=0))
+        return f"{p}_v"
+
+    for u in range(units):
+        p, half = f"u{u}", c // 2
+        inits.update({f"{p}_w1": w(half, half, 1, 1), f"{p}_dw": w(half, 1, 3, 3), f"{p}_w2": w(half, half, 1, 1)})
+        (ch,) = dims(h, f"{p}_a", [1])
+        nodes += [helper.make_node("Add", [ch, "one"], [f"{p}_c1"]), helper.make_node("Div", [f"{p}_c1", "two"], [f"{p}_hf"]),
+                  helper.make_node("Mul", [f"{p}_hf", "one"], [f"{p}_e0"]), helper.make_node("Mul", [f"{p}_hf", "two"], [f"{p}_e1"])]
+        e0, e1 = vec(f"{p}_e0v", [f"{p}_e0"]), vec(f"{p}_e1v", [f"{p}_e1"])
+        nodes += [helper.make_node("Slice", [h, "zero1", e0, "ax1"], [f"{p}_lo"]),
+                  helper.make_node("Slice", [h, e0, e1, "ax1"], [f"{p}_hi"]),
+                  helper.make_node("Conv", [f"{p}_hi", f"{p}_w1"], [f"{p}_c"]), helper.make_node("Relu", [f"{p}_c"], [f"{p}_r"]),
+                  helper.make_node("Conv", [f"{p}_r", f"{p}_dw"], [f"{p}_d"], group=half, pads=[1, 1, 1, 1]),
+                  helper.make_node("Conv", [f"{p}_d", f"{p}_w2"], [f"{p}_c2"]), helper.make_node("Relu", [f"{p}_c2"], [f"{p}_r2"]),
+                  helper.make_node("Concat", [f"{p}_lo", f"{p}_r2"], [f"{p}_cat"], axis=1)]
+        n_, c_, h_, w_ = dims(f"{p}_cat", f"{p}_b", [0, 1, 2, 3])
+        nodes.append(helper.make_node("Div", [c_, "two"], [f"{p}_cg"]))
+        t5 = vec(f"{p}_t5", [n_, "@g2", f"{p}_cg", h_, w_])
+        t4 = vec(f"{p}_t4", [n_, c_, h_, w_])
+        nodes += [helper.make_node("Reshape", [f"{p}_cat", t5], [f"{p}_5"]),
+                  helper.make_node("Transpose", [f"{p}_5"], [f"{p}_t"], perm=[0, 2, 1, 3, 4]),
+                  helper.make_node("Reshape", [f"{p}_t", t4], [f"{p}_o"])]
+        h = f"{p}_o"
+    (n_,) = dims(h, "fl", [0])
+    inits.update(fw=w(10, c * hw * hw, scale=0.05), fb=w(10))
+    nodes += [helper.make_node("Reshape", [h, vec("flv", [n_, "@m1"])], ["flat"]),
+              helper.make_node("Gemm", ["flat", "fw", "fb"], ["y"], transB=1)]
+    return make_model(nodes, {"x": (F, ["N", c, hw, hw])}, ["y"], inits, opset=13)
+
+
+def test_shape_arithmetic_on_a_dynamic_batch_folds_into_static_reshapes(tmp_path):
+    """The reshapes and slices computed from the shape of a tensor whose batch is symbolic become static ones
+    (0 or -1 for the batch): the channels stay known, so the depthwise convs, the blocked layout and the
+    shuffle_channel recognition apply as on a static export; any batch still runs."""
+    model = _shufflenet_units_dynamic_batch()
+    for n in (1, 3):
+        check_model(model, {"x": RNG.standard_normal((n, 16, 8, 8)).astype(F)}, tmpdir=str(tmp_path))
+    path = convert(model, str(tmp_path), valid_targets="cpu")
+    assert ops_of(path) == {"strided_slice": 4, "conv2d": 4, "depthwise_conv2d": 2, "concat": 2,
+                            "shuffle_channel": 2, "reshape2": 1, "fc": 1}  # (the flatten: a view)
+    g = read(path).graph
+    assert all(isinstance(d, int) for n in g.nodes for o in n.outputs for d in g.tensors[o].shape[1:])

@@ -10,6 +10,7 @@ Conventions the converters establish (so kernels never reinterpret a source conv
 from __future__ import annotations
 
 import math
+from collections import Counter
 
 import numpy as np
 
@@ -54,9 +55,31 @@ def resolve_reshape(in_shape, target, ctx: InferCtx | None = None, allowzero: bo
             if rest == 0 or total % rest:
                 raise fail(f"cannot reshape {tuple(in_shape)} to {tuple(target)}")
             out[k] = total // rest
-        elif ctx is not None:
-            out[k] = ctx.fresh(k)
+        else:
+            out[k] = _cancel(in_shape, known)
+            if out[k] is None:
+                out[k] = ctx.fresh(k) if ctx is not None else -1
     return tuple(out)
+
+
+def _cancel(in_shape, known):
+    """The -1 of a reshape with symbolic dims when the symbols cancel (one symbol, one value): (N, 16, 8, 8) to
+    (N, -1) gives 1024, (N, 116, 28, 28) to (-1, 116, 28, 28) gives N; None otherwise."""
+    sym_in = Counter(d for d in in_shape if isinstance(d, str))
+    sym_known = Counter(d for d in known if isinstance(d, str))
+    if sym_known - sym_in:
+        return None
+    left = sym_in - sym_known
+    ints_in = math.prod(d for d in in_shape if isinstance(d, int))
+    ints_known = math.prod(d for d in known if isinstance(d, int))
+    if not ints_known or ints_in % ints_known:
+        return None
+    ratio = ints_in // ints_known
+    if not left:
+        return ratio
+    if sum(left.values()) == 1 and ratio == 1:
+        return next(iter(left))
+    return None
 
 
 def _reshape_infer(ctx: InferCtx):

@@ -59,7 +59,10 @@ def Conv(ctx, x, w, b="", *, auto_pad="NOTSET", dilations=(1, 1), group=1, kerne
     kernel = tuple(kernel_shape or ws[2:])
     paddings = _explicit_pads(ctx, x, kernel, strides, dilations, pads, auto_pad)
     xs = ctx.shape(x)
-    depthwise = group > 1 and ws[1] == 1 and ws[0] == group and (xs is None or xs[1] == group)
+    # (the filter says so: group == C_out with one input channel each; the input's channels may be a symbol
+    # where a reshape computed from a dynamic batch's shape comes before)
+    depthwise = group > 1 and ws[1] == 1 and ws[0] == group and (xs is None or not isinstance(xs[1], int)
+                                                                 or xs[1] == group)
     return ctx.emit("depthwise_conv2d" if depthwise else "conv2d", [x, w, b] if b else [x, w],
                     strides=strides, paddings=paddings, dilations=dilations, groups=group)
 
