@@ -21,6 +21,7 @@ from .fuse_fc import fuse_fc
 from .fuse_pad import fuse_pad
 from .fuse_residual import fuse_residual
 from .fuse_scale import fuse_scale
+from .fuse_scale_conv import fuse_scale_conv
 from .pick_kernels import pick_kernels
 from .plan_memory import plan_memory
 from .quantize_weights import quantize_weights
@@ -43,6 +44,7 @@ PIPELINE: list[Callable[[Graph, PassContext], None]] = [
     fuse_conv_bn,          # conv (+ bias) + batch_norm
     fuse_conv_affine,      # conv + per-channel add / mul
     fuse_scale,            # x * scalar + scalar -> scale (one pass instead of two)
+    fuse_scale_conv,       # scale + 1x1 conv without padding -> the conv's filter and bias
     fuse_fc,               # matmul (+ add) -> fc, flatten + fc
     fuse_activation,       # conv/fc/elementwise + activation -> act_type epilogue
     fuse_residual,         # conv + add of a same-shape tensor (+ its activation) -> the conv's epilogue
@@ -64,5 +66,6 @@ def run_pipeline(graph: Graph, ctx: PassContext, pipeline=None) -> Graph:
 
 
 __all__ = ["PIPELINE", "PassContext", "PassRecord", "run_pipeline", "cancel_chains", "eliminate_identities",
-           "fold_constants", "fold_shapes", "fuse_activation", "fuse_conv_affine", "fuse_conv_bn", "fuse_fc", "fuse_pad",
-           "fuse_residual", "fuse_scale", "pick_kernels", "plan_memory", "quantize_weights", "recognize_patterns"]
+           "fold_constants", "fold_shapes", "fuse_activation", "fuse_conv_affine", "fuse_conv_bn", "fuse_fc",
+           "fuse_pad", "fuse_residual", "fuse_scale", "fuse_scale_conv", "pick_kernels", "plan_memory",
+           "quantize_weights", "recognize_patterns"]

@@ -9,7 +9,7 @@ from helpers import make_model
 from pass_helpers import check_pass
 
 from liteopt.passes import (eliminate_identities, fuse_activation, fuse_conv_affine, fuse_conv_bn, fuse_fc,
-                            fuse_pad, fuse_residual, fuse_scale)
+                            fuse_pad, fuse_residual, fuse_scale, fuse_scale_conv)
 
 RNG = np.random.default_rng(0)
 X = RNG.standard_normal((2, 4, 8, 8)).astype(np.float32)
@@ -214,3 +214,30 @@ def test_scale_miss_when_the_product_is_used_twice():
              helper.make_node("Relu", ["a"], ["z"])]
     model = make_model(nodes, {"x": X}, ["y", "z"], {"s": w(1), "t": w(1)})
     check_pass(model, fuse_scale, {"x": X}, hits=0)
+
+
+def scale_then_conv(g, ctx):
+    """The two passes in pipeline order: the multiply and add become a scale, then the conv takes it."""
+    fuse_scale(g, ctx)
+    fuse_scale_conv(g, ctx)
+
+
+@pytest.mark.parametrize("order", ["mul_add", "add_mul"])
+@pytest.mark.parametrize("k,pads,bias,hit", [(1, [0, 0, 0, 0], True, True), (1, [0, 0, 0, 0], False, True),
+                                             (3, [1, 1, 1, 1], True, False), (1, [1, 1, 1, 1], True, False)])
+def test_scale_into_the_next_pointwise_conv(order, k, pads, bias, hit):
+    """An affine block (x * s + t, or (x + t) * s) after an activation folds into a 1x1 conv without padding;
+    a padded conv keeps it (its border taps read zeros, not t)."""
+    s, t = np.float32(1.7), np.float32(-0.4)
+    nodes = [conv("x", "c", "w0"), helper.make_node("HardSwish", ["c"], ["h"])]
+    if order == "mul_add":
+        nodes += [helper.make_node("Mul", ["h", "s"], ["m"]), helper.make_node("Add", ["m", "t"], ["a"])]
+    else:
+        nodes += [helper.make_node("Add", ["h", "t"], ["m"]), helper.make_node("Mul", ["m", "s"], ["a"])]
+    nodes.append(conv("a", "y", "w1", "b1" if bias else None, pads=pads))
+    inits = {"w0": w(6, 4, 3, 3), "w1": w(5, 6, k, k), "s": s, "t": t}
+    if bias:
+        inits["b1"] = w(5)
+    rec = check_pass(make_model(nodes, {"x": X}, ["y"], inits, opset=14), scale_then_conv, {"x": X},
+                     ops_after={"conv2d": 2, "hard_swish": 1} if hit else {"conv2d": 2, "hard_swish": 1, "scale": 1})
+    assert rec.matches == 2 if hit else (rec.matches == 1 and any("zeros" in m for m in rec.near_misses))
