@@ -16,9 +16,15 @@ import math
 from ..ir import Graph
 
 
+def declared(graph: Graph, step):
+    """The step's blocked declaration (`kernels.Blocked`) for its node's shapes, or None."""
+    d = getattr(step.fn, "blocked", None)
+    return d.for_node(graph, step.node) if d is not None and d.for_node is not None else d
+
+
 def blocked_tensors(graph: Graph, steps) -> set[str]:
     """The tensors to keep blocked, given the steps (node + prepared fn) in execution order."""
-    decl = {id(s): getattr(s.fn, "blocked", None) for s in steps}
+    decl = {id(s): declared(graph, s) for s in steps}
     producers, uses = {}, {}
     for s in steps:
         for name in s.outputs:
@@ -70,7 +76,7 @@ def apply(graph: Graph, steps) -> set[str]:
     """Switch the steps that touch blocked tensors to their blocked variants; returns the blocked tensors."""
     blocked = blocked_tensors(graph, steps)
     for s in steps:
-        d = getattr(s.fn, "blocked", None)
+        d = declared(graph, s)
         if d is None:
             continue
         ins = {p for p, name in enumerate(s.inputs) if name in blocked}

@@ -458,3 +458,62 @@ def test_the_threads_go_to_the_pool_that_runs_the_convolutions(tmp_path):
     finally:
         use_numba_pool(False)
         set_threads(1)
+
+
+@pytest.mark.parametrize("op", ["elementwise_add", "elementwise_sub", "elementwise_mul", "elementwise_div"])
+@pytest.mark.parametrize("v_first", [False, True])
+@pytest.mark.parametrize("vshape", [(1, 32, 1, 1), (32, 1, 1), (1,), (2, 32, 1, 1)])
+@pytest.mark.parametrize("act", [("", 0.0), ("relu", 0.0), ("hard_swish", 0.0)])
+def test_per_channel_elementwise_on_a_blocked_tensor(op, v_first, vshape, act):
+    """x (op) v with v one value per channel (a squeeze-excite scale) or one value, x blocked, either order."""
+    from liteopt.ir import DType, Graph, Node, Tensor
+    x = RNG.standard_normal((2, 32, 3, 5)).astype(np.float32)
+    v = (RNG.standard_normal(vshape) + 3).astype(np.float32)
+    a, b = (v, x) if v_first else (x, v)
+    at = {"act_type": act[0], "act_alpha": act[1]}
+    fn = K.KERNELS[(op, "cpu")]["default"].prepare([None, None], at)
+    f = DType.FLOAT32
+    tensors = {"a": Tensor("a", f, a.shape), "b": Tensor("b", f, b.shape), "y": Tensor("y", f, x.shape)}
+    decl = fn.blocked.for_node(Graph([], [], [], tensors), Node(op, ["a", "b"], ["y"], at, "n"))
+    full = 1 if v_first else 0
+    assert decl.tied == (full,) and decl.free == (1 - full,)
+    ins = {full}
+    y = decl.variant(ins, True)(*((v, to_blocked(x)) if v_first else (to_blocked(x), v)), out=None, **at)
+    close(from_blocked(y), OPS[op].run(a, b, **at)[0])
+
+
+def test_what_a_binary_op_declares_for_its_shapes():
+    """Same-shape operands, channels not whole blocks, or a spatial (1, 1, H, W) operand: no blocked variant."""
+    from liteopt.ir import DType, Graph, Node, Tensor
+    fn = K.KERNELS[("elementwise_mul", "cpu")]["default"].prepare([None, None], {"act_type": "", "act_alpha": 0.0})
+    f = DType.FLOAT32
+    for sa, sb in [((1, 32, 4, 4), (1, 32, 4, 4)), ((1, 24, 4, 4), (1, 24, 1, 1)), ((1, 32, 4, 4), (1, 1, 4, 4))]:
+        tensors = {"a": Tensor("a", f, sa), "b": Tensor("b", f, sb), "y": Tensor("y", f, np.broadcast_shapes(sa, sb))}
+        node = Node("elementwise_mul", ["a", "b"], ["y"], {"act_type": "", "act_alpha": 0.0}, "n")
+        assert fn.blocked.for_node(Graph([], [], [], tensors), node) is None
+
+
+@pytest.mark.parametrize("scale_first", [True, False])
+def test_squeeze_excite_blocks_stay_blocked(scale_first, tmp_path):
+    """A MobileNetV3 block: expand (hard_swish), depthwise, squeeze-excite (global pool, two 1x1 convs, hard
+    sigmoid, the multiply: torchvision writes scale * x), project. The depthwise output and the multiply's
+    result stay blocked; against onnxruntime at two batch sizes."""
+    inits = {"we": (RNG.standard_normal((32, 16, 1, 1)) * 0.3).astype(np.float32),
+             "wd": (RNG.standard_normal((32, 1, 3, 3)) * 0.3).astype(np.float32),
+             "w1": (RNG.standard_normal((8, 32, 1, 1)) * 0.3).astype(np.float32), "b1": np.zeros(8, np.float32),
+             "w2": (RNG.standard_normal((32, 8, 1, 1)) * 0.3).astype(np.float32), "b2": np.ones(32, np.float32),
+             "wp": (RNG.standard_normal((16, 32, 1, 1)) * 0.3).astype(np.float32)}
+    nodes = [helper.make_node("Conv", ["x", "we"], ["e"]), helper.make_node("HardSwish", ["e"], ["eh"]),
+             helper.make_node("Conv", ["eh", "wd"], ["d"], group=32, pads=[1, 1, 1, 1]),
+             helper.make_node("HardSwish", ["d"], ["dh"]),
+             helper.make_node("GlobalAveragePool", ["dh"], ["g"]), helper.make_node("Conv", ["g", "w1", "b1"], ["s1"]),
+             helper.make_node("Relu", ["s1"], ["s1r"]), helper.make_node("Conv", ["s1r", "w2", "b2"], ["s2"]),
+             helper.make_node("HardSigmoid", ["s2"], ["s"], alpha=1 / 6, beta=0.5),
+             helper.make_node("Mul", ["s", "dh"] if scale_first else ["dh", "s"], ["m"]),
+             helper.make_node("Conv", ["m", "wp"], ["y"])]
+    model = make_model(nodes, {"x": (np.float32, ["N", 16, 10, 10])}, ["y"], inits, opset=14)
+    for n in (1, 2):
+        check_model(model, {"x": RNG.standard_normal((n, 16, 10, 10)).astype(np.float32)}, tmpdir=str(tmp_path))
+    prog = load(convert(model, str(tmp_path)))._program
+    names = {n.op: n.outputs[0] for n in prog.graph.nodes}
+    assert {names["depthwise_conv2d"], names["elementwise_mul"]} <= prog.blocked, prog.blocked

@@ -59,6 +59,9 @@ class Blocked:
     tied: tuple[int, ...]
     variant: Callable
     follows: tuple[int, ...] = ()
+    # for_node(graph, node) -> Blocked | None: the declaration for this node's shapes (e.g. which input is the full
+    # tensor), None where they allow no blocked variant; unset: this declaration as it is
+    for_node: Callable | None = None
 
 
 KERNELS: dict[tuple[str, str], dict[str, Kernel]] = {}

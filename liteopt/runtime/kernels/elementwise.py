@@ -16,7 +16,7 @@ import numpy as np
 
 from ...ir import OPS
 from ...ir.ops.activation import apply_act
-from . import kernel
+from . import Blocked, kernel
 from ._util import JIT, frozen, njit, per_size
 from .conv_fast import ACT_CODES, _act, _act_row
 
@@ -264,6 +264,43 @@ def _per_row_loop(out, x, v, rows, n, code, v_first, act, alpha):
 
 
 @njit(**EJIT)
+def _blocked_channel_loop(out, x, v, vstride, groups, blocks, hw, code, v_first, act, alpha):
+    """The per-channel case on channel-blocked tensors (`_blocked`: per batch item, blocks of 16 channels, each
+    pixel's 16 side by side): out = act(x (op) v[channel]) (v_first: v (op) x) for ADD/SUB/MUL/DIV, x and out
+    flat (groups batch items of blocks blocks of hw pixels), v the C = 16 * blocks channel values, vstride
+    apart for each batch item (0: the same for all)."""
+    n = hw * 16
+    for g in range(groups * blocks):
+        base = (g // blocks) * vstride + (g % blocks) * 16
+        w = v[base:base + 16]
+        o, a = out[g * n:(g + 1) * n], x[g * n:(g + 1) * n]
+        # (the op chosen outside the pixel loop; each pixel's 16 channels a fixed count: one vector op)
+        if code == MUL:
+            for p in range(hw):
+                for i in range(16):
+                    o[p * 16 + i] = a[p * 16 + i] * w[i]
+        elif code == ADD:
+            for p in range(hw):
+                for i in range(16):
+                    o[p * 16 + i] = a[p * 16 + i] + w[i]
+        elif code == SUB:
+            sign = -1.0 if v_first else 1.0
+            for p in range(hw):
+                for i in range(16):
+                    o[p * 16 + i] = (a[p * 16 + i] - w[i]) * sign
+        elif v_first:
+            for p in range(hw):
+                for i in range(16):
+                    o[p * 16 + i] = w[i] / a[p * 16 + i]
+        else:
+            for p in range(hw):
+                for i in range(16):
+                    o[p * 16 + i] = a[p * 16 + i] / w[i]
+        if act:
+            _act_row(o, act, alpha)
+
+
+@njit(**EJIT)
 def _int_loop(out, a, b, dims, strides, rows, code):
     idx = np.zeros(dims.size, np.int64)
     offs = np.zeros(3, np.int64)
@@ -397,8 +434,51 @@ def _arith_prepare(name, code):
                 else:
                     _float_loop(fo, fx, fy, *args, c, act, alpha)
             return out
+
+        if c in (ADD, SUB, MUL, DIV):
+            run.blocked = Blocked(free=(), tied=(), variant=None, for_node=lambda graph, node: _per_channel_decl(
+                graph, node, lambda full, v_first: _blocked_per_channel(run, full, v_first, c, act, alpha)))
         return run
     return prepare
+
+
+def _per_channel_decl(graph, node, make):
+    """The blocked declaration of a binary op whose one input is a 4-D tensor with whole blocks of 16 channels
+    and the other one value per channel ((1, C, 1, 1), (C, 1, 1); a squeeze-excite scale of a batch: (N, C, 1,
+    1)) or one value in all: the full input tied to
+    the output's layout, the other free (its bytes are the same in both layouts). None for other shapes."""
+    t = graph.tensors
+    shapes = [t[i].shape for i in node.inputs[:2]]
+    out = t[node.outputs[0]].shape
+    if None in shapes or out is None or len(out) != 4 or not isinstance(out[1], int) or out[1] % 16:
+        return None
+    for full, other in ((0, 1), (1, 0)):
+        s = shapes[other]
+        s4 = (1,) * (4 - len(s)) + tuple(s) if len(s) <= 4 else None
+        per_channel = s4 in ((1, out[1], 1, 1), (out[0], out[1], 1, 1), (1, 1, 1, 1))
+        if tuple(shapes[full]) == tuple(out) and per_channel:
+            return Blocked(free=(other,), tied=(full,), variant=make(full, full == 1))
+    return None
+
+
+def _blocked_per_channel(run, full, v_first, code, act, alpha):
+    """variant(blocked inputs, output blocked) for `_per_channel_decl`: the full input blocked -> the blocked loop."""
+    def variant(blocked_inputs, out_blocked):
+        if full not in blocked_inputs:
+            return run
+
+        def blocked(x, y, *, out=None, **kw):
+            a, v = (y, x) if v_first else (x, y)
+            n, ch, h, w = a.shape
+            res = out if out is not None else np.empty(a.shape, np.float32)
+            vals = np.ascontiguousarray(v, np.float32).reshape(-1)
+            if vals.size == 1:
+                vals = np.full(ch, vals[0], np.float32)
+            _blocked_channel_loop(res.reshape(-1), frozen(a.reshape(-1)), frozen(vals), ch if vals.size > ch else 0,
+                                  n, ch // 16, h * w, code, v_first, act, alpha)
+            return res
+        return blocked
+    return variant
 
 
 for _name, _code in ARITH.items():
