@@ -110,15 +110,18 @@ def _graph() -> tuple[Graph, dict, dict]:
     q = add("concat", halves, axis=1)
     q = add("pool2d", [q], pooling_type="max", ksize=(3, 3), strides=(2, 2), paddings=(1, 1, 1, 1))
     g2 = add("pool2d", [q], pooling_type="avg", global_pooling=True)
+    q = add("elementwise_mul", [add("hard_sigmoid", [g2]), q])  # a squeeze-excite scale of a blocked tensor
     q = add("conv2d", [q, const("w20", (8, 32, 1, 1))])
     # a pointwise conv BLAS runs (more than 192 input channels on more than 64 pixels: `_tiled.pays`), its
     # bias and activation in a second pass
     t["p"] = Tensor("p", DType.FLOAT32, (1, 200, 9, 9))
     wide_in = add("conv2d", ["p", const("w21", (8, 200, 1, 1)), const("b21", (8,))], act_type="relu")
-    # a depthwise conv with unequal strides (PP-OCR's recognizer: im2col per group), then x * s + t (`scale`)
+    # a depthwise conv with unequal strides (PP-OCR's recognizer: the 16-lane strips row by row), then x * s + t
+    # (`scale`), then a 1 x 3 conv (the recognizer's neck: im2col + GEMM)
     tall = add("depthwise_conv2d", [wide_in, const("w22", (8, 1, 3, 3))], strides=(2, 1), paddings=(1, 1, 1, 1),
                groups=8)
     tall = add("scale", [tall], scale=0.5, bias=0.25)
+    tall = add("conv2d", [tall, const("w23", (8, 8, 1, 3))], paddings=(0, 0, 1, 1))
     graph = Graph(nodes, ["x", "z", "i", "p"], [y, z, s, stem, wide, q, g2, tall], t)
     infer_shapes(graph)
     return graph, {"x": RNG.standard_normal((1, 8, 16, 16)).astype(np.float32),
