@@ -221,14 +221,18 @@ def _shufflenet_units_dynamic_batch(c=16, hw=8, units=2):
         p, half = f"u{u}", c // 2
         inits.update({f"{p}_w1": w(half, half, 1, 1), f"{p}_dw": w(half, 1, 3, 3), f"{p}_w2": w(half, half, 1, 1)})
         (ch,) = dims(h, f"{p}_a", [1])
-        nodes += [helper.make_node("Add", [ch, "one"], [f"{p}_c1"]), helper.make_node("Div", [f"{p}_c1", "two"], [f"{p}_hf"]),
-                  helper.make_node("Mul", [f"{p}_hf", "one"], [f"{p}_e0"]), helper.make_node("Mul", [f"{p}_hf", "two"], [f"{p}_e1"])]
+        nodes += [helper.make_node("Add", [ch, "one"], [f"{p}_c1"]),
+                  helper.make_node("Div", [f"{p}_c1", "two"], [f"{p}_hf"]),
+                  helper.make_node("Mul", [f"{p}_hf", "one"], [f"{p}_e0"]),
+                  helper.make_node("Mul", [f"{p}_hf", "two"], [f"{p}_e1"])]
         e0, e1 = vec(f"{p}_e0v", [f"{p}_e0"]), vec(f"{p}_e1v", [f"{p}_e1"])
         nodes += [helper.make_node("Slice", [h, "zero1", e0, "ax1"], [f"{p}_lo"]),
                   helper.make_node("Slice", [h, e0, e1, "ax1"], [f"{p}_hi"]),
-                  helper.make_node("Conv", [f"{p}_hi", f"{p}_w1"], [f"{p}_c"]), helper.make_node("Relu", [f"{p}_c"], [f"{p}_r"]),
+                  helper.make_node("Conv", [f"{p}_hi", f"{p}_w1"], [f"{p}_c"]),
+                  helper.make_node("Relu", [f"{p}_c"], [f"{p}_r"]),
                   helper.make_node("Conv", [f"{p}_r", f"{p}_dw"], [f"{p}_d"], group=half, pads=[1, 1, 1, 1]),
-                  helper.make_node("Conv", [f"{p}_d", f"{p}_w2"], [f"{p}_c2"]), helper.make_node("Relu", [f"{p}_c2"], [f"{p}_r2"]),
+                  helper.make_node("Conv", [f"{p}_d", f"{p}_w2"], [f"{p}_c2"]),
+                  helper.make_node("Relu", [f"{p}_c2"], [f"{p}_r2"]),
                   helper.make_node("Concat", [f"{p}_lo", f"{p}_r2"], [f"{p}_cat"], axis=1)]
         n_, c_, h_, w_ = dims(f"{p}_cat", f"{p}_b", [0, 1, 2, 3])
         nodes.append(helper.make_node("Div", [c_, "two"], [f"{p}_cg"]))

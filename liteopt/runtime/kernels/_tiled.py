@@ -353,19 +353,19 @@ def _conv3x3(wp, x, y, zrow, bias, r, has_res, a, hi, s, pt, pl, mr, parts):
                     rows[t, i] = b_ * c * h * wd + iy * wd if 0 <= iy < h else -1
                 for n0 in range(0, ow, panel):
                     yoff = (b_ * o + b * mr) * oh * ow + oy * ow + n0
-                    nv, col0 = min(panel, ow - n0), s * n0 - pl
+                    valid, col0 = min(panel, ow - n0), s * n0 - pl
                     if mr == LANES:
                         if s == 1:
-                            _C1_16(wp, woff, xf, h * wd, wd, rows[t], col0, zrow, c, yf, yoff, oh * ow, nv, mrows,
+                            _C1_16(wp, woff, xf, h * wd, wd, rows[t], col0, zrow, c, yf, yoff, oh * ow, valid, mrows,
                                    bias, b * mr, r, has_res, a, hi)
                         else:
-                            _C2_16(wp, woff, xf, h * wd, wd, rows[t], col0, zrow, c, yf, yoff, oh * ow, nv, mrows,
+                            _C2_16(wp, woff, xf, h * wd, wd, rows[t], col0, zrow, c, yf, yoff, oh * ow, valid, mrows,
                                    bias, b * mr, r, has_res, a, hi)
                     elif s == 1:
-                        _C1(wp, woff, xf, h * wd, wd, rows[t], col0, zrow, c, yf, yoff, oh * ow, nv, mrows, bias,
+                        _C1(wp, woff, xf, h * wd, wd, rows[t], col0, zrow, c, yf, yoff, oh * ow, valid, mrows, bias,
                             b * mr, r, has_res, a, hi)
                     else:
-                        _C2(wp, woff, xf, h * wd, wd, rows[t], col0, zrow, c, yf, yoff, oh * ow, nv, mrows, bias,
+                        _C2(wp, woff, xf, h * wd, wd, rows[t], col0, zrow, c, yf, yoff, oh * ow, valid, mrows, bias,
                             b * mr, r, has_res, a, hi)
 
 

@@ -444,9 +444,9 @@ def _arith_prepare(name, code):
 
 def _per_channel_decl(graph, node, make):
     """The blocked declaration of a binary op whose one input is a 4-D tensor with whole blocks of 16 channels
-    and the other one value per channel ((1, C, 1, 1), (C, 1, 1); a squeeze-excite scale of a batch: (N, C, 1,
-    1)) or one value in all: the full input tied to
-    the output's layout, the other free (its bytes are the same in both layouts). None for other shapes."""
+    and the other one value per channel ((1, C, 1, 1), (C, 1, 1); a batch's squeeze-excite scales (N, C, 1, 1))
+    or one value in all: the full input tied to the output's layout, the other free (its bytes are the same in
+    both layouts). None for other shapes."""
     t = graph.tensors
     shapes = [t[i].shape for i in node.inputs[:2]]
     out = t[node.outputs[0]].shape

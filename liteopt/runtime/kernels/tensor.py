@@ -7,7 +7,8 @@ per-dim element strides. Each op is then a few lines of stride arithmetic:
 - strided_slice: source offset at the starts, strides times the steps (negative for reversed slices);
 - expand_v2: stride 0 on broadcast dims;
 - tile: the input seen as (1, d0, 1, d1, ...) with stride-0 repeat dims, the output as (r0, d0, r1, d1, ...);
-- concat / split: each input / output is a box of the output / input at an offset along the axis.
+- concat: each input is a box of the output at an offset along the axis (split, like strided_slice with unit
+  steps, copies its boxes with numpy, planned once per input shape).
 Arrays are reinterpreted as unsigned integers of the same width, so one compiled loop per item size serves
 every dtype (float16 and bool included). gather has its own loop. The reshape family (views of the input),
 shape, cast, range and fill_constant are plain numpy.
