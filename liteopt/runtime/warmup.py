@@ -110,7 +110,11 @@ def _graph() -> tuple[Graph, dict, dict]:
     q = add("concat", halves, axis=1)
     q = add("pool2d", [q], pooling_type="max", ksize=(3, 3), strides=(2, 2), paddings=(1, 1, 1, 1))
     g2 = add("pool2d", [q], pooling_type="avg", global_pooling=True)
-    q = add("elementwise_mul", [add("hard_sigmoid", [g2]), q])  # a squeeze-excite scale of a blocked tensor
+    # a squeeze-excite block on a blocked tensor: a 1x1 conv of the 1x1 map (a matrix-vector product), then the
+    # per-channel scale
+    se = add("conv2d", [g2, const("w24", (32, 32, 1, 1)), const("b24", (32,))], act_type="hard_sigmoid",
+             act_alpha=0.2)
+    q = add("elementwise_mul", [se, q])
     q = add("conv2d", [q, const("w20", (8, 32, 1, 1))])
     # a pointwise conv BLAS runs (more than 192 input channels on more than 64 pixels: `_tiled.pays`), its
     # bias and activation in a second pass

@@ -378,3 +378,20 @@ def test_depthwise_kernel_choice(k, s, want):
     node = Node("depthwise_conv2d", ["x", "w", ""], ["y"],
                 attrs("depthwise_conv2d", strides=s, paddings=(k // 2,) * 4, groups=32), "dw")
     assert K.choose(node, tensors, "cpu") == want
+
+
+@pytest.mark.parametrize("act", ACTS)
+@pytest.mark.parametrize("bias", [True, False])
+@pytest.mark.parametrize("cin,cout", [(576, 144), (8, 32), (40, 10)])
+def test_pointwise_conv_of_a_1x1_map(act, bias, cin, cout):
+    """A squeeze-excite block's 1x1 convs on its pooled 1x1 map: the matrix-vector product and one epilogue pass,
+    in NCHW and, where the layout blocks it (relu-like and hard_swish), in the blocked variant (the same bytes)."""
+    x = RNG.standard_normal((1, cin, 1, 1)).astype(np.float32)
+    wt = (RNG.standard_normal((cout, cin, 1, 1)) / np.sqrt(cin)).astype(np.float32)
+    b = RNG.standard_normal(cout).astype(np.float32) if bias else None
+    at = attrs("conv2d", act_type=act[0], act_alpha=act[1])
+    want = OPS["conv2d"].run(x, wt, b, **at)[0]
+    close(run_variant("conv2d", "gemm", x, wt, b, at, out=True), want, 1e-5)
+    fn = K.KERNELS[("conv2d", "cpu")]["gemm"].prepare([None, wt, b], at)
+    if getattr(fn, "blocked", None) is not None:
+        close(fn.blocked.variant({0}, True)(x, wt, b, out=np.full(want.shape, np.nan, np.float32), **at), want, 1e-5)
