@@ -114,7 +114,7 @@ def _graph() -> tuple[Graph, dict, dict]:
     # per-channel scale
     se = add("conv2d", [g2, const("w24", (32, 32, 1, 1)), const("b24", (32,))], act_type="hard_sigmoid",
              act_alpha=0.2)
-    q = add("elementwise_mul", [se, q])
+    q = add("elementwise_mul", [se, q], act_type="relu")
     q = add("conv2d", [q, const("w20", (8, 32, 1, 1))])
     # a pointwise conv BLAS runs (more than 192 input channels on more than 64 pixels: `_tiled.pays`), its
     # bias and activation in a second pass

@@ -934,6 +934,67 @@ def global_pool(x, y, c, hw, is_max):
                 _PIXEL_MEAN(xi, b * hw * BLOCK, hw, yi, b * BLOCK)
 
 
+CHANNEL_OPS = ("mul", "add", "sub", "rsub", "div", "rdiv")  # x (op) v; r: v (op) x
+
+
+def _make_channel_op(kind: str):
+    @intrinsic
+    def _op(typingctx, x, base, hw, v, voff, y):
+        """y[base + 16p + l] = x[base + 16p + l] (op) v[voff + l] for p < hw, l < 16: a blocked batch item's block
+        against one value per channel (a squeeze-excite scale), v's 16 values held in one register."""
+        sig = types.void(x, base, hw, v, voff, y)
+
+        def codegen(context, builder, signature, args):
+            _, base_, hw_, _, voff_, _ = args
+            ptr = _pointers(context, builder, signature, args)
+            xptr, vptr, yptr = ptr[0], ptr[3], ptr[5]
+            load = _masked_load(builder.module, xptr.type)
+            store = _masked_store(builder.module, yptr.type)
+            align, on = ir.Constant(_I32, 4), ir.Constant(_MASK, [1] * LANES)
+            zero = ir.Constant(_VEC, [0.0] * LANES)
+            i64 = lambda k: ir.Constant(_I64, k)  # noqa: E731
+            vv = builder.call(_masked_load(builder.module, vptr.type), [builder.gep(vptr, [voff_]), align, on, zero])
+            apply = {"mul": lambda a: builder.fmul(a, vv), "add": lambda a: builder.fadd(a, vv),
+                     "sub": lambda a: builder.fsub(a, vv), "rsub": lambda a: builder.fsub(vv, a),
+                     "div": lambda a: builder.fdiv(a, vv), "rdiv": lambda a: builder.fdiv(vv, a)}[kind]
+
+            def pixel(p, _):
+                at = builder.gep(xptr, [builder.add(base_, builder.mul(p, i64(BLOCK)))])
+                out = builder.gep(yptr, [builder.add(base_, builder.mul(p, i64(BLOCK)))])
+                builder.call(store, [apply(builder.call(load, [at, align, on, zero])), out, align, on])
+                return []
+
+            _accumulating_loop(builder, hw_, 0, 0, pixel, "chan.px")
+            return context.get_dummy_value()
+
+        return sig, codegen
+
+    return _op
+
+
+_CH_MUL, _CH_ADD, _CH_SUB, _CH_RSUB, _CH_DIV, _CH_RDIV = (_make_channel_op(k) for k in CHANNEL_OPS)
+
+
+@njit(**JIT)
+def channel_op(x, v, vstride, y, groups, blocks, hw, kind):
+    """y = x (op) v per channel on blocked tensors (x, y flat: groups batch items of blocks blocks of hw pixels),
+    v: 16 * blocks values, vstride apart per batch item (0: the same for all); kind: index in CHANNEL_OPS."""
+    for g in range(groups * blocks):
+        base, voff = g * hw * BLOCK, (g // blocks) * vstride + (g % blocks) * BLOCK
+        if kind == 0:
+            _CH_MUL(x, base, hw, v, voff, y)
+        elif kind == 1:
+            _CH_ADD(x, base, hw, v, voff, y)
+        elif kind == 2:
+            _CH_SUB(x, base, hw, v, voff, y)
+        elif kind == 3:
+            _CH_RSUB(x, base, hw, v, voff, y)
+        elif kind == 4:
+            _CH_DIV(x, base, hw, v, voff, y)
+        else:
+            _CH_RDIV(x, base, hw, v, voff, y)
+
+
 def _max_pool_tiles(x, y, c, h, wd, oh, ow, k, s, pt, pl):
     """k x k max pooling, stride s (2x2/2, 3x3/1, 3x3/2), through the depthwise tiles (taking the max)."""
     plane_in, plane_out = h * wd * BLOCK, oh * ow * BLOCK
