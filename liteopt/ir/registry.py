@@ -268,10 +268,14 @@ def infer_node(node: Node, types: list[TensorType | None], values: list[np.ndarr
     return out, out_values
 
 
-def infer_shapes(graph: Graph) -> dict[str, np.ndarray]:
-    """Fill in dtype and shape of every node output, in order. Returns the small values it could derive."""
+def infer_shapes(graph: Graph, before=None) -> dict[str, np.ndarray]:
+    """Fill in dtype and shape of every node output, in order. Returns the small values it could derive.
+    `before(node)`, if given, runs on each node just before its outputs are inferred (its inputs' types are then
+    up to date): a pass that rewrites nodes from their inputs' shapes as it goes (`passes/fold_shapes.py`)."""
     values: dict[str, np.ndarray] = {k: t.data for k, t in graph.tensors.items() if t.data is not None}
     for node in graph.nodes:
+        if before is not None:
+            before(node)
         types = [TensorType(graph.tensors[i].dtype, graph.tensors[i].shape) if i else None for i in node.inputs]
         vals = [values.get(i) if i else None for i in node.inputs]
         out_types, out_vals = infer_node(node, types, vals)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..ir import DType, Graph, Tensor, TensorType, infer_node, infer_shapes
+from ..ir import DType, Graph, infer_shapes
 from .context import PassContext
 
 MAX_LEN = 16  # longer integer tensors are data, not shapes
@@ -100,16 +100,17 @@ def _slice_attrs(node, known: dict[str, Partial]) -> dict | None:
 
 
 def _sweep(graph: Graph) -> tuple[int, list[str]]:
-    """One pass in execution order, inferring each node's output types as it goes (a reshape made static gives
-    every shape after it its ints at once): (reshapes and slices made static, near-misses)."""
+    """One pass in execution order, each node visited just before shape inference reaches it (a reshape made
+    static gives every shape after it its ints at once): (reshapes and slices made static, near-misses)."""
     known: dict[str, Partial] = {}
-    values = {k: t.data for k, t in graph.tensors.items() if t.data is not None}
     for name, t in graph.tensors.items():
         p = _const(t)
         if p is not None:
             known[name] = p
     done, misses = 0, []
-    for node in graph.nodes:
+
+    def visit(node):
+        nonlocal done
         if node.op == "reshape2" and len(node.inputs) > 1 and node.inputs[1] in known:
             rank, target = known[node.inputs[1]]
             static = _static_target(target, graph.tensors[node.inputs[0]].shape) if rank == 1 else None
@@ -123,16 +124,11 @@ def _sweep(graph: Graph) -> tuple[int, list[str]]:
             if attrs is not None:
                 node.inputs, node.attrs = node.inputs[:1], attrs
                 done += 1
-        types = [TensorType(graph.tensors[i].dtype, graph.tensors[i].shape) if i else None for i in node.inputs]
-        out_types, out_vals = infer_node(node, types, [values.get(i) if i else None for i in node.inputs])
-        for name, t, v in zip(node.outputs, out_types, out_vals):
-            if graph.tensors[name].data is None:
-                graph.tensors[name] = Tensor(name, t.dtype, t.shape)
-            if v is not None:
-                values[name] = v
-        p = _partial(node, graph.tensors, known)
+        p = _partial(node, graph.tensors, known)  # (from the inputs' shapes and values alone)
         if p is not None and len(p[1]) <= MAX_LEN:
             known[node.outputs[0]] = p
+
+    infer_shapes(graph, before=visit)
     return done, misses
 
 
@@ -145,6 +141,5 @@ def fold_shapes(graph: Graph, ctx: PassContext) -> None:
             break
         ctx.record.hit(done)
         graph.prune()
-        infer_shapes(graph)
     for m in misses:
         ctx.record.miss(m)
