@@ -22,9 +22,10 @@ def declared(graph: Graph, step):
     return d.for_node(graph, step.node) if d is not None and d.for_node is not None else d
 
 
-def blocked_tensors(graph: Graph, steps) -> set[str]:
-    """The tensors to keep blocked, given the steps (node + prepared fn) in execution order."""
-    decl = {id(s): declared(graph, s) for s in steps}
+def blocked_tensors(graph: Graph, steps, decl: dict | None = None) -> set[str]:
+    """The tensors to keep blocked, given the steps (node + prepared fn) in execution order (and their
+    declarations by id, `declared`, when worked out already)."""
+    decl = decl if decl is not None else {id(s): declared(graph, s) for s in steps}
     producers, uses = {}, {}
     for s in steps:
         for name in s.outputs:
@@ -74,9 +75,10 @@ def blocked_tensors(graph: Graph, steps) -> set[str]:
 
 def apply(graph: Graph, steps) -> set[str]:
     """Switch the steps that touch blocked tensors to their blocked variants; returns the blocked tensors."""
-    blocked = blocked_tensors(graph, steps)
+    decl = {id(s): declared(graph, s) for s in steps}
+    blocked = blocked_tensors(graph, steps, decl)
     for s in steps:
-        d = declared(graph, s)
+        d = decl[id(s)]
         if d is None:
             continue
         ins = {p for p, name in enumerate(s.inputs) if name in blocked}

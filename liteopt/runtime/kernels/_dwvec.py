@@ -1,15 +1,14 @@
 """Depthwise k x k convolutions (k 3 or 5, stride 1 or 2) on 16-lane vectors, straight from NCHW.
 
-One micro-kernel call computes a strip of up to 16 output columns, all output rows, of one channel: per
-output row, each of the k*k taps is one masked vector load of the input row it reads (stride 2: two loads and
-a shuffle keeping the even lanes) and one multiply-add. A strip takes ROWS output rows at a time, each input
-row's k loads serving every output row that reads it (3x3 stride 1: 18 loads for 4 rows instead of 36; 5x5
-stride 2: 55 instead of 100); a vertical stride other than the horizontal one (PP-OCR's (2, 1)) goes row by
-row. The masks drop the lanes that fall in the left/right padding or past the row's
-end, and a tap row above or below the input reads a row of zeros instead, so there is no padded copy of the
-input and no border case. The bias and a relu-like or hard_swish activation are applied before the single
-masked store. Written as LLVM IR on 16-lane vectors (see `_tiled`): AVX-512 where the CPU has it; the caller
-only picks it there (`AVAILABLE`).
+One micro-kernel call computes a strip of up to 16 output columns, all output rows, of one channel: per output
+row, each of the k*k taps is one masked vector load of the input row it reads (stride 2: two loads and a shuffle
+keeping the even lanes) and one multiply-add. A strip takes ROWS output rows at a time, each input row's k loads
+serving every output row that reads it (3x3 stride 1: 18 loads for 4 rows instead of 36; 5x5 stride 2: 55 instead
+of 100); a vertical stride other than the horizontal one (PP-OCR's (2, 1)) goes row by row. The masks drop the
+lanes that fall in the left/right padding or past the row's end, and a tap row above or below the input reads a
+row of zeros instead, so there is no padded copy of the input and no border case. The bias and a relu-like or
+hard_swish activation are applied before the single masked store. Written as LLVM IR on 16-lane vectors (see
+`_tiled`): AVX-512 where the CPU has it; the caller only picks it there (`AVAILABLE`).
 """
 from __future__ import annotations
 
