@@ -89,7 +89,7 @@ def main() -> int:
     ap.add_argument("--cache", default=os.path.join(os.path.expanduser("~"), ".cache", "liteopt-models"))
     ap.add_argument("--input_shape", action="append", default=[], metavar="NAME:D0,D1,...",
                     help="pin an input of the .onnx files given by path, as opt's flag (e.g. x:1,3,48,320)")
-    args = ap.parse_args()
+    args = ap.parse_intermixed_args()  # (models before and after the options)
     from liteopt.ir.errors import LiteoptError
     from liteopt.opt.api import parse_input_shape
     try:
