@@ -312,6 +312,28 @@ def test_depthwise_direct(k, s, pads, act, hw, vec):
     close(y, OPS["depthwise_conv2d"].run(x, wt, b, **at)[0], 1e-5)
 
 
+@pytest.mark.parametrize("k", [3, 5])
+@pytest.mark.parametrize("s", [(1, 1), (2, 1), (1, 2), (2, 2)])
+@pytest.mark.parametrize("h", [1, 2, 3])
+@pytest.mark.parametrize("act", [("relu", 0.0), ("hard_swish", 0.0)])
+@pytest.mark.parametrize("vec", [True, False])
+def test_depthwise_direct_short_maps(k, s, h, act, vec):
+    """Maps of 1-3 rows under the kernel's padding (PP-OCR's direction classifier: 2-3 rows, 5x5): most tap rows
+    lie in the padding, which the 16-lane strips do not visit."""
+    from liteopt.runtime.kernels import _dwvec
+    if vec and not _dwvec.AVAILABLE:
+        pytest.skip("this CPU has no AVX-512: the 16-lane depthwise kernel is not used here")
+    x = RNG.standard_normal((1, 24, h, 53)).astype(np.float32)
+    wt = RNG.standard_normal((24, 1, k, k)).astype(np.float32)
+    b = RNG.standard_normal(24).astype(np.float32)
+    p = k // 2
+    at = attrs("depthwise_conv2d", strides=s, paddings=(p, p, p, p), groups=24, act_type=act[0], act_alpha=act[1])
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(_dwvec, "AVAILABLE", vec)
+        y = run_variant("depthwise_conv2d", "direct", x, wt, b, at, out=True)
+    close(y, OPS["depthwise_conv2d"].run(x, wt, b, **at)[0], 1e-5)
+
+
 @pytest.mark.parametrize("k,s,groups,bias", [((2, 2), (2, 2), 1, True), ((2, 3), (2, 3), 2, False),
                                              ((3, 3), (2, 2), 1, True)])
 @pytest.mark.parametrize("act", [("", 0.0), ("sigmoid", 0.0), ("relu6", 6.0), ("gelu", 0.0)])

@@ -37,7 +37,7 @@ from numba.extending import intrinsic
 
 from . import _tiled
 from ._tiled import (_F32, _I32, _I64, _MASK, _VEC, AVAILABLE, LANES, _accumulating_loop, _activation, _declare,
-                     _fma, _masked_load, _masked_store, _pointers, _splat, pack_panels)
+                     _fma, _lane_mask, _masked_load, _masked_store, _pointers, _splat, pack_panels)
 from ._util import JIT, frozen, njit, serial_and_threaded
 
 __all__ = ["AVAILABLE", "BLOCK", "pack", "pack_conv", "pack_depthwise", "pointwise", "ConvGeometry", "pad", "conv",
@@ -120,12 +120,9 @@ def _bias_start(builder, bptr, boff_, mrows_, cvb, nr):
     """The accumulators a tile starts from: the bias of its output channels (< mrows; zeros past them), so that
     the epilogue has one addition less a vector."""
     load = _masked_load(builder.module, bptr.type)
-    ivec = ir.VectorType(_I64, LANES)
-    lanes = ir.Constant(ivec, list(range(LANES)))
     grid = []
     for v in range(cvb):
-        chan = builder.icmp_signed("<", builder.add(lanes, _splat(builder, ir.Constant(_I64, v * LANES), ivec)),
-                                   _splat(builder, mrows_, ivec))
+        chan = _lane_mask(builder, ir.Constant(_I64, 0), builder.sub(mrows_, ir.Constant(_I64, v * LANES)))
         at = builder.gep(bptr, [builder.add(boff_, ir.Constant(_I64, v * LANES))])
         grid.append([builder.call(load, [at, ir.Constant(_I32, 4), chan, ir.Constant(_VEC, [0.0] * LANES)])] * nr)
     return grid
@@ -159,16 +156,13 @@ def _store(builder, sums, cvb, yb, tail, yoff_, ohw_, npix_, mrows_, rptr, has_r
     store = _masked_store(mod, yptr.type)
     align, zero = ir.Constant(_I32, 4), ir.Constant(_VEC, [0.0] * LANES)
     i64 = lambda v: ir.Constant(_I64, v)  # noqa: E731
-    ivec = ir.VectorType(_I64, LANES)
-    lanes = ir.Constant(ivec, list(range(LANES)))
     plane = builder.mul(ohw_, i64(BLOCK))
-    chan = [builder.icmp_signed("<", builder.add(lanes, _splat(builder, i64(v * LANES), ivec)),
-                                _splat(builder, mrows_, ivec)) for v in range(cvb)]
+    chan = [_lane_mask(builder, i64(0), builder.sub(mrows_, i64(v * LANES))) for v in range(cvb)]
     if not yb:  # the pixels of a channel row: lanes < nr (and < npix in a tail tile)
         nr = len(sums[0])
-        pix_on = builder.icmp_signed("<", lanes, ir.Constant(ivec, [nr] * LANES))
+        pix_on = ir.Constant(_MASK, [lane < nr for lane in range(LANES)])
         if tail:
-            pix_on = builder.and_(pix_on, builder.icmp_signed("<", lanes, _splat(builder, npix_, ivec)))
+            pix_on = builder.and_(pix_on, _lane_mask(builder, i64(0), npix_))
         columns = [_transpose(builder, sums[v]) for v in range(cvb)]
 
     def plus_residual(vectors, offsets, masks):
