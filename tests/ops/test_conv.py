@@ -189,6 +189,15 @@ def test_max_pool_3x3_planes(shape, strides, pads, ceil, tmp_path):
              tmpdir=str(tmp_path))
 
 
+@pytest.mark.parametrize("shape", [(1, 5, 2, 96), (2, 3, 9, 37), (1, 2, 3, 3)])
+@pytest.mark.parametrize("ceil", [0, 1])
+def test_max_pool_2x2(shape, ceil, tmp_path):
+    """2x2 stride-2 max pooling (the pairwise kernel when every window is inside the input; ceil mode's windows
+    hanging past an odd edge go the general way)."""
+    check_op("MaxPool", {"x": rand(*shape)}, dict(kernel_shape=[2, 2], strides=[2, 2], ceil_mode=ceil),
+             tmpdir=str(tmp_path))
+
+
 @pytest.mark.parametrize("count_include_pad", [0, 1])
 @pytest.mark.parametrize("attrs", POOL_CASES, ids=str)
 def test_average_pool(attrs, count_include_pad, tmp_path):
