@@ -158,7 +158,8 @@ class Program:
             if s.takes_out:  # a multi-output kernel gets the tuple of its outputs' views (when all are planned)
                 view = views.get(out) if len(s.outputs) == 1 else \
                     (tuple(views[o] for o in s.outputs) if all(o in views for o in s.outputs) else None)
-            steps.append((s.fn, s.attrs, get, slot[out], s, view, skip))
+            attrs = {} if getattr(s.fn, "attrs_bound", False) else s.attrs  # (`kernels._util.attrs_bound`)
+            steps.append((s.fn, attrs, get, slot[out], s, view, skip))
         if arena is not None:
             arena.schedule = (_Step.changes, steps)
         else:

@@ -105,6 +105,14 @@ def serial_and_threaded(fn):
     return lambda *args: (threaded if numba_threads() > 1 else serial)(*args)
 
 
+def attrs_bound(fn):
+    """Mark a prepared kernel that took its node's attributes from `prepare` and ignores them at run time: the
+    predictor calls it with the inputs (and out=) only. Unpacking a conv's seven attributes into keywords cost
+    ~0.6 us a call, 4-5% of a small model's run (PP-OCR's direction classifier: 75 ops in 0.85 ms)."""
+    fn.attrs_bound = True
+    return fn
+
+
 def frozen(a: np.ndarray) -> np.ndarray:
     """A read-only view. numba compiles one signature per array flavour, read-only included: weights mapped
     from a file are read-only, weights restored at load and placeholders are not. Constants and biases reach

@@ -7,7 +7,7 @@ from numba import prange
 from ...ir.ops.conv import pool_out_size
 from ..threads import numba_threads
 from . import Blocked, _blocked, kernel
-from ._util import JIT, bias_of, njit
+from ._util import JIT, attrs_bound, bias_of, njit
 from .conv_fast import ACT_CODES, _act_row, _conv_applies, _finish, _maxpool_planes, conv2d_gemm
 from .reduce import MAX, MEAN, _reduce_kernel
 
@@ -118,21 +118,24 @@ def _pool_prepare(consts, attrs):
     if not _blocked.AVAILABLE or not (glob or is_max):
         return None
 
-    def run(x, **kw):
-        return pool2d(x, **kw)
+    @attrs_bound
+    def run(x, *, out=None, **_):
+        return pool2d(x, out=out, **attrs)
 
     def variant(blocked_inputs, out_blocked):
         if 0 not in blocked_inputs:
             return pool2d
 
-        def blocked(x, *, pooling_type, ksize, strides, paddings, global_pooling, exclusive, ceil_mode, out=None):
+        @attrs_bound
+        def blocked(x, *, out=None, **_):
             n, c, h, w = x.shape
-            if global_pooling:
+            if glob:
                 y = out if out is not None else np.empty((n, c, 1, 1), np.float32)
                 _blocked.global_pool(x.reshape(n, -1), y.reshape(n, -1), c, h * w, is_max)
                 return y
-            (kh, kw), (sh, sw), (pt, pb, pl, pr) = ksize, strides, paddings
-            oh, ow = pool_out_size(h, kh, sh, pt, pb, ceil_mode), pool_out_size(w, kw, sw, pl, pr, ceil_mode)
+            (kh, kw), (sh, sw), (pt, pb, pl, pr), ceil = (attrs[k] for k in ("ksize", "strides", "paddings",
+                                                                              "ceil_mode"))
+            oh, ow = pool_out_size(h, kh, sh, pt, pb, ceil), pool_out_size(w, kw, sw, pl, pr, ceil)
             y = out if out is not None else np.empty((n, c, oh, ow), np.float32)
             for i in range(n):
                 _blocked.max_pool(x[i].reshape(-1), y[i].reshape(-1), c, h, w, oh, ow, kh, kw, sh, sw, pt, pl)

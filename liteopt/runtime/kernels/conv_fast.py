@@ -27,7 +27,7 @@ from ...ir.ops.activation import apply_act
 from ..threads import numba_threads
 from . import Blocked, _blocked, _dwvec, _tiled, kernel
 from . import _blocked_winograd as _bwino
-from ._util import JIT, NO_BIAS, bias_of, frozen, full_bias, njit, per_size, winograd_matrices
+from ._util import JIT, NO_BIAS, attrs_bound, bias_of, frozen, full_bias, njit, per_size, winograd_matrices
 
 PJIT = dict(JIT, parallel=True)
 ACT_CODES = {"": 0, "relu": 1, "relu6": 2, "leaky_relu": 3, "hard_swish": 4, "sigmoid": 5, "swish": 6,
@@ -323,9 +323,14 @@ def _gemm_prepare(consts, attrs):
         bias, has_bias, alpha = bias_of(b0), b0 is not None, float(attrs["act_alpha"])
         o, c = w2d.shape
 
-        def pointwise(x, w_, b, r=None, *, out=None, **kw):
+        @attrs_bound
+        def general(x, w_, b, r=None, *, out=None, **_):
+            return run(x, w_, b, r, out=out, **attrs)
+
+        @attrs_bound
+        def pointwise(x, w_, b, r=None, *, out=None, **_):
             if b is not b0:  # a bias computed at run time
-                return run(x, w_, b, r, out=out, **kw)
+                return general(x, w_, b, r, out=out)
             n, h, wd = x.shape[0], x.shape[2], x.shape[3]
             y = out if out is not None else np.empty((n, o, h, wd), np.float32)
             x3 = np.ascontiguousarray(x, dtype=np.float32).reshape(n, c, h * wd)
@@ -337,7 +342,7 @@ def _gemm_prepare(consts, attrs):
             elif has_bias or code:
                 _epilogue(y3, bias, has_bias, NO_RES, False, code, alpha, 0, h * wd)
             return y
-        fast = _tiled_pointwise(w2d, b0, code, alpha, run, pointwise) if _tiled.AVAILABLE else pointwise
+        fast = _tiled_pointwise(w2d, b0, code, alpha, general, pointwise) if _tiled.AVAILABLE else pointwise
         bounds = _blocked.act_bounds(code, alpha)
         if _blocked.AVAILABLE and bounds is not None:
             fast.blocked = _blocked_pointwise(w2d, b0, bounds, code, alpha)
@@ -372,7 +377,7 @@ def _residual_rows(r, n):
 def _tiled_pointwise(w2d, b0, code, alpha, general, blas):
     """The pointwise conv through the register-tiled GEMMs (`_tiled`) where they beat BLAS for the call's map
     size (`_tiled.pays`): the filter packed here, bias, residual and a relu-like activation applied in the
-    tiles; other activations in a second pass."""
+    tiles; other activations in a second pass. general and blas: the other paths, attributes bound."""
     o, c = w2d.shape
     packs: dict = {}  # the filter packed for the pixel tiles and/or the channel tiles (7x7 maps), when first used
     plans: dict = {}  # map size -> (tiles or None for BLAS, the packed filter, pixels per chunk)
@@ -389,9 +394,10 @@ def _tiled_pointwise(w2d, b0, code, alpha, general, blas):
             wp = packs[channels] = _tiled.pack_channels(w2d) if channels else _tiled.pack(w2d)
         return ("channels" if channels else "pixels"), wp, _tiled.chunk_of(c, hw)
 
-    def pointwise(x, w_, b, r=None, *, out=None, **kw):
+    @attrs_bound
+    def pointwise(x, w_, b, r=None, *, out=None, **_):
         if b is not b0:  # a bias computed at run time
-            return general(x, w_, b, r, out=out, **kw)
+            return general(x, w_, b, r, out=out)
         n, h, wd = x.shape[0], x.shape[2], x.shape[3]
         hw = h * wd
         if n * hw == 1 and r is None:
@@ -399,7 +405,7 @@ def _tiled_pointwise(w2d, b0, code, alpha, general, blas):
                          bias, code, alpha)
         tiles, wp, chunk = per_size(plans, hw, lambda: plan(hw))
         if tiles is None:
-            return blas(x, w_, b, r, out=out, **kw)
+            return blas(x, w_, b, r, out=out)
         y = out if out is not None else np.empty((n, o, h, wd), np.float32)
         x2 = _item_rows(x, n)
         y2 = y.reshape(n, -1)
@@ -427,7 +433,8 @@ def _blocked_pointwise(w2d, b0, bounds, code, alpha):
         xb = 0 in blocked_inputs
         wq = _blocked.pack(w2d)  # (only for a conv the layout blocks or borders)
 
-        def run(x, w_, b, r=None, *, out=None, **kw):
+        @attrs_bound
+        def run(x, w_, b, r=None, *, out=None, **_):
             n, h, wd = x.shape[0], x.shape[2], x.shape[3]
             y = out if out is not None else np.empty((n, o, h, wd), np.float32)
             if n * h * wd == 1 and r is None:  # (one 1x1 map: the same bytes in both layouts)
@@ -912,22 +919,24 @@ def _dw_prepare(consts, attrs):
         return None
     wc = frozen(np.ascontiguousarray(w, dtype=np.float32))
     bias = bias_of(b0)
+    strides, paddings, dilations, act_type, act_alpha = (
+        attrs[k] for k in ("strides", "paddings", "dilations", "act_type", "act_alpha"))
 
-    def run(x, w_, b, *, out=None, strides, paddings, dilations, groups, act_type, act_alpha):
+    @attrs_bound
+    def run(x, w_, b, *, out=None, **_):
         if b is not b0:  # a bias computed at run time
-            return depthwise_direct(x, w_, b, out=out, strides=strides, paddings=paddings, dilations=dilations,
-                                    groups=groups, act_type=act_type, act_alpha=act_alpha)
+            return depthwise_direct(x, w_, b, out=out, **attrs)
         return _dw_run(x, wc, bias, b0 is not None, out, strides, paddings, dilations, act_type, act_alpha)
     code = ACT_CODES.get(attrs["act_type"])
     bounds = None if code is None else _blocked.act_bounds(code, float(attrs["act_alpha"]))
     k, (sh, sw) = w.shape[2], attrs["strides"]
     if (_blocked.AVAILABLE and bounds is not None and w.shape[2:] == (k, k) and k in (3, 5) and sh in (1, 2)
             and sw in (1, 2) and tuple(attrs["dilations"]) == (1, 1)):
-        run.blocked = _blocked_depthwise(wc, b0, k, sh, sw, bounds)
+        run.blocked = _blocked_depthwise(wc, b0, k, sh, sw, bounds, paddings)
     return run
 
 
-def _blocked_depthwise(wc, b0, k, sh, sw, bounds):
+def _blocked_depthwise(wc, b0, k, sh, sw, bounds, paddings):
     """The depthwise conv on channel-blocked tensors (`_blocked`; x and y both blocked)."""
     c = wc.shape[0]
     bias = full_bias(b0, c)
@@ -936,9 +945,11 @@ def _blocked_depthwise(wc, b0, k, sh, sw, bounds):
     def variant(blocked_inputs, out_blocked):
         wq = _blocked.pack_depthwise(wc)
 
-        def run(x, w_, b, *, out=None, strides, paddings, dilations, groups, act_type, act_alpha):
+        pt, pb, pl, pr = paddings
+
+        @attrs_bound
+        def run(x, w_, b, *, out=None, **_):
             n, _, h, wd = x.shape
-            pt, pb, pl, pr = paddings
             oh, ow = _out_size(h, k, sh, pt, pb, 1), _out_size(wd, k, sw, pl, pr, 1)
             y = _result(out, (n, c, oh, ow))
             x2, y2 = x.reshape(n, -1), y.reshape(n, -1)

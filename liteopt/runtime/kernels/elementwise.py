@@ -17,7 +17,7 @@ import numpy as np
 from ...ir import OPS
 from ...ir.ops.activation import apply_act
 from . import Blocked, _blocked, kernel
-from ._util import JIT, frozen, njit, per_size
+from ._util import JIT, attrs_bound, frozen, njit, per_size
 from .conv_fast import ACT_CODES, _act, _act_row
 
 # division by zero gives inf/nan (float) instead of raising; integer division by zero is guarded below
@@ -387,13 +387,14 @@ def _arith_prepare(name, code):
                         return shape, True, (rows, n, v_first)
             return shape, False, (dims, strides, _rows(dims))
 
-        def run(x, y, *, out=None, **kw):
+        @attrs_bound
+        def run(x, y, *, out=None, **_):
             if (out is None or x.dtype != np.float32 or y.dtype != np.float32 or not out.flags.c_contiguous
                     or not x.flags.c_contiguous or not y.flags.c_contiguous):
-                return generic(x, y, out=out, **kw)
+                return generic(x, y, out=out, **attrs)
             shape, per_row, args = per_size(plans, (x.shape, y.shape), lambda: plan(x.shape, y.shape))
             if out.shape != shape:
-                return generic(x, y, out=out, **kw)
+                return generic(x, y, out=out, **attrs)
             if out.size:
                 fo, fx, fy = out.reshape(-1), frozen(x.reshape(-1)), frozen(y.reshape(-1))
                 if per_row:
@@ -441,7 +442,8 @@ def _blocked_per_channel(run, full, v_first, code, act, alpha):
         if full not in blocked_inputs:
             return run
 
-        def blocked(x, y, *, out=None, **kw):
+        @attrs_bound
+        def blocked(x, y, *, out=None, **_):
             a, v = (y, x) if v_first else (x, y)
             n, ch, h, w = a.shape
             res = out if out is not None else np.empty(a.shape, np.float32)
