@@ -27,11 +27,24 @@ from ...ir.ops.activation import apply_act
 from ..threads import numba_threads
 from . import Blocked, _blocked, _dwvec, _tiled, kernel
 from . import _blocked_winograd as _bwino
-from ._util import JIT, NO_BIAS, attrs_bound, bias_of, frozen, full_bias, njit, per_size, winograd_matrices
+from ._util import JIT, NO_BIAS, attrs_bound, bias_of, exp32, frozen, full_bias, njit, per_size, winograd_matrices
 
 PJIT = dict(JIT, parallel=True)
 ACT_CODES = {"": 0, "relu": 1, "relu6": 2, "leaky_relu": 3, "hard_swish": 4, "sigmoid": 5, "swish": 6,
              "hard_sigmoid": 7, "tanh": 8}
+
+
+@njit(inline="always", **JIT)
+def _sigmoid32(v):
+    """1 / (1 + e**-v) in float32 (`exp32`): loops of it vectorize where the function's error model is numpy's
+    (a float division by zero there is inf, not an exception to check for)."""
+    return np.float32(1.0) / (np.float32(1.0) + exp32(-v))
+
+
+@njit(inline="always", **JIT)
+def _swish32(v, beta):
+    """v * sigmoid(beta * v) in float32, as `_sigmoid32` (YOLO's SiLU: beta 1)."""
+    return v / (np.float32(1.0) + exp32(-beta * v))
 
 
 @njit(inline="always", **JIT)
@@ -47,9 +60,9 @@ def _act(v, code, alpha):
     if code == 4:
         return v * min(max(v + 3.0, 0.0), 6.0) / 6.0
     if code == 5:
-        return 1.0 / (1.0 + math.exp(-v)) if v >= -80.0 else 0.0
+        return _sigmoid32(v)
     if code == 6:
-        return v / (1.0 + math.exp(-alpha * v)) if alpha * v >= -80.0 else 0.0
+        return _swish32(v, np.float32(alpha))
     if code == 7:
         return min(max(v * alpha + 0.5, 0.0), 1.0)
     return math.tanh(v)
@@ -76,6 +89,12 @@ def _bias_act_row(row, add, code, alpha):
         for i in range(row.size):
             v = row[i] + add
             row[i] = v * min(max(v + np.float32(3.0), np.float32(0.0)), np.float32(6.0)) / np.float32(6.0)
+    elif code == 5:
+        for i in range(row.size):
+            row[i] = _sigmoid32(row[i] + add)
+    elif code == 6:
+        for i in range(row.size):
+            row[i] = _swish32(row[i] + add, a)
     else:
         for i in range(row.size):
             row[i] = _act(row[i] + add, code, alpha)
@@ -102,12 +121,15 @@ def _bias_res_act_row(row, res, add, code, alpha):
     elif code == 2:
         for i in range(row.size):
             row[i] = min(max(row[i] + add + res[i], np.float32(0.0)), a)
+    elif code == 6:
+        for i in range(row.size):
+            row[i] = _swish32(row[i] + add + res[i], a)
     else:
         for i in range(row.size):
             row[i] = _act(row[i] + add + res[i], code, alpha)
 
 
-@njit(**dict(PJIT, fastmath=True))
+@njit(**dict(PJIT, fastmath=True, error_model="numpy"))
 def _epilogue(y, bias, has_bias, res, has_res, code, alpha, c0, c1):
     """y: (N, O, L) in place, columns c0:c1 of each row: y = act(y + bias[o] (+ res)), one pass over each
     row. res: the residual input, (N, O, L) like y, or a placeholder when has_res is False."""
