@@ -8,6 +8,7 @@ from onnx import helper
 from helpers import assert_close, check_model, check_op, convert, make_model, run_ort
 
 from liteopt.format import read
+from liteopt.ir import OPS
 from liteopt.ir.errors import LiteoptError
 from liteopt.runtime import load
 
@@ -83,6 +84,27 @@ def test_layer_norm_dynamic(tmp_path):
 @pytest.mark.parametrize("opset,axis", [(11, 1), (11, -1), (11, 0), (12, 2), (12, -3), (13, 1), (13, -1), (13, 0)])
 def test_softmax(op, opset, axis, tmp_path):
     check_op(op, {"x": X * 3}, {"axis": axis}, opset=opset, tmpdir=str(tmp_path))
+
+
+@pytest.mark.parametrize("op", ["Softmax", "LogSoftmax"])
+@pytest.mark.parametrize("shape,axis", [((1, 16, 4, 37), 1), ((2, 5, 3, 7), 2), ((3, 1000), -1), ((2, 3, 70), 0)])
+def test_softmax_large_values(op, shape, axis, tmp_path):
+    """Inner axes (YOLOv8's DFL: softmax over 16 of (1, 16, 4, anchors)) and rows of 1000, with inputs up to
+    ~100 (the exponentials of x - max underflow to 0 for most)."""
+    x = (np.random.default_rng(1).standard_normal(shape) * 30).astype(np.float32)
+    check_op(op, {"x": x}, {"axis": axis}, opset=13, tmpdir=str(tmp_path))
+
+
+@pytest.mark.parametrize("op", ["softmax", "log_softmax"])
+def test_softmax_kernel_other_float_types(op):
+    """The cpu kernel on float16/float64 arrays (no model input has them; an op inside one could): the op's
+    reference, in their precision."""
+    from liteopt.runtime.kernels import nn as kernels
+    for dtype in (np.float16, np.float64):
+        x = (X * 3).astype(dtype)
+        got = getattr(kernels, op)(x, axis=1)
+        assert got.dtype == dtype
+        np.testing.assert_allclose(got, OPS[op].run(x.astype(np.float64), axis=1)[0], rtol=2e-3, atol=2e-3)
 
 
 @pytest.mark.parametrize("op", ["Softmax", "LogSoftmax"])
