@@ -69,6 +69,7 @@ def _graph() -> tuple[Graph, dict, dict]:
     f = add("layer_norm", [f, const("g", (16,)), const("be", (16,))], begin_norm_axis=2)
     f = add("fc", [f, const("fw", (16, 16)), const("fb", (16,))], in_num_col_dims=2, act_type="relu")
     f = add("softmax", [add("matmul_v2", [f, f], trans_y=True)], axis=-1)
+    f = add("softmax", [f], axis=1)  # (an inner axis: YOLOv8's box distribution)
     y = add("reduce_mean", [f], dim=(2,), keep_dim=False)
     # a 24x24 map: the kernels opt picks for wider maps (Winograd F(4,3), depthwise row by row, the general
     # transposed convolution) and the data movement of channel-shuffle networks

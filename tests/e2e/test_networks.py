@@ -261,3 +261,45 @@ def test_shape_arithmetic_on_a_dynamic_batch_folds_into_static_reshapes(tmp_path
                             "shuffle_channel": 2, "reshape2": 1, "fc": 1}  # (the flatten: a view)
     g = read(path).graph
     assert all(isinstance(d, int) for n in g.nodes for o in n.outputs for d in g.tensors[o].shape[1:])
+
+
+def _yolo_like():
+    """YOLOv8's pieces: Conv+BN+SiLU (x * Sigmoid(x)), a C2f split into a bottleneck with a residual, a
+    concat, and the box head's softmax over an inner axis (4 sides x 16 bins per anchor)."""
+    nodes, inits = [], {}
+
+    def cbs(x, out, cin, cout, k, s):
+        inits.update({f"{out}_w": w(cout, cin, k, k, scale=np.sqrt(2 / (cin * k * k))),
+                      f"{out}_s": RNG.uniform(0.5, 1.5, cout).astype(F), f"{out}_b": w(cout, scale=0.1),
+                      f"{out}_m": w(cout, scale=0.1), f"{out}_v": RNG.uniform(0.5, 1.5, cout).astype(F)})
+        nodes.extend([helper.make_node("Conv", [x, f"{out}_w"], [f"{out}_c"], pads=[k // 2] * 4, strides=[s, s]),
+                      helper.make_node("BatchNormalization", [f"{out}_c", f"{out}_s", f"{out}_b", f"{out}_m",
+                                                              f"{out}_v"], [f"{out}_bn"]),
+                      helper.make_node("Sigmoid", [f"{out}_bn"], [f"{out}_sg"]),
+                      helper.make_node("Mul", [f"{out}_bn", f"{out}_sg"], [out])])
+        return out
+
+    h = cbs(cbs("x", "stem", 3, 16, 3, 2), "down", 16, 32, 3, 2)
+    h = cbs(h, "cv1", 32, 32, 1, 1)
+    inits["split"] = np.array([16, 16], np.int64)
+    nodes.append(helper.make_node("Split", [h, "split"], ["y0", "y1"], axis=1))
+    b = cbs(cbs("y1", "m_a", 16, 16, 3, 1), "m_b", 16, 16, 3, 1)
+    nodes.append(helper.make_node("Add", ["y1", b], ["y2"]))
+    nodes.append(helper.make_node("Concat", ["y0", "y1", "y2"], ["cat"], axis=1))
+    h = cbs("cat", "cv2", 48, 32, 1, 1)
+    inits.update(box_w=w(64, 32, 1, 1), box_b=w(64), shape=np.array([1, 4, 16, -1], np.int64))
+    nodes += [helper.make_node("Conv", [h, "box_w", "box_b"], ["box"]),
+              helper.make_node("Reshape", ["box", "shape"], ["dist"]),
+              helper.make_node("Transpose", ["dist"], ["bins"], perm=[0, 2, 1, 3]),
+              helper.make_node("Softmax", ["bins"], ["p"], axis=1)]
+    return make_model(nodes, {"x": (F, [1, 3, 64, 64])}, ["p"], inits, opset=13)
+
+
+def test_yolo_like(tmp_path):
+    """SiLU fuses into the convs (the channel-blocked kernels apply it: swish in their epilogue) and the box
+    distribution's softmax runs over its inner axis; the result matches onnxruntime."""
+    model = _yolo_like()
+    check_model(model, {"x": RNG.standard_normal((1, 3, 64, 64)).astype(F)}, tmpdir=str(tmp_path))
+    ops = ops_of(convert(model, str(tmp_path), valid_targets="cpu"))
+    assert "sigmoid" not in ops and "elementwise_mul" not in ops and "batch_norm" not in ops, ops
+    assert ops["conv2d"] == 7 and ops["softmax"] == 1, ops

@@ -18,7 +18,7 @@ from liteopt.runtime.threads import cores, set_threads, use_numba_pool
 
 K.load_all()
 RNG = np.random.default_rng(1)
-ACTS = [("", 0.0), ("relu", 0.0), ("relu6", 6.0), ("leaky_relu", 0.1), ("hard_swish", 0.0)]
+ACTS = [("", 0.0), ("relu", 0.0), ("relu6", 6.0), ("leaky_relu", 0.1), ("hard_swish", 0.0), ("swish", 1.0), ("swish", 1.7)]
 pytestmark = pytest.mark.skipif(not _blocked.AVAILABLE, reason="this CPU has no AVX-512: no blocked kernels here")
 
 

@@ -21,10 +21,10 @@ In this layout one output pixel's 16 channels are one vector, and a pixel's 16 i
 - depthwise k x k (3, 5), stride 1 or 2, and max pooling: a tile of RD output pixels of one output row and
   one block, each tap one (masked) vector load per pixel; the masks drop taps in the left/right padding,
   the tap rows above or below the input are not visited.
-The accumulators start from the bias; residual (in the output's layout) and a relu-like activation or
-hard_swish (`act_bounds`) are applied before the one store. LLVM IR on 16-lane vectors as in `_tiled`: AVX-512
-only (`AVAILABLE`). Each driver comes serial and threaded (`_util.serial_and_threaded`): with threads in numba's
-pool its tiles are split over them.
+The accumulators start from the bias; residual (in the output's layout) and a relu-like activation, hard_swish
+or swish (`act_bounds`) are applied before the one store. LLVM IR on 16-lane vectors as in `_tiled`: AVX-512 only
+(`AVAILABLE`). Each driver comes serial and threaded (`_util.serial_and_threaded`): with threads in numba's pool its
+tiles are split over them.
 """
 from __future__ import annotations
 
@@ -37,7 +37,7 @@ from numba.extending import intrinsic
 
 from . import _tiled
 from ._tiled import (_F32, _I32, _I64, _MASK, _VEC, AVAILABLE, LANES, _accumulating_loop, _activation, _declare,
-                     _fma, _lane_mask, _masked_load, _masked_store, _pointers, _splat, pack_panels)
+                     _exp, _fma, _lane_mask, _masked_load, _masked_store, _pointers, _splat, pack_panels)
 from ._util import JIT, frozen, njit, serial_and_threaded
 
 __all__ = ["AVAILABLE", "BLOCK", "pack", "pack_conv", "pack_depthwise", "pointwise", "ConvGeometry", "pad", "conv",
@@ -57,17 +57,23 @@ HARD_SWISH = (float("nan"), 6.0)  # the (a, hi) that asks the blocked kernels fo
 
 
 def act_bounds(code: int, alpha: float):
-    """The fused activation as the blocked kernels take it: `_tiled.act_bounds`' relu-like (a, hi), or
-    HARD_SWISH for hard_swish (v * clamp(v + 3, 0, 6) / 6); None for the others."""
-    return HARD_SWISH if code == 4 else _tiled.act_bounds(code, alpha)
+    """The fused activation as the blocked kernels take it: `_tiled.act_bounds`' relu-like (a, hi), HARD_SWISH
+    for hard_swish (v * clamp(v + 3, 0, 6) / 6), or (NaN, -beta) for swish with beta > 0 (v * sigmoid(beta v):
+    YOLO's SiLU, beta 1); None for the others."""
+    if code == 4:
+        return HARD_SWISH
+    if code == 6 and alpha > 0:
+        return float("nan"), -float(alpha)
+    return _tiled.act_bounds(code, alpha)
 
 
 def _with_activation(builder, a_, hi_, emit):
-    """emit(act) for the activation (a, hi) stands for (`act_bounds`): the relu-like one, or hard_swish when a
-    is NaN; both emitted, one branch per call picks."""
+    """emit(act) for the activation (a, hi) stands for (`act_bounds`): the relu-like one, or, when a is NaN,
+    hard_swish (hi > 0) or swish (beta = -hi); all three emitted, branches per call pick."""
     f32 = lambda v: builder.fptrunc(v, _F32) if v.type != _F32 else v  # noqa: E731
     zero, three = ir.Constant(_VEC, [0.0] * LANES), ir.Constant(_VEC, [3.0] * LANES)
     six, sixth = ir.Constant(_VEC, [6.0] * LANES), ir.Constant(_VEC, [1.0 / 6.0] * LANES)
+    one = ir.Constant(_VEC, [1.0] * LANES)
 
     def hard_swish(v):
         t = builder.fadd(v, three)
@@ -75,9 +81,16 @@ def _with_activation(builder, a_, hi_, emit):
         t = builder.select(builder.fcmp_ordered(">", t, six), six, t)
         return builder.fmul(builder.fmul(v, t), sixth)
 
-    with builder.if_else(builder.fcmp_unordered("uno", f32(a_), f32(a_))) as (swish, relu_like):
-        with swish:
-            emit(hard_swish)
+    def swish(v):  # v / (1 + e**(-beta v)), -beta = hi
+        return builder.fdiv(v, builder.fadd(one, _exp(builder, builder.fmul(v, _splat(builder, f32(hi_))))))
+
+    with builder.if_else(builder.fcmp_unordered("uno", f32(a_), f32(a_))) as (special, relu_like):
+        with special:
+            with builder.if_else(builder.fcmp_ordered(">", f32(hi_), ir.Constant(_F32, 0.0))) as (hs, sw):
+                with hs:
+                    emit(hard_swish)
+                with sw:
+                    emit(swish)
         with relu_like:
             emit(_activation(builder, a_, hi_))
 

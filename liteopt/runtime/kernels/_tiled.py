@@ -123,6 +123,27 @@ def _splat(builder, scalar, ty=_VEC):
     return builder.shuffle_vector(v, v, ir.Constant(ir.VectorType(_I32, LANES), [0] * LANES))
 
 
+def _exp(builder, x):
+    """e**x on a 16-lane vector, as `_util.exp32` (clamp, x = n ln2 + r by fused multiply-adds, Cephes' expf
+    polynomial, 2**n in the exponent bits)."""
+    mod = builder.module
+    fma = _fma(mod)
+    floor = _declare(mod, "llvm.floor.v16f32", _VEC, [_VEC])
+    c = lambda v: ir.Constant(_VEC, [v] * LANES)  # noqa: E731
+    x = builder.select(builder.fcmp_ordered("<", x, c(-87.33)), c(-87.33), x)
+    x = builder.select(builder.fcmp_ordered(">", x, c(88.0)), c(88.0), x)
+    n = builder.call(floor, [builder.call(fma, [x, c(1.44269504), c(0.5)])])
+    r = builder.call(fma, [n, c(2.12194440e-4), builder.call(fma, [n, c(-0.693359375), x])])
+    p = c(1.9875691500e-4)
+    for k in (1.3981999507e-3, 8.3334519073e-3, 4.1665795894e-2, 1.6666665459e-1, 5.0000001201e-1):
+        p = builder.call(fma, [p, r, c(k)])
+    p = builder.fadd(builder.call(fma, [builder.fmul(p, r), r, r]), c(1.0))
+    ivec = ir.VectorType(_I32, LANES)
+    bits = builder.shl(builder.add(builder.fptosi(n, ivec), ir.Constant(ivec, [127] * LANES)),
+                       ir.Constant(ivec, [23] * LANES))
+    return builder.fmul(p, builder.bitcast(bits, _VEC))
+
+
 def _lane_mask(builder, lo, hi):
     """The lanes l with lo <= l < hi (i64 values, any range) as a 16-lane mask, computed on scalar bits: the
     same compares on a vector of 16 lane numbers take 64-bit lanes, two registers each, and cost more than a

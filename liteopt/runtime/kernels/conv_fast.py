@@ -473,7 +473,7 @@ def _blocked_pointwise(w2d, b0, bounds, code, alpha):
 
 
 def _blocked_conv(consts, attrs):
-    """The k x k conv (groups 1, square filter, no dilation, a relu-like activation or hard_swish) into a
+    """The k x k conv (groups 1, square filter, no dilation, a relu-like activation, hard_swish or swish) into a
     channel-blocked output (`_blocked`), from a blocked or an NCHW input; None where it has none."""
     w, b0 = consts[1], consts[2] if len(consts) > 2 else None
     code = ACT_CODES.get(attrs["act_type"])
