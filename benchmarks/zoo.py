@@ -3,8 +3,9 @@ out in plain torch, layer for layer (torchvision itself does not install beside 
 with seeded random weights and trained-looking BatchNorm statistics so that BN folding is really exercised
 (see `build`). Parameter counts equal torchvision's (resnet18 11,689,512; resnet50 25,557,032; mobilenet_v2
 3,504,872; squeezenet1_1 1,235,496; shufflenet_v2_x1_0 2,278,604; mnasnet1_0 4,383,312) and the classic
-MobileNetV1's (4,231,976). Plus the PP-OCRv4 models from the rapidocr-onnxruntime wheel. Model files go to a cache
-directory (default ~/.cache/liteopt-models) and are never committed.
+MobileNetV1's (4,231,976); a YOLOv8n-like detector (`yolov8n_like`: SiLU, C2f, SPPF, DFL box decoding). Plus
+the PP-OCRv4 models from the rapidocr-onnxruntime wheel. Model files go to a cache directory (default
+~/.cache/liteopt-models) and are never committed.
 
     from zoo import MODELS, export_onnx, fetch_ppocr
     export_onnx("resnet50", "resnet50.onnx")            # opset 13, input 1x3x224x224
@@ -246,6 +247,92 @@ def mnasnet1_0(num_classes=1000):
     return MNASNet()
 
 
+def yolov8n_like(num_classes=80):
+    """YOLOv8n's layout (Conv+BN+SiLU, C2f, SPPF, the FPN/PAN neck, the decoupled head with DFL box decoding),
+    widths 16-256: output (N, 4 + classes, anchors), boxes decoded as in ultralytics' export."""
+    torch, nn = _torch()
+
+    class Conv(nn.Sequential):
+        def __init__(self, cin, cout, k=1, s=1):
+            super().__init__(nn.Conv2d(cin, cout, k, s, k // 2, bias=False), nn.BatchNorm2d(cout), nn.SiLU())
+
+    class Bottleneck(nn.Module):
+        def __init__(self, c, shortcut):
+            super().__init__()
+            self.cv, self.add = nn.Sequential(Conv(c, c, 3), Conv(c, c, 3)), shortcut
+
+        def forward(self, x):
+            return x + self.cv(x) if self.add else self.cv(x)
+
+    class C2f(nn.Module):
+        def __init__(self, cin, cout, n, shortcut=True):
+            super().__init__()
+            self.c = cout // 2
+            self.cv1, self.cv2 = Conv(cin, 2 * self.c), Conv((2 + n) * self.c, cout)
+            self.m = nn.ModuleList(Bottleneck(self.c, shortcut) for _ in range(n))
+
+        def forward(self, x):
+            y = list(self.cv1(x).chunk(2, 1))
+            y.extend(m(y[-1]) for m in self.m)
+            return self.cv2(torch.cat(y, 1))
+
+    class SPPF(nn.Module):
+        def __init__(self, c):
+            super().__init__()
+            self.cv1, self.cv2, self.m = Conv(c, c // 2), Conv(c * 2, c), nn.MaxPool2d(5, 1, 2)
+
+        def forward(self, x):
+            y = [self.cv1(x)]
+            y.extend(self.m(y[-1]) for _ in range(3))
+            return self.cv2(torch.cat(y, 1))
+
+    class YOLO(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.b1 = nn.Sequential(Conv(3, 16, 3, 2), Conv(16, 32, 3, 2), C2f(32, 32, 1), Conv(32, 64, 3, 2),
+                                    C2f(64, 64, 2))
+            self.b2 = nn.Sequential(Conv(64, 128, 3, 2), C2f(128, 128, 2))
+            self.b3 = nn.Sequential(Conv(128, 256, 3, 2), C2f(256, 256, 1), SPPF(256))
+            self.up = nn.Upsample(scale_factor=2.0, mode="nearest")
+            self.n1, self.n2 = C2f(384, 128, 1, False), C2f(192, 64, 1, False)
+            self.d1, self.n3 = Conv(64, 64, 3, 2), C2f(192, 128, 1, False)
+            self.d2, self.n4 = Conv(128, 128, 3, 2), C2f(384, 256, 1, False)
+            chans, c2, c3 = (64, 128, 256), 64, max(64, num_classes)
+            self.box = nn.ModuleList(nn.Sequential(Conv(c, c2, 3), Conv(c2, c2, 3), nn.Conv2d(c2, 64, 1)) for c in chans)
+            self.cls = nn.ModuleList(nn.Sequential(Conv(c, c3, 3), Conv(c3, c3, 3), nn.Conv2d(c3, num_classes, 1))
+                                     for c in chans)
+            self.dfl = nn.Conv2d(16, 1, 1, bias=False).requires_grad_(False)
+
+        def forward(self, x):
+            p3 = self.b1(x)
+            p4 = self.b2(p3)
+            p5 = self.b3(p4)
+            t4 = self.n1(torch.cat([self.up(p5), p4], 1))
+            o3 = self.n2(torch.cat([self.up(t4), p3], 1))
+            o4 = self.n3(torch.cat([self.d1(o3), t4], 1))
+            o5 = self.n4(torch.cat([self.d2(o4), p5], 1))
+            feats = [torch.cat([b(f), c(f)], 1) for f, b, c in zip((o3, o4, o5), self.box, self.cls)]
+            anchors, strides = [], []
+            for f, s in zip(feats, (8, 16, 32)):
+                h, w = f.shape[2:]
+                sy, sx = torch.meshgrid(torch.arange(h, dtype=torch.float32) + 0.5, torch.arange(w, dtype=torch.float32) + 0.5,
+                                        indexing="ij")
+                anchors.append(torch.stack((sx, sy), -1).view(-1, 2))
+                strides.append(torch.full((h * w, 1), float(s)))
+            anchors, strides = torch.cat(anchors).T.unsqueeze(0), torch.cat(strides).T.unsqueeze(0)
+            y = torch.cat([f.flatten(2) for f in feats], 2)
+            box, cls = y.split((64, y.shape[1] - 64), 1)
+            n = x.shape[0]
+            dist = self.dfl(box.reshape(n, 4, 16, -1).transpose(2, 1).softmax(1)).reshape(n, 4, -1)
+            lt, rb = dist.chunk(2, 1)
+            xy, wh = anchors + (rb - lt) / 2, lt + rb
+            return torch.cat((torch.cat((xy, wh), 1) * strides, cls.sigmoid()), 1)
+
+    model = YOLO()
+    model.dfl.weight.data[:] = torch.arange(16, dtype=torch.float).view(1, 16, 1, 1)  # the bins' expectation
+    return model
+
+
 MODELS = {
     "resnet18": lambda: resnet("basic", [2, 2, 2, 2]),
     "resnet50": lambda: resnet("bottleneck", [3, 4, 6, 3]),
@@ -254,6 +341,7 @@ MODELS = {
     "squeezenet1_1": squeezenet1_1,
     "shufflenet_v2_x1_0": shufflenet_v2_x1_0,
     "mnasnet1_0": mnasnet1_0,
+    "yolov8n_like": yolov8n_like,  # (not among bench.py's defaults: `bench.py yolov8n_like`)
 }
 
 
@@ -269,7 +357,7 @@ def build(name: str, seed: int = 0, calib_shape=(2, 3, 224, 224)):
     model = MODELS[name]()
     with torch.no_grad():
         for m in model.modules():
-            if isinstance(m, nn.Conv2d):
+            if isinstance(m, nn.Conv2d) and m.weight.requires_grad:  # (a fixed conv, YOLO's DFL, stays)
                 nn.init.kaiming_normal_(m.weight, mode="fan_in", nonlinearity="relu")
                 if m.bias is not None:
                     m.bias.uniform_(-0.1, 0.1)

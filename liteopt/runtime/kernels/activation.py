@@ -8,7 +8,7 @@ import numpy as np
 
 from ...ir import OPS
 from . import Blocked, kernel
-from ._util import JIT, frozen, njit
+from ._util import JIT, exp32, frozen, njit
 
 
 def _loop_template(x, out, p0, p1, p2):
@@ -26,7 +26,7 @@ def _map(op_name, **jit_kw):
         glb = dict(globals(), _elem=njit(inline="always", **JIT)(f))
         loop = types.FunctionType(_loop_template.__code__, glb, f"{op_name}_loop")
         loop.__qualname__ = f"{op_name}_loop"
-        loop = njit(**JIT)(loop)
+        loop = njit(**dict(JIT, error_model="numpy"))(loop)  # (no zero-division checks: the loops vectorize)
 
         names = list(OPS[op_name].attrs)
 
@@ -59,7 +59,7 @@ def _leaky(v, alpha, b, c):
 
 @_map("sigmoid")
 def _sigmoid(v, a, b, c):
-    return 1.0 / (1.0 + math.exp(-v)) if v >= -80 else 0.0
+    return np.float32(1.0) / (np.float32(1.0) + exp32(-v))  # (float32, vectorized: `_util.exp32`)
 
 
 @_map("tanh")
@@ -79,7 +79,7 @@ def _hard_swish(v, threshold, scale, offset):
 
 @_map("swish")
 def _swish(v, beta, b, c):
-    return v / (1.0 + math.exp(-beta * v)) if beta * v >= -80 else 0.0 * v
+    return v / (np.float32(1.0) + exp32(-np.float32(beta) * v))
 
 
 @_map("elu")
