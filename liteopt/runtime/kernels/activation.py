@@ -11,9 +11,25 @@ from . import Blocked, kernel
 from ._util import JIT, exp32, frozen, njit
 
 
+IN_PLACE_CHUNK = 1024
+
+
 def _loop_template(x, out, p0, p1, p2):
-    for i in range(x.size):
-        out[i] = _elem(x[i], p0, p1, p2)  # noqa: F821  (each op's copy has its own `_elem` global)
+    if x.ctypes.data != out.ctypes.data:
+        for i in range(x.size):
+            out[i] = _elem(x[i], p0, p1, p2)  # noqa: F821  (each op's copy has its own `_elem` global)
+        return
+    # in place (the memory plan gives an activation its input's memory): LLVM's overlap check fails on the same
+    # array and its scalar loop runs (sigmoid 37 -> 373 us on 80 x 1029); a chunk copied to a buffer first
+    # keeps both loops vectorized
+    tmp = np.empty(IN_PLACE_CHUNK, out.dtype)
+    for s0 in range(0, x.size, IN_PLACE_CHUNK):
+        m = min(IN_PLACE_CHUNK, x.size - s0)
+        src, dst = x[s0:s0 + m], out[s0:s0 + m]
+        for i in range(m):
+            tmp[i] = src[i]
+        for i in range(m):
+            dst[i] = _elem(tmp[i], p0, p1, p2)  # noqa: F821
 
 
 def _map(op_name, **jit_kw):
