@@ -37,3 +37,24 @@ def test_per_row_loop_in_place(code, v_first):
     E._per_row_loop(y, frozen(y), frozen(v), rows, n, code, v_first, 0, 0.0)
     y -= 1.0
     np.testing.assert_allclose(np.maximum(y, 0).reshape(rows, n), ref, rtol=1e-6)
+
+
+@pytest.mark.parametrize("op,ref", [("elementwise_add", np.add), ("elementwise_sub", np.subtract),
+                                    ("elementwise_mul", np.multiply), ("elementwise_div", np.divide),
+                                    ("elementwise_max", np.maximum), ("elementwise_pow", np.power)])
+@pytest.mark.parametrize("shapes", [((2, 8, 5, 7), (2, 8, 5, 7)), ((2, 8, 5, 7), (1,)), ((1,), (2, 8, 5, 7))])
+def test_elementwise_in_place(op, ref, shapes):
+    """out in the memory of either full-size operand (the residual adds the memory plan runs in place)."""
+    a = RNG.uniform(0.5, 2.0, shapes[0]).astype(np.float32)
+    b = RNG.uniform(0.5, 2.0, shapes[1]).astype(np.float32)
+    attrs = {k: v.default for k, v in OPS[op].attrs.items()}
+    k = K.KERNELS[(op, "cpu")]["default"]
+    run = (k.prepare([None, None], attrs) if k.prepare else None) or k.fn
+    expected = ref(a, b)
+    for into in (0, 1):
+        x, y = a.copy(), b.copy()
+        target = (x, y)[into]
+        if target.shape != expected.shape:
+            continue
+        assert run(x, y, out=target, **attrs) is target
+        np.testing.assert_allclose(target, expected, rtol=1e-6)

@@ -154,10 +154,58 @@ def _compare(a, b, code):
 # --- loops --------------------------------------------------------------------------------------------
 
 @njit(inline="always", **EJIT)
+def _row_float_in_place(out, o, so, code, o_first):
+    """out = out (op) o (o_first: o (op) out) over one contiguous row, o one broadcast value when so is 0: the
+    loops read out itself (see `_row_float`)."""
+    n = out.size
+    if so:
+        if code == ADD:
+            for i in range(n):
+                out[i] += o[i]
+        elif code == MUL:
+            for i in range(n):
+                out[i] *= o[i]
+        elif code == SUB and not o_first:
+            for i in range(n):
+                out[i] -= o[i]
+        elif code == SUB:
+            for i in range(n):
+                out[i] = o[i] - out[i]
+        elif o_first:
+            for i in range(n):
+                out[i] = _arith_float(o[i], out[i], code)
+        else:
+            for i in range(n):
+                out[i] = _arith_float(out[i], o[i], code)
+    else:
+        v = o[0]
+        if code == ADD:
+            for i in range(n):
+                out[i] += v
+        elif code == MUL:
+            for i in range(n):
+                out[i] *= v
+        elif o_first:
+            for i in range(n):
+                out[i] = _arith_float(v, out[i], code)
+        else:
+            for i in range(n):
+                out[i] = _arith_float(out[i], v, code)
+
+
+@njit(inline="always", **EJIT)
 def _row_float(out, a, b, sa, sb, code):
     """out = a (op) b over one contiguous row (sa / sb: 0 when that operand is one broadcast value). The
-    four common ops get a loop each, so that LLVM vectorizes them; the others go through _arith_float."""
+    four common ops get a loop each, so that LLVM vectorizes them; the others go through _arith_float. In
+    place (out is a's or b's memory, as the memory plan may give it) the loops read out itself: on one array
+    LLVM's overlap check fails and its scalar loop runs (a residual add of 64 x 56 x 56: 33 -> 67 us)."""
     n = out.size
+    if sa and out.ctypes.data == a.ctypes.data:
+        _row_float_in_place(out, b, sb, code, False)
+        return
+    if sb and out.ctypes.data == b.ctypes.data:
+        _row_float_in_place(out, a, sa, code, True)
+        return
     if sa and sb:
         if code == ADD:
             for i in range(n):
