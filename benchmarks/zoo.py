@@ -298,7 +298,8 @@ def yolov8n_like(num_classes=80):
             self.d1, self.n3 = Conv(64, 64, 3, 2), C2f(192, 128, 1, False)
             self.d2, self.n4 = Conv(128, 128, 3, 2), C2f(384, 256, 1, False)
             chans, c2, c3 = (64, 128, 256), 64, max(64, num_classes)
-            self.box = nn.ModuleList(nn.Sequential(Conv(c, c2, 3), Conv(c2, c2, 3), nn.Conv2d(c2, 64, 1)) for c in chans)
+            self.box = nn.ModuleList(nn.Sequential(Conv(c, c2, 3), Conv(c2, c2, 3), nn.Conv2d(c2, 64, 1))
+                                     for c in chans)
             self.cls = nn.ModuleList(nn.Sequential(Conv(c, c3, 3), Conv(c3, c3, 3), nn.Conv2d(c3, num_classes, 1))
                                      for c in chans)
             self.dfl = nn.Conv2d(16, 1, 1, bias=False).requires_grad_(False)
@@ -315,8 +316,8 @@ def yolov8n_like(num_classes=80):
             anchors, strides = [], []
             for f, s in zip(feats, (8, 16, 32)):
                 h, w = f.shape[2:]
-                sy, sx = torch.meshgrid(torch.arange(h, dtype=torch.float32) + 0.5, torch.arange(w, dtype=torch.float32) + 0.5,
-                                        indexing="ij")
+                ys, xs = (torch.arange(v, dtype=torch.float32) + 0.5 for v in (h, w))
+                sy, sx = torch.meshgrid(ys, xs, indexing="ij")
                 anchors.append(torch.stack((sx, sy), -1).view(-1, 2))
                 strides.append(torch.full((h * w, 1), float(s)))
             anchors, strides = torch.cat(anchors).T.unsqueeze(0), torch.cat(strides).T.unsqueeze(0)

@@ -231,17 +231,17 @@ def _fma32(typingctx, a, b, c):
     def codegen(context, builder, signature, args):
         f32 = [context.cast(builder, v, t, types.float32) for v, t in zip(args, signature.args)]
         f = ir.FloatType()
-        return builder.call(cgutils.get_or_insert_function(builder.module, ir.FunctionType(f, [f, f, f]), "llvm.fma.f32"),
-                            f32)
+        fma = cgutils.get_or_insert_function(builder.module, ir.FunctionType(f, [f, f, f]), "llvm.fma.f32")
+        return builder.call(fma, f32)
     return sig, codegen
 
 
 @njit(inline="always", **JIT)
 def exp32(x):
     """e**x of a float32 in float32 arithmetic that LLVM vectorizes (math.exp is a libm call a value, in float64):
-    x = n ln2 + r (ln2 in two parts, fused multiply-adds), e**r by Cephes' degree-6 polynomial for expf, 2**n built in the exponent
-    bits. Relative error under 3e-7; x clamped to [-87.3, 88] (e**x from 1.2e-38 to 1.7e38). A loop over
-    16 lanes: 32 -> 1.7 ns a value on YOLO-style swish activations."""
+    x = n ln2 + r (ln2 in two parts, fused multiply-adds), e**r by Cephes' degree-6 polynomial for expf, 2**n
+    built in the exponent bits. Relative error under 5e-7 (tests/kernels/test_exp32.py); x clamped to [-87.3, 88]
+    (e**x from 1.2e-38 to 1.7e38). A YOLOv8 head's class sigmoid (80 x 1029): 270 -> 35 us."""
     x = min(max(x, np.float32(-87.33)), np.float32(88.0))
     n = np.floor(x * np.float32(1.44269504) + np.float32(0.5))
     r = _fma32(n, np.float32(2.12194440e-4), _fma32(n, np.float32(-0.693359375), x))
