@@ -58,3 +58,16 @@ def test_elementwise_in_place(op, ref, shapes):
             continue
         assert run(x, y, out=target, **attrs) is target
         np.testing.assert_allclose(target, expected, rtol=1e-6)
+
+
+@pytest.mark.parametrize("op,attrs,inputs", [("scale", {"scale": 1.5, "bias": 0.2, "bias_after_scale": True}, 0),
+                                             ("scale", {"scale": -2.0, "bias": 0.5, "bias_after_scale": False}, 0),
+                                             ("clip", {"min": -1.0, "max": 2.0}, 2)])
+def test_scale_and_clip_in_place(op, attrs, inputs):
+    x = (RNG.standard_normal((3, 1000)) * 3).astype(np.float32)
+    attrs = dict({k: v.default for k, v in OPS[op].attrs.items()}, **attrs)
+    extra = (None,) * inputs
+    ref = OPS[op].run(x.copy(), *extra, **attrs)[0]
+    y = x.copy()
+    assert K.KERNELS[(op, "cpu")]["default"].fn(y, *extra, out=y, **attrs) is y
+    np.testing.assert_allclose(y, ref, rtol=1e-6, atol=1e-6)

@@ -163,15 +163,23 @@ def _sign(v, a, b, c):
     return (v > 0) - (v < 0)
 
 
+@njit(inline="always", **JIT)
+def _clip1(v, lo, hi):
+    if v < lo:
+        v = lo
+    if v > hi:  # after the lower bound: min > max gives max, as onnxruntime
+        v = hi
+    return v
+
+
 @njit(**JIT)
 def _clip(x, out, lo, hi):
+    if x.ctypes.data == out.ctypes.data:  # in place: the loop reads out itself (see `_loop_template`)
+        for i in range(out.size):
+            out[i] = _clip1(out[i], lo, hi)
+        return
     for i in range(x.size):
-        v = x[i]
-        if v < lo:
-            v = lo
-        if v > hi:  # after the lower bound: min > max gives max, as onnxruntime
-            v = hi
-        out[i] = v
+        out[i] = _clip1(x[i], lo, hi)
 
 
 def _bound(t, attr, dtype):
@@ -211,8 +219,20 @@ def prelu(x, alpha, *, mode, out=None):
 
 @njit(**JIT)
 def _scale(x, out, s, b, after):
-    for i in range(x.size):
-        out[i] = x[i] * s + b if after else (x[i] + b) * s
+    if x.ctypes.data == out.ctypes.data:  # in place: the loops read out itself (see `_loop_template`)
+        if after:
+            for i in range(out.size):
+                out[i] = out[i] * s + b
+        else:
+            for i in range(out.size):
+                out[i] = (out[i] + b) * s
+        return
+    if after:
+        for i in range(x.size):
+            out[i] = x[i] * s + b
+    else:
+        for i in range(x.size):
+            out[i] = (x[i] + b) * s
 
 
 def _scale_prepare(consts, attrs):
