@@ -8,28 +8,16 @@ import numpy as np
 
 from ...ir import OPS
 from . import Blocked, kernel
-from ._util import JIT, exp32, frozen, njit
-
-
-IN_PLACE_CHUNK = 1024
+from ._util import JIT, exp32, frozen, in_place, njit
 
 
 def _loop_template(x, out, p0, p1, p2):
-    if x.ctypes.data != out.ctypes.data:
+    if in_place(x, out):  # (the loop reads out itself: `_util.in_place`)
+        for i in range(out.size):
+            out[i] = _elem(out[i], p0, p1, p2)  # noqa: F821  (each op's copy has its own `_elem` global)
+    else:
         for i in range(x.size):
-            out[i] = _elem(x[i], p0, p1, p2)  # noqa: F821  (each op's copy has its own `_elem` global)
-        return
-    # in place (the memory plan gives an activation its input's memory): LLVM's overlap check fails on the same
-    # array and its scalar loop runs (sigmoid 37 -> 373 us on 80 x 1029); a chunk copied to a buffer first
-    # keeps both loops vectorized
-    tmp = np.empty(IN_PLACE_CHUNK, out.dtype)
-    for s0 in range(0, x.size, IN_PLACE_CHUNK):
-        m = min(IN_PLACE_CHUNK, x.size - s0)
-        src, dst = x[s0:s0 + m], out[s0:s0 + m]
-        for i in range(m):
-            tmp[i] = src[i]
-        for i in range(m):
-            dst[i] = _elem(tmp[i], p0, p1, p2)  # noqa: F821
+            out[i] = _elem(x[i], p0, p1, p2)  # noqa: F821
 
 
 def _map(op_name, **jit_kw):
@@ -164,22 +152,22 @@ def _sign(v, a, b, c):
 
 
 @njit(inline="always", **JIT)
-def _clip1(v, lo, hi):
-    if v < lo:
-        v = lo
-    if v > hi:  # after the lower bound: min > max gives max, as onnxruntime
-        v = hi
-    return v
+def _clip_body(x, out, lo, hi):
+    for i in range(x.size):
+        v = x[i]
+        if v < lo:
+            v = lo
+        if v > hi:  # after the lower bound: min > max gives max, as onnxruntime
+            v = hi
+        out[i] = v
 
 
 @njit(**JIT)
 def _clip(x, out, lo, hi):
-    if x.ctypes.data == out.ctypes.data:  # in place: the loop reads out itself (see `_loop_template`)
-        for i in range(out.size):
-            out[i] = _clip1(out[i], lo, hi)
-        return
-    for i in range(x.size):
-        out[i] = _clip1(x[i], lo, hi)
+    if in_place(x, out):  # (`_util.in_place`)
+        _clip_body(out, out, lo, hi)
+    else:
+        _clip_body(x, out, lo, hi)
 
 
 def _bound(t, attr, dtype):
@@ -217,22 +205,22 @@ def prelu(x, alpha, *, mode, out=None):
     return y
 
 
-@njit(**JIT)
-def _scale(x, out, s, b, after):
-    if x.ctypes.data == out.ctypes.data:  # in place: the loops read out itself (see `_loop_template`)
-        if after:
-            for i in range(out.size):
-                out[i] = out[i] * s + b
-        else:
-            for i in range(out.size):
-                out[i] = (out[i] + b) * s
-        return
+@njit(inline="always", **JIT)
+def _scale_body(x, out, s, b, after):
     if after:
         for i in range(x.size):
             out[i] = x[i] * s + b
     else:
         for i in range(x.size):
             out[i] = (x[i] + b) * s
+
+
+@njit(**JIT)
+def _scale(x, out, s, b, after):
+    if in_place(x, out):  # (`_util.in_place`)
+        _scale_body(out, out, s, b, after)
+    else:
+        _scale_body(x, out, s, b, after)
 
 
 def _scale_prepare(consts, attrs):
