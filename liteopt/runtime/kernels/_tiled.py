@@ -20,7 +20,7 @@ from numba import prange, types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
-from ._util import frozen, serial_and_threaded
+from ._util import EXP_LN2, EXP_POLY, EXP_RANGE, frozen, serial_and_threaded
 
 MR, NV, LANES = 12, 2, 16  # 24 accumulator registers of the 32 (measured: 12x2 beats 6x4, 8x3, 14x2 overall)
 PANEL = NV * LANES
@@ -124,18 +124,19 @@ def _splat(builder, scalar, ty=_VEC):
 
 
 def _exp(builder, x):
-    """e**x on a 16-lane vector, as `_util.exp32` (clamp, x = n ln2 + r by fused multiply-adds, Cephes' expf
-    polynomial, 2**n in the exponent bits)."""
+    """e**x on a 16-lane vector, as `_util.exp32` and with its constants (clamp, x = n ln2 + r by fused
+    multiply-adds, Cephes' expf polynomial, 2**n in the exponent bits)."""
     mod = builder.module
     fma = _fma(mod)
     floor = _declare(mod, "llvm.floor.v16f32", _VEC, [_VEC])
     c = lambda v: ir.Constant(_VEC, [v] * LANES)  # noqa: E731
-    x = builder.select(builder.fcmp_ordered("<", x, c(-87.33)), c(-87.33), x)
-    x = builder.select(builder.fcmp_ordered(">", x, c(88.0)), c(88.0), x)
+    (lo, hi), (ln2_hi, ln2_lo) = EXP_RANGE, EXP_LN2
+    x = builder.select(builder.fcmp_ordered("<", x, c(lo)), c(lo), x)
+    x = builder.select(builder.fcmp_ordered(">", x, c(hi)), c(hi), x)
     n = builder.call(floor, [builder.call(fma, [x, c(1.44269504), c(0.5)])])
-    r = builder.call(fma, [n, c(2.12194440e-4), builder.call(fma, [n, c(-0.693359375), x])])
-    p = c(1.9875691500e-4)
-    for k in (1.3981999507e-3, 8.3334519073e-3, 4.1665795894e-2, 1.6666665459e-1, 5.0000001201e-1):
+    r = builder.call(fma, [n, c(-ln2_lo), builder.call(fma, [n, c(-ln2_hi), x])])
+    p = c(EXP_POLY[0])
+    for k in EXP_POLY[1:]:
         p = builder.call(fma, [p, r, c(k)])
     p = builder.fadd(builder.call(fma, [builder.fmul(p, r), r, r]), c(1.0))
     ivec = ir.VectorType(_I32, LANES)
