@@ -110,6 +110,7 @@ def _graph() -> tuple[Graph, dict, dict]:
     halves = [add("conv2d", [q, const(f"w{i}", (16, 32, 1, 1))]) for i in (18, 19)]
     q = add("concat", halves, axis=1)
     q = add("pool2d", [q], pooling_type="max", ksize=(3, 3), strides=(2, 2), paddings=(1, 1, 1, 1))
+    q = add("pool2d", [q], pooling_type="max", ksize=(5, 5), strides=(1, 1), paddings=(2, 2, 2, 2))  # (YOLO's SPPF)
     g2 = add("pool2d", [q], pooling_type="avg", global_pooling=True)
     # a squeeze-excite block on a blocked tensor: a 1x1 conv of the 1x1 map (a matrix-vector product), then the
     # per-channel scale
