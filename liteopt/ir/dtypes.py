@@ -43,6 +43,14 @@ class DType(str, enum.Enum):
         return self.value
 
 
+def compute_dtype(x) -> DType:
+    """The dtype liteopt computes a source tensor of numpy dtype `x` in: float64 in float32 (the CPU kernels
+    are float32; exporters emit doubles for index grids and the like, e.g. `torch.arange(h) + 0.5`), other
+    dtypes as `DType.of`, which raises ValueError for those liteopt has no kernels for."""
+    name = np.dtype(x).name
+    return DType.FLOAT32 if name == "float64" else DType.of(name)
+
+
 def narrow(arr: np.ndarray) -> np.ndarray:
     """A source constant in the nearest supported dtype: float64 -> float32, unsigned 16-64 bit -> int64
     (front ends read models whose exporters store such constants); other dtypes are returned as they are."""

@@ -8,10 +8,11 @@ import onnx
 import pytest
 from onnx import helper, numpy_helper
 
-from helpers import check_model, make_model
+from helpers import assert_close, check_model, convert, make_model, run_ort
 from models import tiny_cnn
 
 from liteopt.converters.onnx import load_onnx
+from liteopt.runtime import load
 from liteopt.ir.errors import ConversionError, UnsupportedOpsError
 
 X = np.random.default_rng(0).standard_normal((2, 3, 16, 16)).astype(np.float32)
@@ -107,6 +108,40 @@ def test_unknown_attribute_names_the_node(tmp_path):
 
 
 def test_unsupported_dtype_is_named(tmp_path):
-    m = make_model([helper.make_node("Relu", ["x"], ["y"])], {"x": (np.float64, [2])}, ["y"])
-    with pytest.raises(ConversionError, match="'x'.*DOUBLE"):
+    x = helper.make_tensor_value_info("x", onnx.TensorProto.COMPLEX64, [2])
+    y = helper.make_tensor_value_info("y", onnx.TensorProto.COMPLEX64, [2])
+    m = helper.make_model(helper.make_graph([helper.make_node("Identity", ["x"], ["y"])], "g", [x], [y]),
+                          opset_imports=[helper.make_opsetid("", 13)])
+    with pytest.raises(ConversionError, match="'x'.*COMPLEX64"):
         load_onnx(save(m, tmp_path))
+
+
+def test_doubles_are_computed_in_float32(tmp_path):
+    """What a traced anchor grid looks like (`torch.arange(w) + 0.5` made DOUBLE by the TorchScript exporter):
+    Cast to DOUBLE, double constants, a DOUBLE ConstantOfShape and graph output, and a DOUBLE graph input.
+    liteopt computes all of it in float32 (as TF's DT_DOUBLE) and matches onnxruntime's doubles."""
+    nodes = [
+        helper.make_node("Shape", ["x"], ["s"]),
+        helper.make_node("Gather", ["s", "i3"], ["w"], axis=0),
+        helper.make_node("Range", ["zero", "w", "one"], ["r"]),
+        helper.make_node("Cast", ["r"], ["rd"], to=onnx.TensorProto.DOUBLE),
+        helper.make_node("Add", ["rd", "half"], ["c"]),
+        helper.make_node("Mul", ["c", "stride"], ["grid"]),
+        helper.make_node("ConstantOfShape", ["s"], ["ones"],
+                         value=numpy_helper.from_array(np.array([1.5]), "v")),
+        helper.make_node("Cast", ["x"], ["xd"], to=onnx.TensorProto.DOUBLE),
+        helper.make_node("Mul", ["xd", "ones"], ["xs"]),
+        helper.make_node("Add", ["xs", "grid"], ["yd"]),
+        helper.make_node("Cast", ["yd"], ["y"], to=onnx.TensorProto.FLOAT),
+        helper.make_node("Mul", ["d", "d"], ["dd"]),
+    ]
+    consts = {"i3": np.array(3), "zero": np.array(0), "one": np.array(1),
+              "half": np.array(0.5), "stride": np.array(8.0)}
+    m = make_model(nodes, {"x": X, "d": (np.float64, [2, 7])}, ["y", "yd", "dd"], consts)
+    d = np.random.default_rng(1).standard_normal((2, 7))
+    ref = run_ort(m, {"x": X, "d": d})
+    assert [r.dtype for r in ref] == [np.float32, np.float64, np.float64]
+    for target in ("cpu", "ref"):
+        got = list(load(convert(m, str(tmp_path)), target=target)({"x": X, "d": d}).values())
+        for g, r in zip(got, ref):
+            assert_close(g, r.astype(np.float32), tol=1e-6)

@@ -10,7 +10,7 @@ from google.protobuf.message import DecodeError
 from onnx import numpy_helper
 
 from ...ir import DType, Graph, Tensor
-from ...ir.dtypes import narrow
+from ...ir.dtypes import compute_dtype, narrow
 from ...ir.errors import ConversionError, LiteoptError, UnsupportedOpsError
 from ..shapes import pin_shapes
 from .registry import ConvertCtx, converter_for
@@ -19,9 +19,9 @@ MIN_OPSET, MAX_OPSET = 9, 21
 
 
 def onnx_dtype(elem_type: int, what: str) -> DType:
+    """Our dtype for an ONNX element type (DOUBLE is computed in float32: `compute_dtype`)."""
     try:
-        np_dtype = onnx.helper.tensor_dtype_to_np_dtype(elem_type)
-        return DType.of(np_dtype)
+        return compute_dtype(onnx.helper.tensor_dtype_to_np_dtype(elem_type))
     except (KeyError, ValueError, TypeError):
         name = onnx.TensorProto.DataType.Name(elem_type) if elem_type in onnx.TensorProto.DataType.values() else elem_type
         raise ConversionError(f"{what} has data type {name}, which liteopt does not support") from None

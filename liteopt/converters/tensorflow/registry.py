@@ -30,6 +30,7 @@ from typing import Callable, NamedTuple
 import numpy as np
 
 from ...ir import DType
+from ...ir.dtypes import compute_dtype
 from ..onnx.registry import ConvertCtx
 
 NCHW = (0, 3, 1, 2)  # our NCHW tensor = the TF NHWC tensor transposed by this
@@ -219,4 +220,4 @@ def ir_dtype(tf_type: int) -> DType:
     """Our dtype for a TF DataType (DT_DOUBLE is computed in float32); ValueError when unsupported."""
     if tf_type not in TF_DTYPES:
         raise ValueError(f"data type {TF_DTYPE_NAMES.get(tf_type, tf_type)} is not supported")
-    return DType.FLOAT32 if tf_type == 2 else DType.of(TF_DTYPES[tf_type])
+    return compute_dtype(TF_DTYPES[tf_type])

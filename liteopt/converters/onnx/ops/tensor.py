@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from ....ir import DType
-from ....ir.dtypes import narrow
+from ....ir.dtypes import compute_dtype, narrow
 from ....ir.ops.tensor import flatten_axis
 from ..registry import onnx_op
 
@@ -217,12 +217,12 @@ def Cast_19(ctx, x, *, to, saturate=1):
 
 @onnx_op("ConstantOfShape")
 def ConstantOfShape(ctx, shape, *, value=None):
-    """value: a 1-element tensor (default float32 0); its dtype is the output's."""
+    """value: a 1-element tensor (default float32 0); its dtype is the output's (a double's: float32)."""
     v = np.asarray(value if value is not None else np.zeros(1, np.float32)).reshape(-1)
     if v.size != 1:
         raise ctx.error(f"value must have one element, got {v.size}")
     try:
-        dtype = DType.of(v)
+        dtype = compute_dtype(v.dtype)
     except ValueError as e:
         raise ctx.error(str(e)) from None
     target, tensor = _maybe_const(ctx, shape)
