@@ -4,8 +4,8 @@ Decided once per loaded model. A tensor is blocked when every kernel that writes
 (the kernel's `blocked` declaration, `kernels.Blocked`), it is an intermediate (not a graph input, output or
 constant) of float32 (N, C, H, W) with C fixed and a multiple of 16 (the blocked form then takes the same
 bytes, so the memory plan holds as it is; N, H and W may be known only at run time), and the inputs a kernel
-ties to its output's layout (a depthwise conv's input, a conv's residual) are blocked together with that
-output. A pointwise conv reads and writes either layout, a k x k conv writes a blocked output from either
+ties to its outputs' layout (a depthwise conv's input, a conv's residual, the input of a split along the
+channels) are blocked together with its outputs (all of them or none). A pointwise conv reads and writes either layout, a k x k conv writes a blocked output from either
 layout, so islands of blocked tensors need no reorder op at their edges. Outside the runtime nothing changes:
 the file, the graph and every output are NCHW.
 """
@@ -47,7 +47,7 @@ def blocked_tensors(graph: Graph, steps, decl: dict | None = None) -> set[str]:
                 or shape[1] % 16):
             return False
         made = producers.get(name, [])
-        if len(made) != 1 or not capable(made[0]) or made[0].outputs[0] != name:
+        if len(made) != 1 or not capable(made[0]):
             return False
         return all(capable(s) and pos in decl[id(s)].free + decl[id(s)].tied + decl[id(s)].follows
                    for s, pos in uses.get(name, []))
@@ -60,7 +60,7 @@ def blocked_tensors(graph: Graph, steps, decl: dict | None = None) -> set[str]:
             d = decl[id(s)]
             if d is None:
                 continue
-            group = [s.outputs[0]] + [s.inputs[p] for p in d.tied if p < len(s.inputs) and s.inputs[p]]
+            group = [o for o in s.outputs if o] + [s.inputs[p] for p in d.tied if p < len(s.inputs) and s.inputs[p]]
             inside = [name in blocked for name in group]
             if any(inside) and not all(inside):
                 blocked.difference_update(group)

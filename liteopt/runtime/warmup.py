@@ -112,6 +112,7 @@ def _graph() -> tuple[Graph, dict, dict]:
     q = add("pool2d", [q], pooling_type="max", ksize=(3, 3), strides=(2, 2), paddings=(1, 1, 1, 1))
     q = add("pool2d", [q], pooling_type="max", ksize=(5, 5), strides=(1, 1), paddings=(2, 2, 2, 2))  # (YOLO's SPPF)
     g2 = add("pool2d", [q], pooling_type="avg", global_pooling=True)
+    up = add("conv2d", [add("nearest_interp_v2", [q], scale=(2.0, 2.0)), const("w25", (8, 32, 1, 1))])  # (YOLO's neck)
     # a squeeze-excite block on a blocked tensor: a 1x1 conv of the 1x1 map (a matrix-vector product), then the
     # per-channel scale
     se = add("conv2d", [g2, const("w24", (32, 32, 1, 1)), const("b24", (32,))], act_type="hard_sigmoid",
@@ -128,7 +129,7 @@ def _graph() -> tuple[Graph, dict, dict]:
                groups=8)
     tall = add("scale", [tall], scale=0.5, bias=0.25)
     tall = add("conv2d", [tall, const("w23", (8, 8, 1, 3))], paddings=(0, 0, 1, 1))
-    graph = Graph(nodes, ["x", "z", "i", "p"], [y, z, s, stem, wide, q, g2, tall], t)
+    graph = Graph(nodes, ["x", "z", "i", "p"], [y, z, s, stem, wide, q, g2, tall, up], t)
     infer_shapes(graph)
     return graph, {"x": RNG.standard_normal((1, 8, 16, 16)).astype(np.float32),
                    "z": RNG.standard_normal((1, 16, 24, 24)).astype(np.float32),

@@ -6,6 +6,7 @@ import importlib.util
 import os
 
 import numpy as np
+import pytest
 from onnx import helper
 
 from helpers import check_model, convert, make_model
@@ -263,9 +264,10 @@ def test_shape_arithmetic_on_a_dynamic_batch_folds_into_static_reshapes(tmp_path
     assert all(isinstance(d, int) for n in g.nodes for o in n.outputs for d in g.tensors[o].shape[1:])
 
 
-def _yolo_like():
-    """YOLOv8's pieces: Conv+BN+SiLU (x * Sigmoid(x)), a C2f split into a bottleneck with a residual, a
-    concat, and the box head's softmax over an inner axis (4 sides x 16 bins per anchor)."""
+def _yolo_like(split="Split", batch=1):
+    """YOLOv8's pieces: Conv+BN+SiLU (x * Sigmoid(x)), a C2f split (Split, or two Slices as the TorchScript
+    exporter writes chunk) into a bottleneck with a residual, a concat, a neck (a downsampling conv, nearest
+    upsampling, a concat), and the box head's softmax over an inner axis (4 sides x 16 bins per anchor)."""
     nodes, inits = [], {}
 
     def cbs(x, out, cin, cout, k, s):
@@ -281,18 +283,28 @@ def _yolo_like():
 
     h = cbs(cbs("x", "stem", 3, 16, 3, 2), "down", 16, 32, 3, 2)
     h = cbs(h, "cv1", 32, 32, 1, 1)
-    inits["split"] = np.array([16, 16], np.int64)
-    nodes.append(helper.make_node("Split", [h, "split"], ["y0", "y1"], axis=1))
+    if split == "Split":
+        inits["split"] = np.array([16, 16], np.int64)
+        nodes.append(helper.make_node("Split", [h, "split"], ["y0", "y1"], axis=1))
+    else:
+        inits.update(ax=np.array([1], np.int64), s0=np.array([0], np.int64), s1=np.array([16], np.int64),
+                     e1=np.array([2 ** 63 - 1], np.int64))
+        nodes += [helper.make_node("Slice", [h, "s0", "s1", "ax"], ["y0"]),
+                  helper.make_node("Slice", [h, "s1", "e1", "ax"], ["y1"])]
     b = cbs(cbs("y1", "m_a", 16, 16, 3, 1), "m_b", 16, 16, 3, 1)
     nodes.append(helper.make_node("Add", ["y1", b], ["y2"]))
     nodes.append(helper.make_node("Concat", ["y0", "y1", "y2"], ["cat"], axis=1))
     h = cbs("cat", "cv2", 48, 32, 1, 1)
-    inits.update(box_w=w(64, 32, 1, 1), box_b=w(64), shape=np.array([1, 4, 16, -1], np.int64))
+    inits["up"] = np.array([1, 1, 2, 2], F)
+    nodes += [helper.make_node("Resize", [cbs(h, "down2", 32, 32, 3, 2), "", "up"], ["u"], mode="nearest"),
+              helper.make_node("Concat", ["u", h], ["neck"], axis=1)]
+    h = cbs("neck", "n", 64, 32, 1, 1)
+    inits.update(box_w=w(64, 32, 1, 1), box_b=w(64), shape=np.array([0, 4, 16, -1], np.int64))
     nodes += [helper.make_node("Conv", [h, "box_w", "box_b"], ["box"]),
               helper.make_node("Reshape", ["box", "shape"], ["dist"]),
               helper.make_node("Transpose", ["dist"], ["bins"], perm=[0, 2, 1, 3]),
               helper.make_node("Softmax", ["bins"], ["p"], axis=1)]
-    return make_model(nodes, {"x": (F, [1, 3, 64, 64])}, ["p"], inits, opset=13)
+    return make_model(nodes, {"x": (F, [batch, 3, 64, 64])}, ["p"], inits, opset=13)
 
 
 def test_yolo_like(tmp_path):
@@ -302,4 +314,17 @@ def test_yolo_like(tmp_path):
     check_model(model, {"x": RNG.standard_normal((1, 3, 64, 64)).astype(F)}, tmpdir=str(tmp_path))
     ops = ops_of(convert(model, str(tmp_path), valid_targets="cpu"))
     assert "sigmoid" not in ops and "elementwise_mul" not in ops and "batch_norm" not in ops, ops
-    assert ops["conv2d"] == 7 and ops["softmax"] == 1, ops
+    assert ops["conv2d"] == 9 and ops["softmax"] == 1, ops
+
+
+@pytest.mark.parametrize("split", ["Split", "Slice"])
+def test_yolo_like_stays_channel_blocked(split, tmp_path):
+    """The C2f block's split or slices, the residual add after the bottleneck's SiLU, the neck's nearest
+    upsampling and both concats run on channel-blocked tensors: from the stem to the last conv before the head's
+    reshape, every tensor stays blocked. Against onnxruntime, one and two images."""
+    for batch in (1, 2):
+        model = _yolo_like(split, batch)
+        check_model(model, {"x": RNG.standard_normal((batch, 3, 64, 64)).astype(F)}, tmpdir=str(tmp_path))
+    prog = load(convert(model, str(tmp_path), valid_targets="cpu"))._program
+    want = {"stem", "down", "cv1", "y0", "y1", "m_a", "m_b", "y2", "cat", "cv2", "down2", "u", "neck", "n"}
+    assert want <= prog.blocked, want - prog.blocked

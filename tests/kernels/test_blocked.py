@@ -482,15 +482,74 @@ def test_per_channel_elementwise_on_a_blocked_tensor(op, v_first, vshape, act):
     close(from_blocked(y), OPS[op].run(a, b, **at)[0])
 
 
-def test_what_a_binary_op_declares_for_its_shapes():
-    """Same-shape operands, channels not whole blocks, or a spatial (1, 1, H, W) operand: no blocked variant."""
+def _binary_decl(op, sa, sb, at):
     from liteopt.ir import DType, Graph, Node, Tensor
-    fn = K.KERNELS[("elementwise_mul", "cpu")]["default"].prepare([None, None], {"act_type": "", "act_alpha": 0.0})
+    fn = K.KERNELS[(op, "cpu")]["default"].prepare([None, None], at)
     f = DType.FLOAT32
-    for sa, sb in [((1, 32, 4, 4), (1, 32, 4, 4)), ((1, 24, 4, 4), (1, 24, 1, 1)), ((1, 32, 4, 4), (1, 1, 4, 4))]:
-        tensors = {"a": Tensor("a", f, sa), "b": Tensor("b", f, sb), "y": Tensor("y", f, np.broadcast_shapes(sa, sb))}
-        node = Node("elementwise_mul", ["a", "b"], ["y"], {"act_type": "", "act_alpha": 0.0}, "n")
-        assert fn.blocked.for_node(Graph([], [], [], tensors), node) is None
+    tensors = {"a": Tensor("a", f, sa), "b": Tensor("b", f, sb), "y": Tensor("y", f, np.broadcast_shapes(sa, sb))}
+    return fn.blocked.for_node(Graph([], [], [], tensors), Node(op, ["a", "b"], ["y"], at, "n"))
+
+
+def test_what_a_binary_op_declares_for_its_shapes():
+    """Channels not whole blocks, or a spatial (1, 1, H, W) operand: no blocked variant."""
+    for sa, sb in [((1, 24, 4, 4), (1, 24, 1, 1)), ((1, 24, 4, 4), (1, 24, 4, 4)), ((1, 32, 4, 4), (1, 1, 4, 4))]:
+        assert _binary_decl("elementwise_mul", sa, sb, {"act_type": "", "act_alpha": 0.0}) is None
+
+
+@pytest.mark.parametrize("op", ["elementwise_add", "elementwise_sub", "elementwise_mul", "elementwise_div"])
+@pytest.mark.parametrize("act", [("", 0.0), ("relu", 0.0)])
+def test_same_shape_elementwise_on_blocked_tensors(op, act):
+    """Two operands of the output's shape (a residual added after the activation): both tied to the output's
+    layout, the kernel walks the blocked bytes as they are."""
+    x, v = RNG.standard_normal((2, 32, 3, 5)).astype(np.float32), (RNG.standard_normal((2, 32, 3, 5)) + 3).astype(
+        np.float32)
+    at = {"act_type": act[0], "act_alpha": act[1]}
+    decl = _binary_decl(op, x.shape, v.shape, at)
+    assert decl.tied == (0, 1) and decl.free == ()
+    out = np.empty_like(x)
+    y = decl.variant({0, 1}, True)(to_blocked(x), to_blocked(v), out=out, **at)
+    close(from_blocked(y), OPS[op].run(x, v, **at)[0])
+
+
+def test_split_and_channel_slices_of_blocked_tensors():
+    """Whole blocks of channels, per batch item one run of bytes: a split (into arena views and not) and a
+    strided_slice; a slice that is not whole blocks, strides, or slices another axis declares nothing."""
+    from liteopt.ir import DType, Graph, Node, Tensor
+    x = RNG.standard_normal((2, 64, 3, 5)).astype(np.float32)
+    at = attrs("split", axis=1, sections=(16, 32, 16))
+    fn = K.KERNELS[("split", "cpu")]["default"].prepare([None], at).blocked.variant({0}, True)
+    for out in (None, tuple(np.empty((2, c, 3, 5), np.float32) for c in (16, 32, 16))):
+        ys = fn(to_blocked(x), out=out, **at)
+        for y, ref in zip(ys, np.split(x, [16, 48], axis=1)):
+            np.testing.assert_array_equal(from_blocked(y), ref)
+    tensors = {"x": Tensor("x", DType.FLOAT32, x.shape), "y": Tensor("y", DType.FLOAT32, None)}
+
+    def sliced(**kw):
+        at = attrs("strided_slice", **kw)
+        fn = K.KERNELS[("strided_slice", "cpu")]["default"].prepare([None] * 4, at)
+        return fn, at, fn.blocked.for_node(Graph([], [], [], tensors), Node("strided_slice", ["x"], ["y"], at, "n"))
+    fn, at, decl = sliced(axes=(1,), starts=(16,), ends=(2 ** 63 - 1,))
+    y = decl.variant({0}, True)(to_blocked(x), None, None, None, out=np.empty((2, 48, 3, 5), np.float32), **at)
+    np.testing.assert_array_equal(from_blocked(y), x[:, 16:])
+    fn, at, decl = sliced(axes=(-3,), starts=(-32,), ends=(-16,))
+    np.testing.assert_array_equal(from_blocked(decl.variant({0}, True)(to_blocked(x), None, None, None, **at)),
+                                  x[:, 32:48])
+    for kw in (dict(axes=(1,), starts=(8,), ends=(24,)), dict(axes=(1,), starts=(0,), ends=(24,)),
+               dict(axes=(1,), starts=(0,), ends=(64,), strides=(2,)), dict(axes=(1, 2), starts=(0, 0), ends=(32, 2)),
+               dict(axes=(2,), starts=(0,), ends=(2,))):
+        assert sliced(**kw)[2] is None, kw
+
+
+@pytest.mark.parametrize("size", [None, (9, 12), (3, 5)])
+@pytest.mark.parametrize("mode", [("asymmetric", "floor"), ("half_pixel", "round_prefer_floor")])
+def test_nearest_upsampling_of_blocked_tensors(size, mode):
+    """Twice the size by scales (YOLOv8's neck), other sizes, and the identity."""
+    x = RNG.standard_normal((2, 32, 4, 6)).astype(np.float32)
+    at = attrs("nearest_interp_v2", coordinate_transformation_mode=mode[0], nearest_mode=mode[1],
+               **({"scale": (2.0, 2.0)} if size is None else {"out_h": size[0], "out_w": size[1]}))
+    fn = K.KERNELS[("nearest_interp_v2", "cpu")]["default"].prepare([None] * 3, at).blocked.variant({0}, True)
+    y = fn(to_blocked(x), None, None, **at)
+    np.testing.assert_array_equal(from_blocked(y), OPS["nearest_interp_v2"].run(x, None, None, **at)[0])
 
 
 @pytest.mark.parametrize("scale_first", [True, False])

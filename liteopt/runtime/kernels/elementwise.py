@@ -428,21 +428,25 @@ def _arith_prepare(name, code):
 
         if c in (ADD, SUB, MUL, DIV):
             run.blocked = Blocked(free=(), tied=(), variant=None, for_node=lambda graph, node: _per_channel_decl(
-                graph, node, lambda full, v_first: _blocked_per_channel(run, full, v_first, c, act, alpha)))
+                graph, node, run, lambda full, v_first: _blocked_per_channel(run, full, v_first, c, act, alpha)))
         return run
     return prepare
 
 
-def _per_channel_decl(graph, node, make):
-    """The blocked declaration of a binary op whose one input is a 4-D tensor with whole blocks of 16 channels
-    and the other one value per channel ((1, C, 1, 1), (C, 1, 1); a batch's squeeze-excite scales (N, C, 1, 1))
-    or one value in all: the full input tied to the output's layout, the other free (its bytes are the same in
-    both layouts). None for other shapes."""
+def _per_channel_decl(graph, node, run, make):
+    """The blocked declaration of a binary op on a 4-D tensor with whole blocks of 16 channels: with a second
+    input of the same shape (a residual add after the activation: YOLOv8's bottlenecks), both tied to the
+    output's layout and `run` as it is (it walks the same bytes in either layout); with one value per channel
+    ((1, C, 1, 1), (C, 1, 1); a batch's squeeze-excite scales (N, C, 1, 1)) or one value in all, the full input
+    tied to the output's layout, the other free (its bytes are the same in both layouts), `make`'s variant.
+    None for other shapes."""
     t = graph.tensors
     shapes = [t[i].shape for i in node.inputs[:2]]
     out = t[node.outputs[0]].shape
     if None in shapes or out is None or len(out) != 4 or not isinstance(out[1], int) or out[1] % 16:
         return None
+    if tuple(shapes[0]) == tuple(shapes[1]) == tuple(out):
+        return Blocked(free=(), tied=(0, 1), variant=lambda blocked_inputs, out_blocked: run)
     for full, other in ((0, 1), (1, 0)):
         s = shapes[other]
         s4 = (1,) * (4 - len(s)) + tuple(s) if len(s) <= 4 else None

@@ -9,7 +9,7 @@ from numba import prange
 from ...ir import OPS
 from ...ir.ops.activation import apply_act
 from ...ir.ops.nn import bilinear_weights, interp_size_and_scale, nearest_indices
-from . import kernel
+from . import Blocked, kernel
 from ._util import JIT, NO_BIAS, bias_of, exp32, njit
 from .conv_fast import ACT_CODES, _act
 
@@ -253,7 +253,38 @@ def bilinear_interp_v2(x, size_t, scale_t, *, out_h, out_w, scale, coordinate_tr
     return y
 
 
-@kernel("nearest_interp_v2", out=True)
+@njit(**PJIT)
+def _nearest_blocked(x, y, iy, ix):
+    """_nearest on channel-blocked tensors, as (N * C / 16, H, W, 16): a pixel's 16 channels copied at once."""
+    for k in prange(x.shape[0]):
+        for i in range(y.shape[1]):
+            for j in range(y.shape[2]):
+                for lane in range(16):
+                    y[k, i, j, lane] = x[k, iy[i], ix[j], lane]
+
+
+def _nearest_prepare(consts, attrs):
+    """Also on channel-blocked tensors (`_blocked`; input and output blocked): YOLOv8's necks upsample a conv's
+    output and concatenate it with another, which then stay blocked from conv to conv."""
+    def run(x, size_t, scale_t, *, out=None, **kw):
+        return nearest_interp_v2(x, size_t, scale_t, out=out, **kw)
+
+    def blocked(x, size_t, scale_t, *, out_h, out_w, scale, coordinate_transformation_mode, nearest_mode,
+                cubic_coeff_a, out=None):
+        n, c, h, w = x.shape
+        oh, ow, sh, sw = interp_size_and_scale(x.shape, size_t, scale_t, out_h, out_w, scale)
+        if (oh, ow) == (h, w):
+            return _copy(x, out)
+        iy, ix = nearest_indices(x.shape, oh, ow, sh, sw, coordinate_transformation_mode, nearest_mode)
+        y = _result(out, (n, c, oh, ow), x.dtype)
+        _nearest_blocked(np.ascontiguousarray(x).reshape(-1, h, w, 16), y.reshape(-1, oh, ow, 16), iy, ix)
+        return y
+
+    run.blocked = Blocked(free=(), tied=(0,), variant=lambda blocked_inputs, out_blocked: blocked)
+    return run
+
+
+@kernel("nearest_interp_v2", out=True, prepare=_nearest_prepare)
 def nearest_interp_v2(x, size_t, scale_t, *, out_h, out_w, scale, coordinate_transformation_mode, nearest_mode,
                       cubic_coeff_a, out=None):
     oh, ow, sh, sw = interp_size_and_scale(x.shape, size_t, scale_t, out_h, out_w, scale)

@@ -166,7 +166,35 @@ def _slice_prepare(consts, attrs):
             return strided_slice(x, starts_t, ends_t, strides_t, axes=axes, starts=starts, ends=ends,
                                  strides=strides, out=out)
         return _slice(x, per_size(plans, x.shape, lambda: _slice_plan(x.shape, axes, params)), out)
+
+    def blocked(x, starts_t, ends_t, strides_t, *, axes, starts, ends, strides, out=None):
+        _, box, _, _ = per_size(plans, x.shape, lambda: _slice_plan(x.shape, axes, params))
+        return _channel_run(x, box[1].start, box[1].stop - box[1].start, out)
+
+    run.blocked = Blocked(free=(), tied=(0,), variant=lambda ins, out_blocked: blocked,
+                          for_node=lambda graph, node: run.blocked if _whole_blocks(graph, node, params) else None)
     return run
+
+
+def _whole_blocks(graph, node, params) -> bool:
+    """Whether a strided_slice takes whole blocks of 16 channels of a 4-D tensor and nothing else (bounds in the
+    attributes, the channels the one axis sliced, unit step)."""
+    x = graph.tensors[node.inputs[0]].shape
+    axes = node.attrs["axes"]
+    if any(node.inputs[1:]) or x is None or len(x) != 4 or not isinstance(x[1], int) or len(axes) != 1 \
+            or axes[0] % 4 != 1:
+        return False
+    start, end, step = slice_bounds(x[1], params[0][0], params[1][0], params[2][0])
+    return step == 1 and start % 16 == 0 and (end - start) % 16 == 0 and end > start
+
+
+def _channel_run(x, first: int, count: int, out):
+    """Channels first .. first + count of a channel-blocked x (whole blocks): per batch item, one run of its
+    bytes."""
+    n, pixels = x.shape[0], math.prod(x.shape[2:])
+    y = out if out is not None else np.empty((n, count, *x.shape[2:]), x.dtype)
+    np.copyto(y.reshape(n, -1), x.reshape(n, -1)[:, first * pixels:(first + count) * pixels])
+    return y
 
 
 @kernel("strided_slice", out=True, prepare=_slice_prepare)
@@ -259,11 +287,22 @@ def _split(x, plan, out):
 
 def _split_prepare(consts, attrs):
     """The boxes worked out once per input shape; the outputs written into their arena views, so that a concat
-    the memory plan assembles from them is skipped (ShuffleNetV2 exported by torch's dynamo exporter: 13 splits)."""
+    the memory plan assembles from them is skipped (ShuffleNetV2 exported by torch's dynamo exporter: 13 splits).
+    Along the channels, the split also runs on channel-blocked tensors (`_blocked`; the input and all outputs
+    blocked, which the layout allows when every section is a multiple of 16): per batch item, each output is a
+    run of the input's bytes (YOLOv8's C2f blocks split a conv's output in two and convolve one half)."""
     plans: dict = {}
 
     def run(x, *, axis, sections, num, out=None):
         return _split(x, per_size(plans, x.shape, lambda: _split_plan(x.shape, axis, sections, num)), out)
+
+    def blocked(x, *, axis, sections, num, out=None):
+        plan = per_size(plans, x.shape, lambda: _split_plan(x.shape, axis, sections, num))
+        return tuple(_channel_run(x, box[1].start, shape[1], out[k] if out is not None else None)
+                     for k, (shape, box) in enumerate(plan))
+
+    if attrs["axis"] in (1, -3):
+        run.blocked = Blocked(free=(), tied=(0,), variant=lambda ins, out_blocked: blocked)
     return run
 
 
