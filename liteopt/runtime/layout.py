@@ -5,8 +5,9 @@ Decided once per loaded model. A tensor is blocked when every kernel that writes
 constant) of float32 (N, C, H, W) with C fixed and a multiple of 16 (the blocked form then takes the same
 bytes, so the memory plan holds as it is; N, H and W may be known only at run time), and the inputs a kernel
 ties to its outputs' layout (a depthwise conv's input, a conv's residual, the input of a split along the
-channels) are blocked together with its outputs (all of them or none). A pointwise conv reads and writes either layout, a k x k conv writes a blocked output from either
-layout, so islands of blocked tensors need no reorder op at their edges. Outside the runtime nothing changes:
+channels) are blocked together with its outputs (all of them or none). A pointwise conv reads and writes either
+layout, a k x k conv writes a blocked output from either layout, so islands of blocked tensors need no reorder op
+at their edges. Outside the runtime nothing changes:
 the file, the graph and every output are NCHW.
 """
 from __future__ import annotations
