@@ -24,6 +24,7 @@ from .fuse_scale import fuse_scale
 from .fuse_scale_conv import fuse_scale_conv
 from .pick_kernels import pick_kernels
 from .plan_memory import plan_memory
+from .prune_taps import prune_taps
 from .quantize_weights import quantize_weights
 from .recognize import recognize_patterns
 
@@ -48,6 +49,7 @@ PIPELINE: list[Callable[[Graph, PassContext], None]] = [
     fuse_fc,               # matmul (+ add) -> fc, flatten + fc
     fuse_activation,       # conv/fc/elementwise + activation -> act_type epilogue
     fuse_residual,         # conv + add of a same-shape tensor (+ its activation) -> the conv's epilogue
+    prune_taps,            # filter rows/columns that only read the padding (dilated convs on small maps)
     quantize_weights,      # --quant_model / --enable_fp16: weight storage only, after the fusions
     pick_kernels,
     plan_memory,           # one arena: lifetimes, in-place, best of two placement strategies
@@ -68,4 +70,4 @@ def run_pipeline(graph: Graph, ctx: PassContext, pipeline=None) -> Graph:
 __all__ = ["PIPELINE", "PassContext", "PassRecord", "run_pipeline", "cancel_chains", "eliminate_identities",
            "fold_constants", "fold_shapes", "fuse_activation", "fuse_conv_affine", "fuse_conv_bn", "fuse_fc",
            "fuse_pad", "fuse_residual", "fuse_scale", "fuse_scale_conv", "pick_kernels", "plan_memory",
-           "quantize_weights", "recognize_patterns"]
+           "prune_taps", "quantize_weights", "recognize_patterns"]
