@@ -112,7 +112,13 @@ def _graph() -> tuple[Graph, dict, dict]:
     q = add("pool2d", [q], pooling_type="max", ksize=(3, 3), strides=(2, 2), paddings=(1, 1, 1, 1))
     q = add("pool2d", [q], pooling_type="max", ksize=(5, 5), strides=(1, 1), paddings=(2, 2, 2, 2))  # (YOLO's SPPF)
     g2 = add("pool2d", [q], pooling_type="avg", global_pooling=True)
-    up = add("conv2d", [add("nearest_interp_v2", [q], scale=(2.0, 2.0)), const("w25", (8, 32, 1, 1))])  # (YOLO's neck)
+    up = add("nearest_interp_v2", [q], scale=(2.0, 2.0))  # (YOLO's neck)
+    # dilated depthwise convs (DeepLabV3's backbone): by phase grids, then the general kernel
+    up = add("depthwise_conv2d", [up, const("w26", (32, 1, 3, 3))], paddings=(2, 2, 2, 2), dilations=(2, 2), groups=32,
+             act_type="relu")
+    up = add("depthwise_conv2d", [up, const("w27", (32, 1, 3, 3))], paddings=(1, 1, 1, 1), dilations=(2, 2), groups=32,
+             act_type="hard_swish")
+    up = add("conv2d", [up, const("w25", (8, 32, 1, 1))])
     # a squeeze-excite block on a blocked tensor: a 1x1 conv of the 1x1 map (a matrix-vector product), then the
     # per-channel scale
     se = add("conv2d", [g2, const("w24", (32, 32, 1, 1)), const("b24", (32,))], act_type="hard_sigmoid",

@@ -328,3 +328,30 @@ def test_yolo_like_stays_channel_blocked(split, tmp_path):
     prog = load(convert(model, str(tmp_path), valid_targets="cpu"))._program
     want = {"stem", "down", "cv1", "y0", "y1", "m_a", "m_b", "y2", "cat", "cv2", "down2", "u", "neck", "n"}
     assert want <= prog.blocked, want - prog.blocked
+
+
+def test_deeplab_like(tmp_path):
+    """DeepLabV3's pieces: a dilated depthwise conv in the backbone (kept channel-blocked) and an ASPP head whose
+    dilation-12 branch only reads the padding of an 8x8 map outside its centre tap (cut to a 1x1 conv by
+    prune_taps), then bilinear upsampling; against onnxruntime, one and two images."""
+    inits = {"w0": w(32, 16, 1, 1), "wd": w(32, 1, 5, 5), "w1": w(32, 32, 1, 1), "wa": w(16, 32, 3, 3),
+             "wb": w(16, 32, 3, 3), "wp": w(8, 32, 1, 1), "sc": np.array([1, 1, 4, 4], F)}
+    nodes = [helper.make_node("Conv", ["x", "w0"], ["e"]), helper.make_node("HardSwish", ["e"], ["eh"]),
+             helper.make_node("Conv", ["eh", "wd"], ["d"], group=32, pads=[4] * 4, dilations=[2, 2]),
+             helper.make_node("Relu", ["d"], ["dr"]), helper.make_node("Conv", ["dr", "w1"], ["f"]),
+             helper.make_node("Conv", ["f", "wa"], ["a6"], pads=[6] * 4, dilations=[6, 6]),
+             helper.make_node("Conv", ["f", "wb"], ["a12"], pads=[12] * 4, dilations=[12, 12]),
+             helper.make_node("Concat", ["a6", "a12"], ["cat"], axis=1),
+             helper.make_node("Conv", ["cat", "wp"], ["p"]),
+             helper.make_node("Resize", ["p", "", "sc"], ["y"], mode="linear")]
+    for batch in (1, 2):
+        model = make_model(nodes, {"x": (F, [batch, 16, 8, 8])}, ["y"], inits, opset=14)
+        check_model(model, {"x": RNG.standard_normal((batch, 16, 8, 8)).astype(F)}, tmpdir=str(tmp_path))
+    path = convert(model, str(tmp_path), valid_targets="cpu")
+    g = read(path).graph
+    convs = {tuple(n.attrs["dilations"]): g.tensors[n.inputs[1]].shape for n in g.nodes if n.op == "conv2d"}
+    assert convs[(6, 6)][2:] == (3, 3) and convs[(1, 1)][2:] == (1, 1), convs
+    assert sum(n.op == "conv2d" and g.tensors[n.inputs[1]].shape[2:] == (1, 1) for n in g.nodes) == 4
+    prog = load(path)._program
+    dw = next(n for n in prog.graph.nodes if n.op == "depthwise_conv2d")
+    assert dw.outputs[0] in prog.blocked and dw.inputs[0] in prog.blocked

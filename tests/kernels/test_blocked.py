@@ -227,8 +227,8 @@ def test_inputs_beyond_l2_go_tile_by_tile(layouts):
 
 
 def test_what_declares_no_blocked_variant():
-    """Activations other than the relu-like ones and hard_swish, grouped or dilated convs (and dilated depthwise
-    ones) keep NCHW."""
+    """Activations other than the relu-like ones and hard_swish, grouped or dilated convs keep NCHW (dilated
+    depthwise convs do not: `test_dilated_depthwise`)."""
     wt = RNG.standard_normal((16, 16, 1, 1)).astype(np.float32)
     for act in ("swish", "sigmoid"):
         fn = K.KERNELS[("conv2d", "cpu")]["gemm"].prepare([None, wt, None], attrs("conv2d", act_type=act))
@@ -242,10 +242,6 @@ def test_what_declares_no_blocked_variant():
             at = attrs("conv2d", paddings=(1, 1, 1, 1), act_type=act)
             fn = K.KERNELS[("conv2d", "cpu")][variant].prepare([None, w3, None], at)
             assert getattr(fn, "blocked", None) is None
-    dw = RNG.standard_normal((16, 1, 3, 3)).astype(np.float32)
-    fn = K.KERNELS[("depthwise_conv2d", "cpu")]["direct"].prepare(
-        [None, dw, None], attrs("depthwise_conv2d", groups=16, dilations=(2, 2)))
-    assert getattr(fn, "blocked", None) is None
 
 
 def _net():
@@ -509,6 +505,31 @@ def test_same_shape_elementwise_on_blocked_tensors(op, act):
     out = np.empty_like(x)
     y = decl.variant({0, 1}, True)(to_blocked(x), to_blocked(v), out=out, **at)
     close(from_blocked(y), OPS[op].run(x, v, **at)[0])
+
+
+@pytest.mark.parametrize("k, s, d, h, w, pads", [
+    (5, 1, 2, 14, 14, (4, 4, 4, 4)),   # DeepLabV3's backbone: by phase grids
+    (3, 1, 2, 6, 8, (2, 2, 2, 2)),
+    (3, 1, 3, 9, 6, (3, 6, 0, 3)),     # asymmetric paddings, multiples of the dilation
+    (5, 1, 2, 7, 8, (4, 4, 4, 4)),     # an odd map: the general kernel
+    (3, 1, 2, 6, 6, (1, 1, 1, 1)),     # paddings not multiples of the dilation
+    (3, 2, 2, 9, 7, (2, 2, 2, 2)),     # stride 2
+    (7, 1, 2, 8, 8, (6, 6, 6, 6)),     # 7x7
+])
+@pytest.mark.parametrize("act", ["", "relu", "hard_swish"])
+@pytest.mark.parametrize("batch", [1, 2])
+def test_dilated_depthwise(k, s, d, h, w, pads, act, batch):
+    """Dilated depthwise convs on blocked tensors, both ways (phase grids or the general kernel), against the
+    reference."""
+    c = 32
+    x = RNG.standard_normal((batch, c, h, w)).astype(np.float32)
+    wt = RNG.standard_normal((c, 1, k, k)).astype(np.float32)
+    b = RNG.standard_normal(c).astype(np.float32)
+    at = attrs("depthwise_conv2d", groups=c, strides=(s, s), paddings=pads, dilations=(d, d), act_type=act)
+    fn = K.KERNELS[("depthwise_conv2d", "cpu")]["direct"].prepare([None, wt, b], at)
+    ref = OPS["depthwise_conv2d"].run(x, wt, b, **at)[0]
+    y = fn.blocked.variant({0}, True)(to_blocked(x), wt, b, out=to_blocked(np.zeros_like(ref)), **at)
+    close(from_blocked(y), ref)
 
 
 def test_split_and_channel_slices_of_blocked_tensors():

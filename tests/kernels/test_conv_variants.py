@@ -417,3 +417,28 @@ def test_pointwise_conv_of_a_1x1_map(act, bias, cin, cout):
     fn = K.KERNELS[("conv2d", "cpu")]["gemm"].prepare([None, wt, b], at)
     if getattr(fn, "blocked", None) is not None:
         close(fn.blocked.variant({0}, True)(x, wt, b, out=np.full(want.shape, np.nan, np.float32), **at), want, 1e-5)
+
+
+@pytest.mark.parametrize("h, w, k, s, d, pads", [
+    (14, 14, 3, 1, 12, (12, 12, 12, 12)),   # DeepLabV3's ASPP at dilation 12
+    (9, 7, 3, 1, 6, (6, 3, 5, 6)),          # asymmetric paddings
+    (10, 11, 3, 2, 8, (8, 8, 8, 8)),        # stride 2
+    (8, 8, 5, 1, 6, (12, 12, 12, 12)),      # 5x5
+])
+@pytest.mark.parametrize("act", [("", 0.0), ("relu", 0.0), ("sigmoid", 0.0)])
+@pytest.mark.parametrize("bias, residual", [(True, False), (False, True)])
+def test_dilated_gemm_by_taps(monkeypatch, h, w, k, s, d, pads, act, bias, residual):
+    """A dilated conv whose taps mostly read the padding runs tap by tap (`_conv_by_taps`), two images."""
+    from liteopt.runtime.kernels import conv_fast
+    calls = []
+    by_taps = conv_fast._conv_by_taps
+    monkeypatch.setattr(conv_fast, "_conv_by_taps", lambda *a: calls.append(1) or by_taps(*a))
+    x = RNG.standard_normal((2, 6, h, w)).astype(np.float32)
+    wt = RNG.standard_normal((5, 6, k, k)).astype(np.float32)
+    b = RNG.standard_normal(5).astype(np.float32) if bias else None
+    at = attrs("conv2d", strides=(s, s), paddings=pads, dilations=(d, d), act_type=act[0], act_alpha=act[1])
+    ref_shape = OPS["conv2d"].run(x, wt, b, **at)[0].shape
+    r = RNG.standard_normal(ref_shape).astype(np.float32) if residual else None
+    y = run_variant("conv2d", "gemm", x, wt, b, at, out=True, r=r)
+    close(y, OPS["conv2d"].run(x, wt, b, r, **at)[0], 1e-5)
+    assert calls

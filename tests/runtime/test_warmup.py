@@ -23,6 +23,8 @@ def test_warmup_runs_and_matches_the_references():
                    for n in graph.nodes)
         assert any(n.kernel.startswith("cpu/winograd") and n.outputs[0] in prog.blocked for n in graph.nodes)
         assert any(n.op == "nearest_interp_v2" and n.outputs[0] in prog.blocked for n in graph.nodes)
+        assert sum(n.op == "depthwise_conv2d" and n.attrs["dilations"] != (1, 1) and n.outputs[0] in prog.blocked
+                   for n in graph.nodes) == 2
     got = Program(read(buffer=to_bytes(graph)), target="cpu").run(feeds, check=True)
     for g, want in zip(got, evaluate(graph, feeds), strict=True):
         np.testing.assert_allclose(g, want, rtol=1e-4, atol=1e-5)

@@ -242,6 +242,33 @@ def _row_blocks(k: int, oh: int, ow: int) -> int:
     return min(rows, oh)
 
 
+def _live_span(size, out, stride, pad, offset):
+    """The output positions [first, last) whose tap at `offset` (i * dilation) reads inside an input of `size`."""
+    first = max(0, -(-(pad - offset) // stride))
+    return first, max(first, min(out, (size - 1 + pad - offset) // stride + 1))
+
+
+def _conv_by_taps(x, y, w2d, k, spans, strides, paddings, dilations, b, r, act_type, act_alpha, scratch):
+    """A dilated conv where most taps read the padding for most outputs (DeepLabV3's ASPP: 3x3, dilation 12 on a
+    14x14 map, 18% of the taps' products inside the input): per tap, one GEMM of its (O, C) filter slice by the
+    input pixels it reads, added into the outputs whose tap that is; no im2col of zeros (`_gemm_conv`)."""
+    (kh, kw), (sh, sw), (pt, _, pl, _), (dh, dw) = k, strides, paddings, dilations
+    o = w2d.shape[0]
+    taps = scratch.get("taps")
+    if taps is None:  # (KH * KW, O, C): each tap's filter slice contiguous, once
+        taps = scratch["taps"] = np.ascontiguousarray(w2d.reshape(o, -1, kh * kw).transpose(2, 0, 1))
+    y[...] = 0.0
+    for t, ((y0, y1), (x0, x1)) in enumerate(spans):
+        if y1 == y0 or x1 == x0:
+            continue
+        i, j = divmod(t, kw)
+        iy, ix = y0 * sh - pt + i * dh, x0 * sw - pl + j * dw
+        for n in range(x.shape[0]):
+            cols = np.ascontiguousarray(x[n, :, iy:iy + (y1 - y0 - 1) * sh + 1:sh, ix:ix + (x1 - x0 - 1) * sw + 1:sw])
+            y[n, :, y0:y1, x0:x1] += (taps[t] @ cols.reshape(cols.shape[0], -1)).reshape(o, y1 - y0, x1 - x0)
+    return _finish(y, b, act_type, act_alpha, r=r)
+
+
 def _gemm_conv(x, w2d, b, r, w_shape, strides, paddings, dilations, groups, act_type, act_alpha, out, scratch):
     n, c, h, wd = x.shape
     o, cg, kh, kw = w_shape
@@ -257,6 +284,12 @@ def _gemm_conv(x, w2d, b, r, w_shape, strides, paddings, dilations, groups, act_
                 rhs = x[b_, g * cg:(g + 1) * cg].reshape(cg, h * wd)
                 np.matmul(w2d[g * og:(g + 1) * og], rhs, out=yb[g * og:(g + 1) * og])
         return _finish(y, b, act_type, act_alpha, r=r)
+    if groups == 1 and (dh > 1 or dw > 1):
+        spans = [(_live_span(h, oh, sh, pt, i * dh), _live_span(wd, ow, sw, pl, j * dw))
+                 for i in range(kh) for j in range(kw)]
+        if 2 * sum((y1 - y0) * (x1 - x0) for (y0, y1), (x0, x1) in spans) < kh * kw * oh * ow:
+            return _conv_by_taps(x, y, w2d, (kh, kw), spans, strides, paddings, dilations, b, r, act_type,
+                                 act_alpha, scratch)
     rows = _row_blocks(cg * kh * kw, oh, ow)
     key = (cg * kh * kw, rows * ow)
     if len(scratch) > 8:  # buffers of input sizes seen before (dynamic shapes): keep a few
@@ -955,7 +988,87 @@ def _dw_prepare(consts, attrs):
     if (_blocked.AVAILABLE and bounds is not None and w.shape[2:] == (k, k) and k in (3, 5) and sh in (1, 2)
             and sw in (1, 2) and tuple(attrs["dilations"]) == (1, 1)):
         run.blocked = _blocked_depthwise(wc, b0, k, sh, sw, bounds, paddings)
+    elif _blocked.AVAILABLE and code is not None and tuple(attrs["dilations"]) != (1, 1):
+        run.blocked = _blocked_depthwise_dilated(wc, b0, attrs, bounds)
     return run
+
+
+@njit(**dict(PJIT, fastmath=True))
+def _depthwise_blocked_any(x, w, y, bias, blocks, h, wd, oh, ow, sh, sw, dh, dw, pt, pl, kh, kw, code, alpha):
+    """A depthwise conv of any filter size, stride and dilation on channel-blocked tensors, flat: x (blocks, H, W,
+    16), y (blocks, OH, OW, 16), w (C / 16, KH * KW, 16), bias (C,). Per output pixel, the taps inside the input
+    each add 16 channels at once (a loop of 16 the compiler turns into vector instructions), then the activation
+    over the output row."""
+    cb = w.shape[0] // (kh * kw * 16)
+    for k in prange(blocks):
+        blk = k % cb
+        acc = np.empty(16, np.float32)  # (its own memory: the compiler may keep it in registers)
+        for oy in range(oh):
+            row = np.uint64((k * oh + oy) * ow * 16)
+            for ox in range(ow):
+                o = row + np.uint64(ox * 16)
+                for lane in range(16):
+                    acc[lane] = bias[blk * 16 + lane]
+                for i in range(kh):
+                    iy = oy * sh - pt + i * dh
+                    if iy < 0 or iy >= h:
+                        continue
+                    for j in range(kw):
+                        ix = ox * sw - pl + j * dw
+                        if ix < 0 or ix >= wd:
+                            continue
+                        src = np.uint64(((k * h + iy) * wd + ix) * 16)
+                        tap = np.uint64(((blk * kh + i) * kw + j) * 16)
+                        for lane in range(16):
+                            q = np.uint64(lane)
+                            acc[lane] += w[tap + q] * x[src + q]
+                for lane in range(16):
+                    y[o + np.uint64(lane)] = acc[lane]
+            _act_row(y[row:row + np.uint64(ow * 16)], code, alpha)
+
+
+def _blocked_depthwise_dilated(wc, b0, attrs, bounds):
+    """Dilated depthwise convs (DeepLabV3's and LR-ASPP's MobileNetV3 backbones: 5x5, dilation 2, on 14x14 maps
+    of 672-960 channels) on channel-blocked tensors (`_blocked`; x and y both blocked; the NCHW kernels were
+    10-20x slower). Stride 1 with dilation d, the map and the paddings multiples of d: the output's d x d phase
+    grids each are an undilated conv of the input's same phase grid (paddings / d), run by the blocked depthwise
+    kernel (960 channels of 14x14, 5x5, dilation 2: 264 us, of which the gathers ~150); otherwise
+    `_depthwise_blocked_any` (1.15 ms there)."""
+    c, _, kh, kw = wc.shape
+    bias = full_bias(b0, c)
+    (sh, sw), (pt, pb, pl, pr), (dh, dw) = attrs["strides"], attrs["paddings"], attrs["dilations"]
+    code, alpha = ACT_CODES[attrs["act_type"]], float(attrs["act_alpha"])
+    d = dh
+    phases = (bounds is not None and sh == sw == 1 and dh == dw and kh == kw and kh in (3, 5)
+              and all(p % d == 0 for p in (pt, pb, pl, pr)))
+
+    def variant(blocked_inputs, out_blocked):
+        w16 = frozen(np.ascontiguousarray(wc.reshape(c // 16, 16, kh * kw).transpose(0, 2, 1)).reshape(-1))
+        wq = _blocked.pack_depthwise(wc) if phases else None
+
+        def by_phases(x, y, n, h, wd, oh, ow):
+            cb, hs, ws, ohs, ows = c // 16, h // d, wd // d, oh // d, ow // d
+            xs = np.empty((n, d, d, cb, hs, ws, 16), np.float32)
+            ys = np.empty((n, d, d, cb, ohs, ows, 16), np.float32)
+            xs[...] = x.reshape(n, cb, hs, d, ws, d, 16).transpose(0, 3, 5, 1, 2, 4, 6)
+            x2, y2 = xs.reshape(n * d * d, -1), ys.reshape(n * d * d, -1)
+            for i in range(n * d * d):
+                _blocked.depthwise(x2[i], wq, bias, y2[i], kh, 1, 1, c, hs, ws, ohs, ows, pt // d, pl // d, *bounds)
+            y.reshape(n, cb, ohs, d, ows, d, 16)[...] = ys.transpose(0, 3, 4, 1, 5, 2, 6)
+
+        @attrs_bound
+        def run(x, w_, b, *, out=None, **_):
+            n, _, h, wd = x.shape
+            oh, ow = _out_size(h, kh, sh, pt, pb, dh), _out_size(wd, kw, sw, pl, pr, dw)
+            y = _result(out, (n, c, oh, ow))
+            if phases and h % d == 0 and wd % d == 0:
+                by_phases(x, y, n, h, wd, oh, ow)
+            else:
+                _depthwise_blocked_any(frozen(x.reshape(-1)), w16, y.reshape(-1), bias, n * c // 16, h, wd, oh, ow,
+                                       sh, sw, dh, dw, pt, pl, kh, kw, code, alpha)
+            return y
+        return run
+    return Blocked(free=(), tied=(0,), variant=variant)
 
 
 def _blocked_depthwise(wc, b0, k, sh, sw, bounds, paddings):
