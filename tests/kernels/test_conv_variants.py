@@ -288,12 +288,13 @@ def test_winograd_error_stays_near_the_gemms(variant, most, blocked):
 @pytest.mark.parametrize("k,s,pads", [(3, 1, (1, 1, 1, 1)), (3, 2, (0, 1, 0, 1)), (5, 1, (2, 2, 2, 2)),
                                       (5, 2, (1, 2, 2, 1)), (3, 1, (0, 0, 0, 0)), (3, 2, (2, 0, 3, 1)),
                                       (5, 1, (0, 3, 1, 4)), (3, (2, 1), (1, 1, 1, 1)), (5, (2, 1), (2, 2, 2, 2)),
-                                      (3, (1, 2), (0, 2, 1, 0)), (5, (1, 2), (1, 2, 2, 1))])
+                                      (3, (1, 2), (0, 2, 1, 0)), (5, (1, 2), (1, 2, 2, 1)), (7, 1, (3, 3, 3, 3)),
+                                      (7, 1, (1, 4, 0, 5))])
 @pytest.mark.parametrize("act", [("", 0.0), ("relu6", 6.0), ("hard_swish", 0.0), ("leaky_relu", 0.1),
                                  ("leaky_relu", 3.0), ("sigmoid", 0.0), ("gelu", 0.0)])
 # AVX-512 CPUs: 16-lane strips straight from NCHW (3x3 stride 1 from 100 wide: row by row). Others: outputs under
 # 10 wide go channels-last (3x3 stride 2: row by row), 10-99 through the phase planes, wider 3x3 ones row by
-# row (5x5: planes); strides that differ (PP-OCR's (2, 1)): the strips, elsewhere the generic loop. Odd and even
+# row (5x5: planes; 7x7, stride 1 (ConvNeXt's): channels-last); strides that differ (PP-OCR's (2, 1)): the strips, elsewhere the generic loop. Odd and even
 # widths, asymmetric paddings, with and without a bias.
 @pytest.mark.parametrize("hw", [(7, 8), (13, 12), (45, 41), (11, 213)])
 @pytest.mark.parametrize("vec", [True, False])
@@ -389,10 +390,11 @@ def test_conv_kernel_choice_and_override(c, o, hw, want, want_s2):
 
 
 @pytest.mark.parametrize("k,s,want", [(3, (2, 1), "direct"), (5, (1, 2), "direct"), (3, (2, 2), "direct"),
-                                      (3, (3, 1), "gemm"), (7, (1, 1), "gemm")])
+                                      (3, (3, 1), "gemm"), (7, (1, 1), "direct"), (7, (2, 2), "gemm")])
 def test_depthwise_kernel_choice(k, s, want):
     """The direct depthwise kernels take 3x3 and 5x5 filters with strides of 1 or 2 on each axis, different ones
-    included (PP-OCR's (2, 1): through im2col + GEMM one channel at a time they took 10-20x as long)."""
+    included (PP-OCR's (2, 1): through im2col + GEMM one channel at a time they took 10-20x as long), and 7x7
+    ones at stride 1 (ConvNeXt's)."""
     from liteopt.ir import DType, Node, Tensor
     f = DType.FLOAT32
     tensors = {"x": Tensor("x", f, (1, 32, 12, 96)), "w": Tensor("w", f, (32, 1, k, k)),

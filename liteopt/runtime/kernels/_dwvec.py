@@ -1,4 +1,4 @@
-"""Depthwise k x k convolutions (k 3 or 5, stride 1 or 2) on 16-lane vectors, straight from NCHW.
+"""Depthwise k x k convolutions (k 3 or 5, stride 1 or 2; k 7, stride 1) on 16-lane vectors, straight from NCHW.
 
 One micro-kernel call computes a strip of up to 16 output columns, all output rows, of one channel: per output
 row, each of the k*k taps is one masked vector load of the input row it reads (stride 2: two loads and a shuffle
@@ -191,16 +191,17 @@ def pays(k: int, sh: int, sw: int, ow: int) -> bool:
 
 _STRIP3S1, _STRIP3S2 = _make_strip_kernel(3, 1), _make_strip_kernel(3, 2)
 _STRIP5S1, _STRIP5S2 = _make_strip_kernel(5, 1), _make_strip_kernel(5, 2)
+_STRIP7S1 = _make_strip_kernel(7, 1)
 
 
 def _depthwise(x, w, y, bias, has_bias, k, sh, s, pt, pl, a, hi, hswish):
     """y (N, C, OH, OW) = act(depthwise conv of x (N, C, H, W) with w (C, 1, k, k) + bias), k 3 or 5, strides
-    sh (rows) and s (columns) 1 or 2, paddings pt/pl before the input (the ones after follow from y's size); act:
+    sh (rows) and s (columns) 1 or 2 (k 7: both 1), paddings pt/pl before the input (the ones after follow from y's size); act:
     `_tiled.act_bounds` (a, hi), then hard_swish if asked. All arrays C-contiguous."""
     n, c, h, wd = x.shape
     oh, ow = y.shape[2], y.shape[3]
     xf, yf, wf = x.reshape(-1), y.reshape(-1), w.reshape(-1)
-    zrow = np.zeros(wd + (2 + 2 * s) * LANES, np.float32)
+    zrow = np.zeros(wd + (2 + 2 * s) * LANES + k, np.float32)
     for bc in prange(n * c):  # (the threads take runs of channels)
         ch = bc % c
         bv = bias[ch] if has_bias else np.float32(0.0)
@@ -211,6 +212,8 @@ def _depthwise(x, w, y, bias, has_bias, k, sh, s, pt, pl, a, hi, hswish):
                 _STRIP3S1(xf, xoff, h, wd, sh, pt, col0, nout, oh, wf, woff, bv, yf, yoff, ow, a, hi, hswish, zrow)
             elif k == 3:
                 _STRIP3S2(xf, xoff, h, wd, sh, pt, col0, nout, oh, wf, woff, bv, yf, yoff, ow, a, hi, hswish, zrow)
+            elif k == 7:
+                _STRIP7S1(xf, xoff, h, wd, sh, pt, col0, nout, oh, wf, woff, bv, yf, yoff, ow, a, hi, hswish, zrow)
             elif s == 1:
                 _STRIP5S1(xf, xoff, h, wd, sh, pt, col0, nout, oh, wf, woff, bv, yf, yoff, ow, a, hi, hswish, zrow)
             else:

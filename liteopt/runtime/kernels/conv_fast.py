@@ -908,8 +908,9 @@ DW_PLANES_BELOW = 100
 def _dw_applies(node, tensors):
     w = tensors[node.inputs[1]].shape
     x = tensors[node.inputs[0]].shape
-    return (_conv_applies(node, tensors) and w[1] == 1 and w[2] == w[3] and w[2] in (3, 5)
-            and all(s in (1, 2) for s in node.attrs["strides"]) and isinstance(x[1], int) and w[0] == x[1])
+    strides = tuple(node.attrs["strides"])
+    return (_conv_applies(node, tensors) and w[1] == 1 and w[2] == w[3] and isinstance(x[1], int) and w[0] == x[1]
+            and ((w[2] in (3, 5) and all(s in (1, 2) for s in strides)) or (w[2] == 7 and strides == (1, 1))))
 
 
 @njit(**dict(PJIT, fastmath=True))
@@ -943,7 +944,8 @@ def _dw_run(x, wc, bias, has_bias, out, strides, paddings, dilations, act_type, 
     code = ACT_CODES.get(act_type, 0)
     xc = np.ascontiguousarray(x, dtype=np.float32)
     direct = kh == kw and kh in (3, 5) and dh == dw == 1 and sh in (1, 2) and sw in (1, 2)
-    if direct and _dwvec.AVAILABLE and y.flags.c_contiguous and _dwvec.pays(kh, sh, sw, y.shape[3]):
+    seven = kh == kw == 7 and dh == dw == 1 and sh == sw == 1  # (ConvNeXt's: the strips, or channels-last)
+    if (direct or seven) and _dwvec.AVAILABLE and y.flags.c_contiguous and _dwvec.pays(kh, sh, sw, y.shape[3]):
         # relu-like activations and hard_swish in the kernel, the others after it
         bounds = _tile_bounds(act_type, act_alpha) if code != 4 else None
         fused = bounds is not None or code == 4
@@ -954,7 +956,7 @@ def _dw_run(x, wc, bias, has_bias, out, strides, paddings, dilations, act_type, 
     if direct and y.shape[3] >= DW_PLANES_FROM and (kh == 5 or y.shape[3] < DW_PLANES_BELOW):
         _depthwise_planes(xc, wc, y, bias, has_bias, kh, sh, pt, pl, code, float(act_alpha),
                           numba_threads())
-    elif direct and y.shape[3] < DW_PLANES_FROM and (kh == 5 or sh == 1):
+    elif (direct and y.shape[3] < DW_PLANES_FROM and (kh == 5 or sh == 1)) or seven:
         wt = frozen(np.ascontiguousarray(wc.reshape(c, kh * kw).T))
         bias_c = bias if has_bias else full_bias(None, c)
         _depthwise_hwc(xc, wt, y, bias_c, sh, pt, pl, kh, code, float(act_alpha))
