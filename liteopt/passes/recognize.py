@@ -5,6 +5,7 @@
     x * sigmoid(x)                          => swish(beta=1)
     reshape(x, [n, g, c/g, h, w]) -> transpose(0, 2, 1, 3, 4) -> reshape(x, [n, c, h, w])  => shuffle_channel(g)
     mean over the last axis, x - mean, (.)^2, mean, + eps, sqrt, divide, * gamma, + beta   => layer_norm
+    x * (1 + erf(x / sqrt(2))) * 0.5,  x * 0.5 * (1 + erf(x / sqrt(2)))   => gelu (x * (1/sqrt(2)) too)
 """
 from __future__ import annotations
 
@@ -90,6 +91,20 @@ def _ln_pattern():
     return Op("elementwise_add", scaled, Const("beta"), commutative=True, name="out")
 
 
+def _gelu(g, x, arg, c, one, half, root, **_):
+    """(the constants as exporters store them: float32 roundings of sqrt(2) or 1/sqrt(2), 1 and 0.5)"""
+    want = math.sqrt(2) if arg.op == "elementwise_div" else 1 / math.sqrt(2)
+    cv, ov, hv = _scalar(c), _scalar(one), _scalar(half)
+    if cv is None or abs(cv - want) > 1e-6 or ov != 1.0 or hv != 0.5:
+        return Miss("not x * (1 + erf(x / sqrt(2))) / 2")
+    return g.emit("gelu", [x.name], name=root.name, approximate=False)
+
+
+def _erf_term():
+    arg = Op(("elementwise_div", "elementwise_mul"), Var("x"), Const("c"), name="arg")
+    return Op("elementwise_add", Op("erf", arg, name="erf"), Const("one"), commutative=True, name="plus")
+
+
 RULES = [
     Rule(Op("elementwise_mul", Var("x"), Op("hard_sigmoid", Var("x"), name="hs"), commutative=True, name="mul"),
          _hsig, "x * hard_sigmoid(x) -> hard_swish"),
@@ -104,6 +119,10 @@ RULES = [
     Rule(Op("reshape2", Op("transpose2", Op("reshape2", Var("x"), name="r1"), name="t"), name="r2"), _shuffle,
          "reshape-transpose-reshape -> shuffle_channel"),
     Rule(_ln_pattern(), _layer_norm, "spelled-out layer norm -> layer_norm"),
+    Rule(Op("elementwise_mul", Op("elementwise_mul", Var("x"), _erf_term(), commutative=True, name="m"),
+            Const("half"), commutative=True, name="root"), _gelu, "x * (1 + erf(x / sqrt 2)) * 0.5 -> gelu"),
+    Rule(Op("elementwise_mul", Op("elementwise_mul", Var("x"), Const("half"), commutative=True, name="m"),
+            _erf_term(), commutative=True, name="root"), _gelu, "x * 0.5 * (1 + erf(x / sqrt 2)) -> gelu"),
 ]
 
 

@@ -81,7 +81,9 @@ def _graph() -> tuple[Graph, dict, dict]:
     z = add("depthwise_conv2d", [z, const("w10", (16, 1, 5, 5)), const("b10", (16,))], paddings=(2, 2, 2, 2),
             groups=16)
     z = add("elementwise_add", [add("elementwise_mul", [z, const("k1", (1,))]), const("k2", (1, 16, 1, 1))])
-    for act in ("relu", "relu6", "leaky_relu", "hard_swish", "swish", "tanh", "sigmoid", "exp", "sqrt"):  # standalone
+    z = add("depthwise_conv2d", [z, const("w28", (16, 1, 7, 7))], paddings=(3, 3, 3, 3), groups=16)  # (ConvNeXt's)
+    for act in ("relu", "relu6", "leaky_relu", "hard_swish", "swish", "tanh", "sigmoid", "exp", "sqrt", "gelu",
+                "erf"):  # standalone
         z = add(act, [z])
     z = add("shuffle_channel", [z], group=2)
     z = add("strided_slice", [z, "", "", ""], axes=(1,), starts=(0,), ends=(8,))

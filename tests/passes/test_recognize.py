@@ -1,6 +1,8 @@
 """Pattern recognition and chain cancellation: hit and near-miss graphs, equivalence before/after."""
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 from onnx import helper
@@ -90,3 +92,21 @@ def test_fold_shape_arithmetic_once_shapes_are_pinned():
     inits = {"i0": np.array(0, np.int64), "ax": np.array([0], np.int64), "m1": np.array([-1], np.int64)}
     model = make_model(nodes, {"x": (np.float32, ["N", 6, 5, 5])}, ["y"], inits)
     check_pass(model, fold_constants, {"x": X}, ops_after={"reshape2": 1}, input_shapes={"x": (2, 6, 5, 5)})
+
+
+@pytest.mark.parametrize("form", ["torch", "hf", "mul", "wrong"])
+def test_gelu(form):
+    """torch's exact GELU export (x * (1 + erf(x / sqrt 2)) * 0.5), the x * 0.5 * (...) order, erf(x * 1/sqrt 2),
+    and a near miss (x / 2 inside the erf)."""
+    x = (RNG.standard_normal((2, 7, 5)) * 3).astype(np.float32)
+    inits = {"c": F(math.sqrt(2) if form != "wrong" else 2.0), "one": F(1.0), "half": F(0.5),
+             "r": F(1 / math.sqrt(2))}
+    arg = helper.make_node("Mul", ["x", "r"], ["a"]) if form == "mul" else helper.make_node("Div", ["x", "c"], ["a"])
+    nodes = [arg, helper.make_node("Erf", ["a"], ["e"]), helper.make_node("Add", ["e", "one"], ["p"])]
+    if form == "hf":
+        nodes += [helper.make_node("Mul", ["x", "half"], ["m"]), helper.make_node("Mul", ["m", "p"], ["y"])]
+    else:
+        nodes += [helper.make_node("Mul", ["x", "p"], ["m"]), helper.make_node("Mul", ["m", "half"], ["y"])]
+    rec = check_pass(make_model(nodes, {"x": x}, ["y"], inits, opset=13), recognize_patterns, {"x": x},
+                     hits=int(form != "wrong"), ops_after={"gelu": 1} if form != "wrong" else None)
+    assert form != "wrong" or any("erf" in m for m in rec.near_misses), rec.near_misses

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 from fractions import Fraction
 
@@ -252,6 +253,31 @@ def _fma32(typingctx, a, b, c):
         fma = cgutils.get_or_insert_function(builder.module, ir.FunctionType(f, [f, f, f]), "llvm.fma.f32")
         return builder.call(fma, f32)
     return sig, codegen
+
+
+# erf: 2/sqrt(pi) times its Maclaurin series' first seven odd terms under |x| = 0.5 (the next term < 1e-9);
+# above, Abramowitz & Stegun's 7.1.26, 1 - t (a1 + t (a2 + ... + t a5)) e**-x^2 with t = 1 / (1 + p |x|)
+# (absolute error under 1.5e-7)
+_ERF_SERIES = tuple(np.float32(2 / math.sqrt(math.pi) * (-1) ** k / (math.factorial(k) * (2 * k + 1)))
+                    for k in range(7))
+_ERF_P = np.float32(0.3275911)
+_ERF_A = tuple(np.float32(v) for v in (0.254829592, -0.284496736, 1.421413741, -1.453152027, 1.061405429))
+
+
+@njit(inline="always", **JIT)
+def erf32(x):
+    """erf of a float32 in float32 arithmetic that LLVM vectorizes (math.erf is a libm call a value): both
+    forms computed and one selected (no branch). Under 3e-7 from the exact value, relative under 1e-6 near 0
+    (tests/kernels/test_exp32.py). GELU's erf (ConvNeXt-tiny: 25 ms of scalar calls)."""
+    a = min(abs(x), np.float32(4.0))  # (erf(4) rounds to 1 in float32)
+    a2 = a * a
+    c0, c1, c2, c3, c4, c5, c6 = _ERF_SERIES
+    series = a * (c0 + a2 * (c1 + a2 * (c2 + a2 * (c3 + a2 * (c4 + a2 * (c5 + a2 * c6))))))
+    t = np.float32(1.0) / (np.float32(1.0) + _ERF_P * a)
+    p1, p2, p3, p4, p5 = _ERF_A
+    tail = np.float32(1.0) - t * (p1 + t * (p2 + t * (p3 + t * (p4 + t * p5)))) * exp32(-a2)
+    r = series if a < np.float32(0.5) else tail
+    return r if x > 0 else (-r if x < 0 else x)  # (erf(+-0) = +-0, NaN stays)
 
 
 @njit(inline="always", **JIT)

@@ -181,8 +181,10 @@ def fc(x, w, b, *, in_num_col_dims, act_type, act_alpha, out=None):
     return y
 
 
-@njit(**PJIT)
+@njit(**dict(PJIT, fastmath=True, error_model="numpy"))
 def _layer_norm(x, y, scale, bias, has_scale, has_bias, eps):
+    """fastmath: the sums (in float64) in any order, so that LLVM vectorizes them (ConvNeXt-tiny's 23 layer
+    norms 6.1 -> 1.9 ms)."""
     rows, n = x.shape
     for r in prange(rows):
         s = 0.0
@@ -194,13 +196,17 @@ def _layer_norm(x, y, scale, bias, has_scale, has_bias, eps):
             d = x[r, i] - mu
             v += d * d
         inv = 1.0 / math.sqrt(v / n + eps)
-        for i in range(n):
-            t = (x[r, i] - mu) * inv
-            if has_scale:
-                t *= scale[i]
-            if has_bias:
-                t += bias[i]
-            y[r, i] = t
+        if has_scale and has_bias:
+            for i in range(n):
+                y[r, i] = (x[r, i] - mu) * inv * scale[i] + bias[i]
+        else:
+            for i in range(n):
+                t = (x[r, i] - mu) * inv
+                if has_scale:
+                    t *= scale[i]
+                if has_bias:
+                    t += bias[i]
+                y[r, i] = t
 
 
 @kernel("layer_norm", out=True)
