@@ -7,6 +7,7 @@ from hypothesis import given, settings, strategies as st
 from onnx import TensorProto, helper, numpy_helper
 
 from helpers import check_model, check_op, convert, make_model
+from liteopt.runtime import load
 from liteopt.ir.errors import LiteoptError
 
 RNG = np.random.default_rng(0)
@@ -207,6 +208,37 @@ def test_gather_int64_data_and_dynamic(tmp_path):
     check_op("Gather", {"x": X}, {"axis": 1}, consts={"i": i64(2, 0, -1)}, dynamic=DYN, tmpdir=str(tmp_path))
     check_op("Gather", {"x": X}, {"axis": 0}, consts={"i": np.array(-1, I64)}, dynamic=DYN, tmpdir=str(tmp_path))
     check_op("Gather", {"x": i64(5, 6, 7)}, consts={"i": np.array(2, I64)}, tmpdir=str(tmp_path))
+
+
+@pytest.mark.parametrize("index, upd_shape", [
+    (np.array([[2], [0]], I64), (2, 4, 5)),           # whole slices of the first axis
+    (np.array([[0, 2], [2, -1], [1, 0]], I64), (3, 5)),  # rows, a negative entry
+    (np.array([[0, 1, 2], [2, 3, 4]], I64), (2,)),   # single elements
+])
+@pytest.mark.parametrize("reduction, opset", [("none", 13), ("add", 16), ("mul", 16), ("max", 18), ("min", 18)])
+def test_scatter_nd(index, upd_shape, reduction, opset, tmp_path):
+    """Data at run time (a kernel), and all constant (folded at opt time: Swin's attention masks)."""
+    data = RNG.standard_normal((3, 4, 5)).astype(np.float32)
+    upd = RNG.standard_normal(upd_shape).astype(np.float32)
+    at = {} if reduction == "none" else {"reduction": reduction}
+    check_op("ScatterND", {"x": data}, at, consts={"i": index, "u": upd}, opset=opset, tmpdir=str(tmp_path))
+    check_op("ScatterND", {"x": data, "u": upd}, at, consts={"i": index}, opset=opset, tmpdir=str(tmp_path),
+             input_order=["x", "i", "u"])
+    check_op("ScatterND", {"x": data.astype(I64)}, at, consts={"i": index, "u": (upd * 10).astype(I64)},
+             opset=opset, tmpdir=str(tmp_path))
+
+
+def test_scatter_nd_errors_name_the_node(tmp_path):
+    """Updates that do not fit: refused at conversion; an index out of range: at run time, naming the node."""
+    data = RNG.standard_normal((3, 4)).astype(np.float32)
+    bad = make_model([helper.make_node("ScatterND", ["x", "i", "u"], ["y"], name="sc")], {"x": data}, ["y"],
+                     {"i": np.array([[1]], I64), "u": np.zeros((1, 3), np.float32)})
+    with pytest.raises(LiteoptError, match="sc"):
+        convert(bad, str(tmp_path))
+    oob = make_model([helper.make_node("ScatterND", ["x", "i", "u"], ["y"], name="sc2")], {"x": data}, ["y"],
+                     {"i": np.array([[5]], I64), "u": np.zeros((1, 4), np.float32)})
+    with pytest.raises(LiteoptError, match="sc2.*out of range"):
+        load(convert(oob, str(tmp_path)))({"x": data})
 
 
 # --- Expand, Tile ----------------------------------------------------------------------------------------

@@ -359,6 +359,45 @@ def gather(x, index, *, axis):
     return np.array(np.take(x, idx, axis=a), order="C")
 
 
+def _scatter_nd_infer(ctx: InferCtx):
+    x, idx, upd = ctx.shape(0), ctx.shape(1), ctx.shape(2)
+    if ctx.attrs["reduction"] not in SCATTER_REDUCTIONS:
+        raise ctx.error(f"reduction {ctx.attrs['reduction']!r} is not one of {', '.join(SCATTER_REDUCTIONS)}")
+    if x is not None and idx is not None and upd is not None and isinstance(idx[-1] if idx else 0, int):
+        k = idx[-1] if idx else 0
+        want = tuple(idx[:-1]) + tuple(x[k:])
+        if not idx or k > len(x) or len(upd) != len(want) or any(
+                isinstance(a, int) and isinstance(b, int) and a != b for a, b in zip(upd, want)):
+            raise ctx.error(f"updates of shape {upd} do not fit data {x} at indices {idx} (want {want})")
+    if ctx.dtype(2) != ctx.dtype(0):
+        raise ctx.error(f"updates are {ctx.dtype(2)}, data is {ctx.dtype(0)}")
+    return [TensorType(ctx.dtype(0), x)]
+
+
+SCATTER_REDUCTIONS = ("none", "add", "mul", "max", "min")
+
+
+@op("scatter_nd", inputs="X Index Updates", attrs={"reduction": "none"}, infer=_scatter_nd_infer)
+def scatter_nd(x, index, updates, *, reduction):
+    """ONNX ScatterND: a copy of x with `updates` written at the index tuples (index's last axis addresses x's
+    leading dims; negative entries count from the end), combined with what is there by `reduction` (none:
+    replaced, in index order)"""
+    out = np.array(x, order="C")
+    idx = np.asarray(index).astype(np.int64)
+    k = idx.shape[-1]
+    dims = np.array(x.shape[:k], np.int64)
+    idx = idx.reshape(-1, k)
+    idx = np.where(idx < 0, idx + dims, idx)
+    if idx.size and (idx.min() < 0 or (idx >= dims).any()):
+        raise IndexError(f"scatter_nd index out of range for dims {tuple(dims)}")
+    upd = np.asarray(updates).reshape((idx.shape[0],) + x.shape[k:])
+    combine = {"add": np.add, "mul": np.multiply, "max": np.maximum, "min": np.minimum}.get(reduction)
+    for row, u in zip(idx, upd):
+        at = tuple(row)
+        out[at] = u if combine is None else combine(out[at], u)
+    return out
+
+
 # --- expand / tile -----------------------------------------------------------------------------------
 
 def _expand_infer(ctx: InferCtx):

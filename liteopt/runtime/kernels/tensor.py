@@ -324,6 +324,12 @@ def gather(x, index, *, axis, out=None):
     return y
 
 
+@kernel("scatter_nd", out=True)
+def scatter_nd(x, index, updates, *, reduction, out=None):
+    """(the op's reference: exporters build masks with it, which fold to constants at opt time; Swin's)"""
+    return _into(out, OPS["scatter_nd"].run(x, index, updates, reduction=reduction)[0])
+
+
 # --- element-wise copies -------------------------------------------------------------------------------
 
 def _into(out, value):

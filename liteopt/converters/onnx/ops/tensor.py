@@ -172,6 +172,12 @@ def Gather(ctx, x, indices, *, axis=0):
     return ctx.emit("gather", [x, indices], axis=_axis(ctx, x, axis))
 
 
+@onnx_op("ScatterND")
+def ScatterND(ctx, data, indices, updates, *, reduction="none"):
+    """(reduction: opset 16 and later)"""
+    return ctx.emit("scatter_nd", [data, indices, updates], reduction=reduction)
+
+
 # --- expand / tile ------------------------------------------------------------------------------
 
 @onnx_op("Expand")
