@@ -444,3 +444,16 @@ def test_dilated_gemm_by_taps(monkeypatch, h, w, k, s, d, pads, act, bias, resid
     y = run_variant("conv2d", "gemm", x, wt, b, at, out=True, r=r)
     close(y, OPS["conv2d"].run(x, wt, b, r, **at)[0], 1e-5)
     assert calls
+
+
+@pytest.mark.parametrize("act", ACTS + [("gelu", 0.0)])
+@pytest.mark.parametrize("bias", [True, False])
+@pytest.mark.parametrize("shape", [(1, 7, 5, 24), (3, 24), (1, 24)])
+def test_fc_epilogue(act, bias, shape):
+    """fc's bias and fused activation, one pass a row (a transformer's 3-D input, a batch, a classifier's row)."""
+    x = RNG.standard_normal(shape).astype(np.float32)
+    wt = RNG.standard_normal((24, 40)).astype(np.float32)
+    b = RNG.standard_normal(40).astype(np.float32) if bias else None
+    at = attrs("fc", in_num_col_dims=len(shape) - 1, act_type=act[0], act_alpha=act[1])
+    y = K.KERNELS[("fc", "cpu")]["default"].fn(x, wt, b, **at)
+    close(y, OPS["fc"].run(x, wt, b, **at)[0], 1e-5)

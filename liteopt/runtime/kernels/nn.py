@@ -11,7 +11,7 @@ from ...ir.ops.activation import apply_act
 from ...ir.ops.nn import bilinear_weights, interp_size_and_scale, nearest_indices
 from . import Blocked, kernel
 from ._util import JIT, NO_BIAS, bias_of, exp32, njit
-from .conv_fast import ACT_CODES, _act
+from .conv_fast import ACT_CODES, _act_row
 
 PJIT = dict(JIT, parallel=True)
 
@@ -156,14 +156,18 @@ def matmul_v2(x, y, *, trans_x, trans_y, out=None):
     return r
 
 
-@njit(**JIT)
+@njit(**dict(JIT, fastmath=True, error_model="numpy"))
 def _bias_act(y, bias, has_bias, code, alpha):
     """(Serial: one pass over the GEMM's output; a parallel region cost more than the pass, 30 us on a
-    classifier's 1000 outputs.)"""
+    classifier's 1000 outputs.) Row by row, the bias add and each activation a loop of its own, which LLVM
+    vectorizes (one loop calling `_act` a value did not: ConvNeXt's 3136 x 384 bias 1.0 -> 0.1 ms)."""
     rows, n = y.shape
     for r in range(rows):
-        for j in range(n):
-            y[r, j] = _act(y[r, j] + (bias[j] if has_bias else 0.0), code, alpha)
+        row = y[r]
+        if has_bias:
+            for j in range(n):
+                row[j] += bias[j]
+        _act_row(row, code, alpha)
 
 
 @kernel("fc", out=True)

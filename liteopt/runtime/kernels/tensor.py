@@ -121,9 +121,10 @@ for _name in ("reshape2", "squeeze2", "unsqueeze2", "flatten", "shape", "range",
 
 @kernel("transpose2", out=True)
 def transpose2(x, *, axis, out=None):
+    """numpy's strided copy (its inner loops take the transposed axes in cache-friendly order: ConvNeXt's
+    96 x 56 x 56 <-> 56 x 56 x 96 259 -> 139-183 us; `_copy` walks the output in order)."""
     y = _out(out, [x.shape[p] for p in axis], x.dtype)
-    xs = _strides(x.shape)
-    _copy(x, 0, [xs[p] for p in axis], y, 0, _strides(y.shape), y.shape)
+    np.copyto(y, x.transpose(axis))
     return y
 
 
