@@ -71,6 +71,10 @@ def _graph() -> tuple[Graph, dict, dict]:
     f = add("softmax", [add("matmul_v2", [f, f], trans_y=True)], axis=-1)
     f = add("softmax", [f], axis=1)  # (an inner axis: YOLOv8's box distribution)
     y = add("reduce_mean", [f], dim=(2,), keep_dim=False)
+    # a transformer's attention mask at run time (Swin's: equal, not, where on float32) and a gather of float32
+    t["i0"] = Tensor("i0", DType.INT64, (), np.array(0, np.int64))
+    mask = add("logical_not", [add("equal", [f, const("zero1", (1,))])])
+    f = add("gather", [add("where", [mask, const("big1", (1,)), f]), "i0"], axis=0)
     # a 24x24 map: the kernels opt picks for wider maps (Winograd F(4,3), depthwise row by row, the general
     # transposed convolution) and the data movement of channel-shuffle networks
     t["z"] = Tensor("z", DType.FLOAT32, (1, 16, 24, 24))
@@ -137,7 +141,7 @@ def _graph() -> tuple[Graph, dict, dict]:
                groups=8)
     tall = add("scale", [tall], scale=0.5, bias=0.25)
     tall = add("conv2d", [tall, const("w23", (8, 8, 1, 3))], paddings=(0, 0, 1, 1))
-    graph = Graph(nodes, ["x", "z", "i", "p"], [y, z, s, stem, wide, q, g2, tall, up], t)
+    graph = Graph(nodes, ["x", "z", "i", "p"], [y, z, s, stem, wide, q, g2, tall, up, f], t)
     infer_shapes(graph)
     return graph, {"x": RNG.standard_normal((1, 8, 16, 16)).astype(np.float32),
                    "z": RNG.standard_normal((1, 16, 24, 24)).astype(np.float32),

@@ -193,6 +193,17 @@ def test_identity_elimination_keeps_output_names():
     assert after.outputs == ["y"] and after.nodes[0].outputs == ["y"]
 
 
+@pytest.mark.parametrize("pads, mode, hit", [([0] * 8, "constant", True), ([0] * 8, "reflect", True),
+                                             ([0, 0, 0, 0, 0, 0, 1, 0], "constant", False),
+                                             ([0, 0, -1, 0, 0, 0, 1, 0], "constant", False)])
+def test_zero_pad_is_removed(pads, mode, hit):
+    """A pad of zero on every side (Swin's, when the map is a multiple of its window) computes nothing; a pad
+    that crops one side and pads the other keeps the shape but not the values: kept."""
+    nodes = [helper.make_node("Relu", ["x"], ["r"]), helper.make_node("Pad", ["r", "p"], ["y"], mode=mode)]
+    model = make_model(nodes, {"x": X}, ["y"], {"p": np.array(pads, np.int64)})
+    check_pass(model, eliminate_identities, {"x": X}, ops_after={"relu": 1} if hit else {"relu": 1, "pad": 1})
+
+
 @pytest.mark.parametrize("order,shapes,hit", [
     ("mul_add", ((1,), ()), True), ("mul_add", ((1, 1, 1, 1), (1,)), True), ("add_mul", ((), (1,)), True),
     ("add_mul", ((1,), (1,)), True), ("mul_add", ((4, 1, 1), (1,)), False), ("mul_add", ((1, 1, 1, 1, 1), ()), False)])
