@@ -226,6 +226,18 @@ def apply(graph: Graph, m: _Match, result, rw: Rewriter) -> bool:
     return True
 
 
+def _shape_change(graph: Graph, root: Node, result) -> str | None:
+    """Why the rewrite's results would not stand in for the root's outputs: a known shape that differs (a
+    constant of higher rank broadcast x in the matched ops, e.g. x * relu6(x + o) / 6 with o of shape (1, 1, 1,
+    1)); None when they fit or a shape is not fully known."""
+    results = result if isinstance(result, (list, tuple)) else [result]
+    for old, new in zip(root.outputs, results):
+        a, b = graph.tensors[old].shape, graph.tensors[new].shape
+        if a is not None and b is not None and all(isinstance(d, int) for d in (*a, *b)) and tuple(a) != tuple(b):
+            return f"the result would have shape {tuple(b)}, not {tuple(a)}"
+    return None
+
+
 def run_rules(graph: Graph, ctx: PassContext, rules: list[Rule], max_rewrites: int = 100_000) -> None:
     """Apply rules in execution order, repeating until nothing matches; record hits and near-misses."""
     by_root: dict[str, list[Rule]] = {}
@@ -249,6 +261,10 @@ def run_rules(graph: Graph, ctx: PassContext, rules: list[Rule], max_rewrites: i
                     misses[node.name] = f"{rule.name or ctx.record.name} at {node.name}: not applied: {result.reason}"
                     continue
                 if result is None:
+                    continue
+                moved = _shape_change(graph, node, result)
+                if moved:
+                    misses[node.name] = f"{rule.name or ctx.record.name} at {node.name}: not applied: {moved}"
                     continue
                 if apply(graph, m, result, rw):
                     ctx.record.hit()

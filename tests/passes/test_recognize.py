@@ -94,19 +94,31 @@ def test_fold_shape_arithmetic_once_shapes_are_pinned():
     check_pass(model, fold_constants, {"x": X}, ops_after={"reshape2": 1}, input_shapes={"x": (2, 6, 5, 5)})
 
 
-@pytest.mark.parametrize("form", ["torch", "hf", "mul", "wrong"])
+@pytest.mark.parametrize("form", ["torch", "hf", "mul", "wrong", "broadcast"])
 def test_gelu(form):
     """torch's exact GELU export (x * (1 + erf(x / sqrt 2)) * 0.5), the x * 0.5 * (...) order, erf(x * 1/sqrt 2),
-    and a near miss (x / 2 inside the erf)."""
+    and near misses (x / 2 inside the erf; a 0.5 of higher rank, which broadcasts x to a 4-D result)."""
     x = (RNG.standard_normal((2, 7, 5)) * 3).astype(np.float32)
-    inits = {"c": F(math.sqrt(2) if form != "wrong" else 2.0), "one": F(1.0), "half": F(0.5),
-             "r": F(1 / math.sqrt(2))}
+    inits = {"c": F(math.sqrt(2) if form != "wrong" else 2.0), "one": F(1.0),
+             "half": np.full((1, 1, 1, 1), 0.5, F) if form == "broadcast" else F(0.5), "r": F(1 / math.sqrt(2))}
     arg = helper.make_node("Mul", ["x", "r"], ["a"]) if form == "mul" else helper.make_node("Div", ["x", "c"], ["a"])
     nodes = [arg, helper.make_node("Erf", ["a"], ["e"]), helper.make_node("Add", ["e", "one"], ["p"])]
     if form == "hf":
         nodes += [helper.make_node("Mul", ["x", "half"], ["m"]), helper.make_node("Mul", ["m", "p"], ["y"])]
     else:
         nodes += [helper.make_node("Mul", ["x", "p"], ["m"]), helper.make_node("Mul", ["m", "half"], ["y"])]
+    hit = form not in ("wrong", "broadcast")
     rec = check_pass(make_model(nodes, {"x": x}, ["y"], inits, opset=13), recognize_patterns, {"x": x},
-                     hits=int(form != "wrong"), ops_after={"gelu": 1} if form != "wrong" else None)
-    assert form != "wrong" or any("erf" in m for m in rec.near_misses), rec.near_misses
+                     hits=int(hit), ops_after={"gelu": 1} if hit else None)
+    assert hit or any("erf" in m or "shape (2, 7, 5), not (1, 2, 7, 5)" in m for m in rec.near_misses), rec.near_misses
+
+
+def test_a_rewrite_that_would_change_the_shape_is_not_applied():
+    """x * relu6(x + o) / 6 with o of shape (1, 1, 1, 1): the result is 4-D, hard_swish(x) would be 3-D (any rule:
+    `pattern._shape_change`)."""
+    x = (RNG.standard_normal((2, 7, 5)) * 4).astype(np.float32)
+    nodes = [helper.make_node("Add", ["x", "o"], ["a"]), helper.make_node("Clip", ["a", "z", "s"], ["c"]),
+             helper.make_node("Mul", ["x", "c"], ["m"]), helper.make_node("Div", ["m", "k"], ["y"])]
+    inits = {"o": np.full((1, 1, 1, 1), 3, F), "z": F(0), "s": F(6), "k": F(6)}
+    rec = check_pass(make_model(nodes, {"x": x}, ["y"], inits, opset=13), recognize_patterns, {"x": x}, hits=0)
+    assert any("would have shape (2, 7, 5), not (1, 2, 7, 5)" in m for m in rec.near_misses), rec.near_misses
