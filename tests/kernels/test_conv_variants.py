@@ -457,3 +457,22 @@ def test_fc_epilogue(act, bias, shape):
     at = attrs("fc", in_num_col_dims=len(shape) - 1, act_type=act[0], act_alpha=act[1])
     y = K.KERNELS[("fc", "cpu")]["default"].fn(x, wt, b, **at)
     close(y, OPS["fc"].run(x, wt, b, **at)[0], 1e-5)
+
+
+@pytest.mark.parametrize("g, cg, og, hw, s", [(25, 4, 4, 7, 1), (4, 16, 16, 12, 2), (3, 5, 2, 9, 1)])
+@pytest.mark.parametrize("batched", [True, False])
+@pytest.mark.parametrize("residual", [False, True])
+def test_grouped_gemm(monkeypatch, g, cg, og, hw, s, batched, residual):
+    """Grouped convs (RegNet's): im2col of all channels and one batched product, or group by group when the
+    columns would exceed `GROUPED_COLS_UP_TO`; stride 2 through the phase planes; two images."""
+    from liteopt.runtime.kernels import conv_fast
+    if not batched:
+        monkeypatch.setattr(conv_fast, "GROUPED_COLS_UP_TO", 0)
+    x = RNG.standard_normal((2, g * cg, hw, hw)).astype(np.float32)
+    wt = RNG.standard_normal((g * og, cg, 3, 3)).astype(np.float32)
+    b = RNG.standard_normal(g * og).astype(np.float32)
+    at = attrs("conv2d", groups=g, strides=(s, s), paddings=(1, 1, 1, 1), act_type="relu")
+    ref_shape = OPS["conv2d"].run(x, wt, b, **at)[0].shape
+    r = RNG.standard_normal(ref_shape).astype(np.float32) if residual else None
+    y = run_variant("conv2d", "gemm", x, wt, b, at, out=True, r=r)
+    close(y, OPS["conv2d"].run(x, wt, b, r, **at)[0], 1e-5)
