@@ -349,13 +349,13 @@ def _gemm_conv(x, w2d, b, r, w_shape, strides, paddings, dilations, groups, act_
             # the products: 298 -> 118 us there)
             gkey = ("grouped", c * kh * kw, oh * ow)
             allc = scratch.get(gkey)
-            if allc is None:
-                allc = scratch[gkey] = np.empty((c * kh * kw, oh * ow), np.float32)
+            if allc is None:  # (rows 16 longer, as `cols`: the im2col kernels see the array types they were
+                allc = scratch[gkey] = np.empty((c * kh * kw, oh * ow + 16), np.float32)  # compiled for)
             if phased:
-                _im2col_planes(planes, 0, allc[:, :oh * ow], kh, offs, ws, 0, oh, ow)  # (the compiled signature)
+                _im2col_planes(planes, 0, allc[:, :oh * ow], kh, offs, ws, 0, oh, ow)
             else:
                 _im2col(x[b_], allc, kh, kw, sh, sw, dh, dw, pt, pl, 0, oh, ow)
-            np.matmul(w2d.reshape(groups, og, -1), allc.reshape(groups, cg * kh * kw, oh * ow),
+            np.matmul(w2d.reshape(groups, og, -1), allc[:, :oh * ow].reshape(groups, cg * kh * kw, oh * ow),
                       out=yb.reshape(groups, og, oh * ow))
             _finish(y[b_:b_ + 1], b, act_type, act_alpha, r=None if r is None else r[b_:b_ + 1])
             continue
