@@ -196,8 +196,8 @@ _STRIP7S1 = _make_strip_kernel(7, 1)
 
 def _depthwise(x, w, y, bias, has_bias, k, sh, s, pt, pl, a, hi, hswish):
     """y (N, C, OH, OW) = act(depthwise conv of x (N, C, H, W) with w (C, 1, k, k) + bias), k 3 or 5, strides
-    sh (rows) and s (columns) 1 or 2 (k 7: both 1), paddings pt/pl before the input (the ones after follow from y's size); act:
-    `_tiled.act_bounds` (a, hi), then hard_swish if asked. All arrays C-contiguous."""
+    sh (rows) and s (columns) 1 or 2 (k 7: both 1), paddings pt/pl before the input (the ones after follow from
+    y's size); act: `_tiled.act_bounds` (a, hi), then hard_swish if asked. All arrays C-contiguous."""
     n, c, h, wd = x.shape
     oh, ow = y.shape[2], y.shape[3]
     xf, yf, wf = x.reshape(-1), y.reshape(-1), w.reshape(-1)
