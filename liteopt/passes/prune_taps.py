@@ -5,7 +5,7 @@ on a 1x1 map (detection heads' last levels) too. Needs the input's H and W."""
 from __future__ import annotations
 
 from ..ir import Graph, Tensor
-from ..ir.ops.conv import conv_out_size
+from ..ir.ops.conv import conv_out_size, tap_span
 from .context import PassContext
 
 
@@ -13,7 +13,8 @@ def live_taps(size: int, k: int, stride: int, pad0: int, pad1: int, dilation: in
     """(first, last) filter tap along one axis that reads inside the input for some output position; None if
     every tap reads the padding for every output."""
     out = conv_out_size(size, k, stride, pad0, pad1, dilation)
-    live = [i for i in range(k) if any(0 <= o * stride - pad0 + i * dilation < size for o in range(out))]
+    spans = [tap_span(size, out, stride, pad0, i * dilation) for i in range(k)]
+    live = [i for i, (first, last) in enumerate(spans) if last > first]
     return (live[0], live[-1]) if live else None
 
 

@@ -22,6 +22,13 @@ def conv_out_size(size: int, k: int, stride: int, pad0: int, pad1: int, dilation
     return (size + pad0 + pad1 - dilation * (k - 1) - 1) // stride + 1
 
 
+def tap_span(size: int, out: int, stride: int, pad0: int, offset: int) -> tuple[int, int]:
+    """The output positions [first, last) whose filter tap at `offset` (its index times the dilation) reads
+    inside an input of `size` with `pad0` before it: o * stride - pad0 + offset in [0, size). Empty: first == last."""
+    first = max(0, -(-(pad0 - offset) // stride))
+    return first, max(first, min(out, (size - 1 + pad0 - offset) // stride + 1))
+
+
 def _check_conv(ctx: InferCtx, x, w):
     if x is not None and len(x) != 4:
         raise ctx.error(f"input must be 4-D NCHW, got shape {x}")

@@ -24,6 +24,7 @@ import numpy as np
 from numba import prange
 
 from ...ir.ops.activation import apply_act
+from ...ir.ops.conv import tap_span
 from ..threads import numba_threads
 from . import Blocked, _blocked, _dwvec, _tiled, kernel
 from . import _blocked_winograd as _bwino
@@ -245,12 +246,6 @@ def _row_blocks(k: int, oh: int, ow: int) -> int:
 GROUPED_COLS_UP_TO = 1 << 21  # floats of a grouped conv's whole im2col (8 MB)
 
 
-def _live_span(size, out, stride, pad, offset):
-    """The output positions [first, last) whose tap at `offset` (i * dilation) reads inside an input of `size`."""
-    first = max(0, -(-(pad - offset) // stride))
-    return first, max(first, min(out, (size - 1 + pad - offset) // stride + 1))
-
-
 def _conv_by_taps(x, y, w2d, k, spans, strides, paddings, dilations, b, r, act_type, act_alpha, scratch):
     """A dilated conv where most taps read the padding for most outputs (DeepLabV3's ASPP: 3x3, dilation 12 on a
     14x14 map, 18% of the taps' products inside the input): per tap, one GEMM of its (O, C) filter slice by the
@@ -288,9 +283,13 @@ def _gemm_conv(x, w2d, b, r, w_shape, strides, paddings, dilations, groups, act_
                 np.matmul(w2d[g * og:(g + 1) * og], rhs, out=yb[g * og:(g + 1) * og])
         return _finish(y, b, act_type, act_alpha, r=r)
     if groups == 1 and (dh > 1 or dw > 1):
-        spans = [(_live_span(h, oh, sh, pt, i * dh), _live_span(wd, ow, sw, pl, j * dw))
-                 for i in range(kh) for j in range(kw)]
-        if 2 * sum((y1 - y0) * (x1 - x0) for (y0, y1), (x0, x1) in spans) < kh * kw * oh * ow:
+        spans = scratch.get(("spans", h, wd))
+        if spans is None:  # (per input size, once: None when most products lie inside the input)
+            spans = [(tap_span(h, oh, sh, pt, i * dh), tap_span(wd, ow, sw, pl, j * dw))
+                     for i in range(kh) for j in range(kw)]
+            sparse = 2 * sum((y1 - y0) * (x1 - x0) for (y0, y1), (x0, x1) in spans) < kh * kw * oh * ow
+            spans = scratch[("spans", h, wd)] = spans if sparse else ()
+        if spans:
             return _conv_by_taps(x, y, w2d, (kh, kw), spans, strides, paddings, dilations, b, r, act_type,
                                  act_alpha, scratch)
     rows = _row_blocks(cg * kh * kw, oh, ow)
@@ -1023,13 +1022,12 @@ def _depthwise_blocked_any(x, w, y, bias, blocks, h, wd, oh, ow, sh, sw, dh, dw,
     cb = w.shape[0] // (kh * kw * 16)
     for k in prange(blocks):
         blk = k % cb
-        acc = np.empty(16, np.float32)  # (its own memory: the compiler may keep it in registers)
         for oy in range(oh):
             row = np.uint64((k * oh + oy) * ow * 16)
             for ox in range(ow):
                 o = row + np.uint64(ox * 16)
                 for lane in range(16):
-                    acc[lane] = bias[blk * 16 + lane]
+                    y[o + np.uint64(lane)] = bias[blk * 16 + lane]
                 for i in range(kh):
                     iy = oy * sh - pt + i * dh
                     if iy < 0 or iy >= h:
@@ -1042,9 +1040,7 @@ def _depthwise_blocked_any(x, w, y, bias, blocks, h, wd, oh, ow, sh, sw, dh, dw,
                         tap = np.uint64(((blk * kh + i) * kw + j) * 16)
                         for lane in range(16):
                             q = np.uint64(lane)
-                            acc[lane] += w[tap + q] * x[src + q]
-                for lane in range(16):
-                    y[o + np.uint64(lane)] = acc[lane]
+                            y[o + q] += w[tap + q] * x[src + q]
             _act_row(y[row:row + np.uint64(ow * 16)], code, alpha)
 
 
