@@ -93,9 +93,11 @@ def numba_share(graph: Graph, blocked: set[str]) -> float:
     """The share of the model's convolution multiplications done by numba kernels, which split their work over
     numba's pool when it has threads (0 when the model has no convolutions with known shapes): the convs writing
     blocked tensors, depthwise and direct convs, and, where the AVX-512 tiles run, the pointwise convs the tiled
-    GEMMs take (`_tiled.pays`). The rest go through BLAS: im2col + GEMM, Winograd in NCHW (counted with its
-    fewer multiplications: the PP-OCRv4 detector's 24-channel F(4,3) convs), wide pointwise."""
-    from .kernels import _tiled
+    GEMMs take (`_tiled.pays`) and the NCHW Winograd convs whose output channels are not whole blocks (the
+    blocked kernel with a padded filter: the PP-OCRv4 detector's 24-channel F(4,3) convs). The rest go through
+    BLAS: im2col + GEMM, other Winograd convs in NCHW (counted with their fewer multiplications), wide
+    pointwise."""
+    from .kernels import _blocked_winograd, _tiled
     total = done = 0
     for n in graph.nodes:
         if n.op not in ("conv2d", "depthwise_conv2d") or len(n.inputs) < 2:
@@ -111,7 +113,9 @@ def numba_share(graph: Graph, blocked: set[str]) -> float:
         total += macs
         pointwise = (tuple(w[2:]) == (1, 1) and tuple(n.attrs.get("strides", (1, 1))) == (1, 1)
                      and n.attrs.get("groups", 1) == 1)
-        if (n.outputs[0] in blocked or n.op == "depthwise_conv2d" or variant == "direct"
+        padded = (variant in ("winograd_f23", "winograd_f43") and _blocked_winograd.AVAILABLE and w[0] % 16
+                  and not (len(n.inputs) > 3 and n.inputs[3]))  # (`conv_fast._padded_winograd`)
+        if (n.outputs[0] in blocked or n.op == "depthwise_conv2d" or variant == "direct" or padded
                 or (pointwise and _tiled.AVAILABLE and _tiled.pays(w[1], y[2] * y[3]))):
             done += macs
     return done / total if total else 0.0

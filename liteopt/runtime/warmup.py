@@ -79,6 +79,8 @@ def _graph() -> tuple[Graph, dict, dict]:
     # transposed convolution) and the data movement of channel-shuffle networks
     t["z"] = Tensor("z", DType.FLOAT32, (1, 16, 24, 24))
     z = add("conv2d", ["z", const("w6", (16, 16, 3, 3))], "winograd_f43", paddings=(1, 1, 1, 1), act_type="relu")
+    # (8 output channels, not a whole block: the blocked kernel with the filter padded, reordered to NCHW)
+    z8 = add("conv2d", ["z", const("w29", (8, 16, 3, 3))], "winograd_f43", paddings=(1, 1, 1, 1), act_type="relu")
     z = add("depthwise_conv2d", [z, const("w7", (16, 1, 3, 3))], paddings=(1, 1, 1, 1), groups=16)
     z = add("depthwise_conv2d", [z, const("w8", (16, 1, 3, 3))], paddings=(1, 1, 1, 1), strides=(2, 2), groups=16)
     z = add("conv2d_transpose", [z, const("w9", (16, 16, 3, 3))], strides=(2, 2), paddings=(1, 1, 1, 1))
@@ -141,7 +143,7 @@ def _graph() -> tuple[Graph, dict, dict]:
                groups=8)
     tall = add("scale", [tall], scale=0.5, bias=0.25)
     tall = add("conv2d", [tall, const("w23", (8, 8, 1, 3))], paddings=(0, 0, 1, 1))
-    graph = Graph(nodes, ["x", "z", "i", "p"], [y, z, s, stem, wide, q, g2, tall, up, f], t)
+    graph = Graph(nodes, ["x", "z", "i", "p"], [y, z, z8, s, stem, wide, q, g2, tall, up, f], t)
     infer_shapes(graph)
     return graph, {"x": RNG.standard_normal((1, 8, 16, 16)).astype(np.float32),
                    "z": RNG.standard_normal((1, 16, 24, 24)).astype(np.float32),

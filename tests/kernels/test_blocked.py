@@ -205,6 +205,27 @@ def test_winograd(m, xb, c, ob, h, w, pads, act, bias, residual, out, batch, chu
     close(from_blocked(y), OPS["conv2d"].run(x, wt, b, r, **at)[0], scale=np.abs(sums).max())
 
 
+@settings(max_examples=60, deadline=None)
+@given(c=st.integers(1, 40), h=st.integers(1, 19), w=st.integers(1, 37), pt=st.integers(0, 2), pl=st.integers(0, 2))
+def test_reorders_between_nchw_and_blocked(c, h, w, pt, pl):
+    """`to_blocked` puts an NCHW item into a padded blocked buffer (channels past C and the padding untouched),
+    `to_nchw` takes the first C channels of a blocked item out: against numpy's transposes, widths past and
+    short of a 16-pixel tile."""
+    x = RNG.standard_normal((c, h, w)).astype(np.float32)
+    blocks, rows, cols = -(-c // 16), h + pt + 1, w + pl + 2
+    buf = np.full((blocks, rows, cols, 16), 7.0, np.float32)
+    _blocked.to_blocked(x.reshape(-1), buf.reshape(-1), c, h, w, rows, cols, pt, pl)
+    want = np.full_like(buf, 7.0)
+    xp = np.full((blocks * 16, h, w), 7.0, np.float32)  # (the channels past C stay as they were)
+    xp[:c] = x
+    want[:, pt:pt + h, pl:pl + w] = xp.reshape(blocks, 16, h, w).transpose(0, 2, 3, 1)
+    np.testing.assert_array_equal(buf, want)
+    z = RNG.standard_normal((blocks, h * w, 16)).astype(np.float32)
+    y = np.full(c * h * w, np.nan, np.float32)
+    _blocked.to_nchw(z.reshape(-1), y, c, h * w)
+    np.testing.assert_array_equal(y.reshape(c, h * w), z.transpose(0, 2, 1).reshape(blocks * 16, h * w)[:c])
+
+
 @pytest.mark.parametrize("layouts", [(True, True), (False, True), (True, False)])
 def test_inputs_beyond_l2_go_tile_by_tile(layouts):
     """An input of over 1 MB and twice the filter is read once, every filter panel on one tile of it
@@ -375,10 +396,10 @@ def test_threaded_builds_give_the_serial_results():
             lambda: blocked_variant("conv2d", "gemm", wk, None, at_pw, {0}, True)(to_blocked(xk), wk, None, **at_pw),
             lambda: blocked_variant("conv2d", "gemm", ws, None, at_c, set(), True)(xs, ws, None, **at_c)]  # (NCHW in)
     # the NCHW drivers of the AVX-512 tiles: pointwise (pixel tiles in both orders; channel tiles on a 7x7 map),
-    # direct 3x3 (stride 1 and 2) and the depthwise strips
+    # direct 3x3 (stride 1 and 2), the depthwise strips and Winograd of 24 outputs
     f32 = lambda *shape: RNG.standard_normal(shape).astype(np.float32)  # noqa: E731
     xn, x7, xw = f32(1, 40, 13, 11), f32(1, 40, 7, 7), f32(1, 56, 13, 11)
-    wn, ww, wdir, wdn = f32(36, 40, 1, 1), f32(36, 56, 1, 1), f32(24, 3, 3, 3), f32(40, 1, 5, 5)
+    wn, ww, wdir, wdn, w24 = f32(36, 40, 1, 1), f32(36, 56, 1, 1), f32(24, 3, 3, 3), f32(40, 1, 5, 5), f32(24, 40, 3, 3)
     at_s1, at_dn = attrs("conv2d", paddings=(1, 1, 1, 1)), attrs("depthwise_conv2d", groups=40, strides=(2, 2),
                                                                  paddings=(2, 2, 2, 2), act_type="relu")
     nchw = lambda op, variant, w, at: K.KERNELS[(op, "cpu")][variant].prepare([None, w, None], at)  # noqa: E731
@@ -387,7 +408,8 @@ def test_threaded_builds_give_the_serial_results():
              lambda: nchw("conv2d", "gemm", wn, at_pw)(x7, wn, None, **at_pw),
              lambda: nchw("conv2d", "direct", wdir, at_s1)(xs, wdir, None, **at_s1),
              lambda: nchw("conv2d", "direct", wdir, at_c)(xs, wdir, None, **at_c),
-             lambda: nchw("depthwise_conv2d", "direct", wdn, at_dn)(xn, wdn, None, **at_dn)]
+             lambda: nchw("depthwise_conv2d", "direct", wdn, at_dn)(xn, wdn, None, **at_dn),
+             lambda: nchw("conv2d", "winograd_f43", w24, at_w)(xn, w24, None, **at_w)]  # (reorders both ways)
     try:
         serial = [run() for run in runs]
         set_threads(2)
@@ -436,8 +458,8 @@ def test_the_threads_go_to_the_pool_that_runs_the_convolutions(tmp_path):
     blas = make_model(blas, {"x": (np.float32, [1, 3, 32, 32])}, ["y"],
                       {"w1": RNG.standard_normal((40, 3, 5, 5)).astype(np.float32) * 0.1,
                        "w2": RNG.standard_normal((40, 40, 5, 5)).astype(np.float32) * 0.05})
-    # a tiled pointwise conv and an NCHW Winograd F(4,3) conv (24 outputs) with 2.2x its multiply-adds but 0.56x
-    # its multiplications (36 for 16 outputs' 9 taps): numba's work, as in the PP-OCRv4 detector
+    # a tiled pointwise conv and an NCHW Winograd F(4,3) conv of 24 outputs (the blocked kernel with a padded
+    # filter): numba's work, as in the PP-OCRv4 detector
     wino = [helper.make_node("Conv", ["x", "w1"], ["c1"]), helper.make_node("Conv", ["c1", "w2"], ["y"], pads=[1] * 4)]
     wino = make_model(wino, {"x": (np.float32, [1, 96, 40, 40])}, ["y"],
                       {"w1": RNG.standard_normal((96, 96, 1, 1)).astype(np.float32) * 0.1,

@@ -244,8 +244,11 @@ def test_prepared_conv_over_many_input_sizes(variant, strides):
 @pytest.mark.parametrize("shape,pads,act", [((1, 8, 9, 11, 16), (1, 1, 1, 1), ("relu", 0.0)),
                                             ((2, 16, 20, 20, 8), (0, 1, 2, 1), ("relu6", 6.0)),
                                             ((1, 32, 14, 14, 32), (1, 1, 1, 1), ("", 0.0)),
-                                            ((1, 64, 56, 56, 64), (1, 1, 1, 1), ("hard_swish", 0.0))])
+                                            ((1, 64, 56, 56, 64), (1, 1, 1, 1), ("hard_swish", 0.0)),
+                                            ((2, 40, 21, 19, 24), (1, 0, 2, 1), ("hard_swish", 0.0))])
 def test_winograd(variant, tol, shape, pads, act):
+    """(Output channels not whole blocks of 16, without a residual: by the blocked kernel with the filter padded,
+    where the CPU has AVX-512, `_padded_winograd`.)"""
     n, c, h, w, o = shape
     x = RNG.standard_normal((n, c, h, w)).astype(np.float32)
     wt = (RNG.standard_normal((o, c, 3, 3)) / np.sqrt(9 * c)).astype(np.float32)

@@ -24,7 +24,7 @@ from llvmlite import ir
 from numba import prange, types
 from numba.extending import intrinsic
 
-from ._blocked import _BB1, _BB1T, _BB2, _BB2T, BLOCK, NR, PANEL, _prefetch_share, _with_activation
+from ._blocked import _BB1, _BB1T, _BB2, _BB2T, BLOCK, NR, PANEL, _prefetch_share, _with_activation, to_blocked
 from ._tiled import (_I32, _I64, _MASK, _VEC, AVAILABLE, LANES, _fma, _masked_load, _masked_store, _pointers,
                      _splat, pack_panels)
 from ._util import JIT, frozen, njit, serial_and_threaded, winograd_matrices
@@ -194,15 +194,11 @@ class Padded:
     def fill(self, x, blocked: bool):
         """x: one batch item, flat, blocked or NCHW."""
         c, h, wd, pt, pl = self.c, self.h, self.wd, self.pt, self.pl
-        dst = self.data.reshape(self.blocks, self.rows, self.cols, BLOCK)[:, pt:pt + h, pl:pl + wd]
         if blocked:
+            dst = self.data.reshape(self.blocks, self.rows, self.cols, BLOCK)[:, pt:pt + h, pl:pl + wd]
             dst[...] = x.reshape(self.blocks, h, wd, BLOCK)
-            return
-        whole = c // BLOCK
-        src = x.reshape(c, h, wd)
-        dst[:whole] = src[:whole * BLOCK].reshape(whole, BLOCK, h, wd).transpose(0, 2, 3, 1)
-        if whole < self.blocks:
-            dst[whole, ..., :c - whole * BLOCK] = src[whole * BLOCK:].transpose(1, 2, 0)
+        else:
+            to_blocked(x, self.data, c, h, wd, self.rows, self.cols, pt, pl)
 
 
 def chunk(m: int, c: int, o: int, tiles: int) -> int:
