@@ -3,6 +3,8 @@
     conv(x, w) + b + c   = conv(x, w) + (b + c)
     (conv(x, w) + b) * s = conv(x, w * s) + b * s
 Only constants that broadcast per output channel qualify: shape (C, 1, 1), (1, C, 1, 1), (1,) or ().
+A batch_norm after such an add or mul is folded here too (`fuse_conv_bn`'s rule, which runs first and sees
+only a batch_norm right after the conv): the PP-OCRv4 detector's ConvTranspose -> Add(bias) -> BatchNorm.
 """
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ import numpy as np
 
 from ..ir import Graph
 from .context import PassContext
+from . import fuse_conv_bn
 from .fuse_conv_bn import CONVS, out_channels, scale_filter
 from .pattern import Const, Miss, Op, Rule, Var, run_rules
 
@@ -60,4 +63,4 @@ RULES = [
 
 
 def fuse_conv_affine(graph: Graph, ctx: PassContext) -> None:
-    run_rules(graph, ctx, RULES)
+    run_rules(graph, ctx, RULES + fuse_conv_bn.RULES)

@@ -64,6 +64,19 @@ def test_conv_add_mul(shape, hit):
     check_pass(model, fuse_conv_affine, {"x": X}, hits=2 if hit else 0)
 
 
+@pytest.mark.parametrize("transpose", [False, True])
+def test_conv_bias_add_then_bn(transpose):
+    """A conv, its bias as a separate per-channel Add, then a BatchNormalization (the PP-OCRv4 detector's
+    ConvTranspose -> Add -> BatchNormalization): fuse_conv_bn cannot see the conv behind the add; the affine pass
+    folds both into one conv."""
+    op, filt = ("ConvTranspose", w(4, 6, 2, 2)) if transpose else ("Conv", w(6, 4, 3, 3))
+    nodes = [helper.make_node(op, ["x", "w"], ["c"], **({"strides": [2, 2]} if transpose else {"pads": [1, 1, 1, 1]})),
+             helper.make_node("Add", ["c", "k"], ["a"]), bn("a", "y")]
+    model = make_model(nodes, {"x": X}, ["y"], {"w": filt, "k": w(6, 1, 1), **bn_inits(6)})
+    check_pass(model, fuse_conv_affine, {"x": X}, ops_after={"conv2d_transpose" if transpose else "conv2d": 1},
+               hits=2)
+
+
 @pytest.mark.parametrize("act,attrs,expect", [
     ("Relu", {}, "relu"), ("LeakyRelu", {"alpha": 0.2}, "leaky_relu"), ("HardSwish", {}, "hard_swish"),
     ("Sigmoid", {}, "sigmoid"), ("Clip6", {}, "relu6"), ("Tanh", {}, "tanh"),
