@@ -1,14 +1,12 @@
 """cpu kernels of the data-movement and shape ops.
 
-Most of these ops move elements without looking at them, so one numba loop serves them all:
-`_copy_box` copies an N-d box between two flat buffers, each side addressed by an element offset and
-per-dim element strides. Each op is then a few lines of stride arithmetic:
-- transpose2: source strides permuted;
-- strided_slice: source offset at the starts, strides times the steps (negative for reversed slices);
+Most of these ops move elements without looking at them. Where numpy's copy of a view does it (transpose2,
+concat, split, strided_slice with unit steps) they use it; the rest go through one numba loop, `_copy_box`,
+which copies an N-d box between two flat buffers, each side addressed by an element offset and per-dim element
+strides, and each op is a few lines of stride arithmetic:
+- strided_slice with other steps: source offset at the starts, strides times the steps (negative: reversed);
 - expand_v2: stride 0 on broadcast dims;
-- tile: the input seen as (1, d0, 1, d1, ...) with stride-0 repeat dims, the output as (r0, d0, r1, d1, ...);
-- concat: each input is a box of the output at an offset along the axis (split, like strided_slice with unit
-  steps, copies its boxes with numpy, planned once per input shape).
+- tile: the input seen as (1, d0, 1, d1, ...) with stride-0 repeat dims, the output as (r0, d0, r1, d1, ...).
 Arrays are reinterpreted as unsigned integers of the same width, so one compiled loop per item size serves
 every dtype (float16 and bool included). gather has its own loop. The reshape family (views of the input),
 shape, cast, range and fill_constant are plain numpy.
@@ -38,8 +36,10 @@ def _copy_box(src, s_off, s_str, dst, d_off, d_str, shape):
     idx = np.zeros(nd, np.int64)
     s, d = s_off, d_off
     for _ in range(outer):
-        if si == 1 and di == 1:
-            dst[d:d + inner] = src[s:s + inner]
+        if si == 1 and di == 1:  # (a loop over views: numba's slice assignment was 3.4x slower, 63 vs 18 us on
+            to, frm = dst[d:d + inner], src[s:s + inner]  # 800 KB; indexing dst[d + t] 4.5x, its sign unknown)
+            for t in range(inner):
+                to[t] = frm[t]
         else:
             for t in range(inner):
                 dst[d + t * di] = src[s + t * si]
@@ -255,14 +255,12 @@ def _concat_prepare(consts, attrs):
 
 @kernel("concat", out=True, prepare=_concat_prepare)
 def concat(*xs, axis, out=None):
+    """numpy's concatenate (a memcpy a box): DenseNet121's 62 concats of up to 1 MB inputs 8.0 -> ? ms."""
     a = axis % xs[0].ndim
     shape = list(xs[0].shape)
     shape[a] = sum(x.shape[a] for x in xs)
     y = _out(out, shape, np.result_type(*xs))
-    ys, at = _strides(shape), 0
-    for x in xs:
-        _copy(x.astype(y.dtype, copy=False), 0, _strides(x.shape), y, at * ys[a], ys, x.shape)
-        at += x.shape[a]
+    np.concatenate(xs, axis=a, out=y)
     return y
 
 
