@@ -1,4 +1,4 @@
-"""An op with a fused-activation epilogue (conv2d, depthwise_conv2d, conv2d_transpose, fc, elementwise_*)
+"""An op with a fused-activation epilogue (conv2d, depthwise_conv2d, conv2d_transpose, fc, elementwise_*, batch_norm)
 followed by an activation => the op with `act_type`/`act_alpha` set (as Paddle Lite's conv+act fusion).
 
 Fusable: relu, relu6 (and clip(0, t), which is relu6 with threshold t), leaky_relu, hard_swish, sigmoid,
@@ -15,7 +15,7 @@ from .context import PassContext
 from .pattern import Miss, Op, Rule, Var, run_rules
 
 PRODUCERS = ("conv2d", "depthwise_conv2d", "conv2d_transpose", "fc", "elementwise_add", "elementwise_sub",
-             "elementwise_mul", "elementwise_div", "elementwise_max", "elementwise_min")
+             "elementwise_mul", "elementwise_div", "elementwise_max", "elementwise_min", "batch_norm")
 ACTS = ("relu", "relu6", "leaky_relu", "hard_swish", "sigmoid", "swish", "hard_sigmoid", "tanh")
 
 

@@ -30,6 +30,7 @@ def out_channels(op: str, w: np.ndarray, groups: int) -> int:
 def _fold(g, x, w, b, scale, bias, mean, var, conv, bn):
     if conv.attrs["act_type"]:
         return Miss("the conv already has a fused activation")
+    attrs = dict(conv.attrs, act_type=bn.attrs["act_type"], act_alpha=bn.attrs["act_alpha"])  # (the BN's, if fused)
     c = out_channels(conv.op, w.data, conv.attrs["groups"])
     if any(t.data.size != c for t in (scale, bias, mean, var)):
         return Miss(f"batch_norm parameters do not have {c} channels")
@@ -38,7 +39,7 @@ def _fold(g, x, w, b, scale, bias, mean, var, conv, bn):
     new_w = g.const(scale_filter(conv.op, w.data.astype(np.float64), a, conv.attrs["groups"]).astype(np.float32),
                     "filter")
     new_b = g.const(((b0 - mean.data) * a + bias.data).astype(np.float32), "bias")
-    return g.emit(conv.op, [x.name, new_w, new_b], name=conv.name, **conv.attrs)
+    return g.emit(conv.op, [x.name, new_w, new_b], name=conv.name, **attrs)
 
 
 RULES = [Rule(Op("batch_norm", Op(CONVS, Var("x"), Const("w"), Const("b", optional=True), name="conv"),

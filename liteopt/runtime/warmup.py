@@ -126,6 +126,10 @@ def _graph() -> tuple[Graph, dict, dict]:
              act_type="relu")
     up = add("depthwise_conv2d", [up, const("w27", (32, 1, 3, 3))], paddings=(1, 1, 1, 1), dilations=(2, 2), groups=32,
              act_type="hard_swish")
+    # DenseNet's BN -> ReLU that no conv absorbed and its transitions' average pooling, blocked
+    up = add("batch_norm", [up, const("s32", (32,)), const("b32", (32,)), const("m32", (32,)),
+                            const("v32", (32,), positive=True)], act_type="relu")
+    up = add("pool2d", [up], pooling_type="avg", ksize=(2, 2), strides=(2, 2))
     up = add("conv2d", [up, const("w25", (8, 32, 1, 1))])
     # a squeeze-excite block on a blocked tensor: a 1x1 conv of the 1x1 map (a matrix-vector product), then the
     # per-channel scale

@@ -337,6 +337,77 @@ def test_max_pool(cb, k, s, h, w, pads, ceil, batch):
     close(from_blocked(fn(to_blocked(x), **at)), OPS["pool2d"].run(x, **at)[0])
 
 
+@settings(max_examples=40, deadline=None)
+@given(cb=st.integers(1, 3), k=st.tuples(st.integers(1, 3), st.integers(1, 3)), s=st.integers(1, 2),
+       h=st.integers(1, 9), w=st.integers(1, 9), pads=st.tuples(*[st.integers(0, 1)] * 4), ceil=st.booleans(),
+       exclusive=st.booleans(), batch=st.sampled_from([1, 2]))
+def test_avg_pool(cb, k, s, h, w, pads, ceil, exclusive, batch):
+    """Average pooling keeps the blocked layout (DenseNet's transitions): windows in the padding, the ceil-mode
+    overhang, counting the padding or not."""
+    c = cb * 16
+    if h + pads[0] + pads[1] < k[0] or w + pads[2] + pads[3] < k[1] or max(pads[:2]) >= k[0] or max(pads[2:]) >= k[1]:
+        return
+    x = RNG.standard_normal((batch, c, h, w)).astype(np.float32)
+    at = attrs("pool2d", pooling_type="avg", ksize=k, strides=(s, s), paddings=pads, ceil_mode=ceil,
+               exclusive=exclusive)
+    fn = K.KERNELS[("pool2d", "cpu")]["default"].prepare([None], at).blocked.variant({0}, True)
+    close(from_blocked(fn(to_blocked(x), **at)), OPS["pool2d"].run(x, **at)[0])
+
+
+@pytest.mark.parametrize("act", ACTS)
+@pytest.mark.parametrize("shape", [(1, 16, 1, 1), (2, 48, 5, 7)])
+def test_batch_norm_on_a_blocked_tensor(act, shape):
+    """A batch_norm that no conv absorbed, its activation fused (DenseNet: BN -> ReLU on each concatenation)."""
+    x = RNG.standard_normal(shape).astype(np.float32)
+    c = shape[1]
+    consts = [None, RNG.uniform(0.5, 1.5, c).astype(np.float32), RNG.standard_normal(c).astype(np.float32),
+              RNG.standard_normal(c).astype(np.float32), RNG.uniform(0.5, 1.5, c).astype(np.float32)]
+    at = attrs("batch_norm", act_type=act[0], act_alpha=act[1])
+    fn = K.KERNELS[("batch_norm", "cpu")]["default"].prepare(consts, at)
+    y = fn.blocked.variant({0}, True)(to_blocked(x), *consts[1:], **at)
+    close(from_blocked(y), OPS["batch_norm"].run(x, *consts[1:], **at)[0])
+    close(fn(x, *consts[1:], **at), OPS["batch_norm"].run(x, *consts[1:], **at)[0])
+
+
+def test_dense_blocks_stay_blocked(tmp_path):
+    """DenseNet: each layer is BN -> ReLU -> 1x1 conv -> BN -> ReLU -> 3x3 conv on the concatenation of all the
+    outputs before it, a transition BN -> ReLU -> 1x1 conv -> 2x2 average pooling. The BNs no conv absorbs
+    (with their ReLUs), the concatenations and the pooling keep the blocked layout, so every conv is blocked;
+    against onnxruntime."""
+    nodes, inits = [], {}
+
+    def bn_relu(x, c):
+        p = f"{x}_bn"
+        for k, v in (("g", RNG.uniform(0.5, 1.5, c)), ("b", RNG.standard_normal(c)), ("m", RNG.standard_normal(c)),
+                     ("v", RNG.uniform(0.5, 1.5, c))):
+            inits[p + k] = v.astype(np.float32)
+        nodes.append(helper.make_node("BatchNormalization", [x] + [p + k for k in "gbmv"], [p]))
+        nodes.append(helper.make_node("Relu", [p], [p + "_relu"]))
+        return p + "_relu"
+
+    def conv(x, y, cin, cout, k):
+        inits[y + "_w"] = (RNG.standard_normal((cout, cin, k, k)) / np.sqrt(cin * k * k)).astype(np.float32)
+        nodes.append(helper.make_node("Conv", [x, y + "_w"], [y], pads=[k // 2] * 4))
+        return y
+
+    feats = [conv("x", "stem", 3, 16, 3)]
+    for i in range(3):  # the inputs: 16, 32, 48 channels
+        cat = f"cat{i}"
+        nodes.append(helper.make_node("Concat", list(feats), [cat], axis=1))
+        h = conv(bn_relu(cat, 16 * (i + 1)), f"c1_{i}", 16 * (i + 1), 32, 1)
+        feats.append(conv(bn_relu(h, 32), f"c3_{i}", 32, 16, 3))
+    nodes.append(helper.make_node("Concat", feats, ["cat3"], axis=1))
+    h = conv(bn_relu("cat3", 64), "trans", 64, 32, 1)
+    nodes.append(helper.make_node("AveragePool", [h], ["pool"], kernel_shape=[2, 2], strides=[2, 2]))
+    nodes.append(helper.make_node("GlobalAveragePool", ["pool"], ["y"]))
+    model = make_model(nodes, {"x": np.zeros((1, 3, 12, 12), np.float32)}, ["y"], inits)
+    x = RNG.standard_normal((1, 3, 12, 12)).astype(np.float32)
+    check_model(model, {"x": x}, tmpdir=str(tmp_path))
+    prog = load(convert(model, str(tmp_path)))._program
+    assert [s.node.op for s in prog.steps if s.node.outputs[0] not in prog.blocked] == ["pool2d"]  # (the global one)
+    assert {"cat1", "cat2", "cat3", "pool"} <= prog.blocked
+
+
 @pytest.mark.parametrize("kind", ["max", "avg"])
 @pytest.mark.parametrize("hw", [(1, 1), (7, 7), (3, 5)])
 def test_global_pool_reads_blocked_input(kind, hw):

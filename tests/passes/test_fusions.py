@@ -93,6 +93,15 @@ def test_conv_activation(act, attrs, expect):
                ops_after={"conv2d": 1}, hits=1)
 
 
+@pytest.mark.parametrize("act,attrs", [("Relu", {}), ("HardSigmoid", {"alpha": 0.2, "beta": 0.5})])
+def test_batch_norm_activation(act, attrs):
+    """A batch_norm that no conv absorbs (DenseNet's BN -> ReLU on a concatenation) takes the activation."""
+    nodes = [helper.make_node("Concat", ["x", "x"], ["c"], axis=1), bn("c", "n"), helper.make_node(act, ["n"], ["y"],
+                                                                                                   **attrs)]
+    check_pass(make_model(nodes, {"x": X}, ["y"], bn_inits(8)), fuse_activation, {"x": X},
+               ops_after={"concat": 1, "batch_norm": 1}, hits=1)
+
+
 def test_activation_miss_on_non_default_hard_sigmoid_and_clip():
     nodes = [conv("x", "c", "w"), helper.make_node("Clip", ["c", "lo", "hi"], ["y"])]
     model = make_model(nodes, {"x": X}, ["y"], {"w": w(6, 4, 3, 3), "lo": np.float32(-1), "hi": np.float32(1)})

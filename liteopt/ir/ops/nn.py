@@ -10,12 +10,15 @@ from ..registry import Attr, InferCtx, TensorType, broadcast_shapes, dim_op, nor
 from .activation import FUSED_ACT_ATTRS, apply_act
 
 
-@op("batch_norm", inputs="X Scale Bias Mean Variance", outputs="Y", attrs={"epsilon": 1e-5}, infer=same_as(0))
-def batch_norm(x, scale, bias, mean, var, *, epsilon):
-    """inference batch norm over channel axis 1: (x - mean) / sqrt(var + eps) * scale + bias"""
+@op("batch_norm", inputs="X Scale Bias Mean Variance", outputs="Y", attrs={"epsilon": 1e-5, **FUSED_ACT_ATTRS},
+    infer=same_as(0))
+def batch_norm(x, scale, bias, mean, var, *, epsilon, act_type, act_alpha):
+    """inference batch norm over channel axis 1: (x - mean) / sqrt(var + eps) * scale + bias (then the fused
+    activation: a batch_norm that no conv before it absorbs, DenseNet's BN -> ReLU before each conv)"""
     shape = (1, -1) + (1,) * (x.ndim - 2)
     inv = (scale / np.sqrt(var.astype(np.float64) + epsilon)).astype(np.float32)
-    return ((x - mean.reshape(shape)) * inv.reshape(shape) + bias.reshape(shape)).astype(x.dtype)
+    y = ((x - mean.reshape(shape)) * inv.reshape(shape) + bias.reshape(shape)).astype(x.dtype)
+    return apply_act(y, act_type, act_alpha)
 
 
 def _softmax_infer(ctx: InferCtx):

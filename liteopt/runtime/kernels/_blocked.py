@@ -41,7 +41,7 @@ from ._tiled import (_F32, _I32, _I64, _MASK, _VEC, AVAILABLE, LANES, _accumulat
 from ._util import JIT, frozen, njit, serial_and_threaded
 
 __all__ = ["AVAILABLE", "BLOCK", "pack", "pack_conv", "pack_depthwise", "pointwise", "ConvGeometry", "pad", "conv",
-           "conv_nchw", "depthwise", "global_pool", "max_pool", "to_blocked", "to_nchw"]
+           "conv_nchw", "depthwise", "global_pool", "max_pool", "avg_pool", "affine", "to_blocked", "to_nchw"]
 
 BLOCK = LANES  # channels per block
 # pixels per tile (x 2 blocks: 28 accumulators). 14 divides the pixels of every map a 224 or 640 input gives
@@ -982,6 +982,50 @@ def _make_channel_op(kind: str):
 _CH_MUL, _CH_ADD, _CH_SUB, _CH_RSUB, _CH_DIV, _CH_RDIV = (_make_channel_op(k) for k in CHANNEL_OPS)
 
 
+@intrinsic
+def _affine(typingctx, x, base, hw, m, a, off, y, lo, hi):
+    """y[base + 16p + l] = act(x[base + 16p + l] * m[off + l] + a[off + l]) for p < hw, l < 16: one block of a
+    blocked batch item through a per-channel affine map (a batch_norm) and the activation (lo, hi)
+    (`act_bounds`); m's and a's 16 values held in registers."""
+    sig = types.void(x, base, hw, m, a, off, y, lo, hi)
+
+    def codegen(context, builder, signature, args):
+        _, base_, hw_, _, _, off_, _, lo_, hi_ = args
+        ptr = _pointers(context, builder, signature, args)
+        xptr, mptr, aptr, yptr = ptr[0], ptr[3], ptr[4], ptr[6]
+        load = _masked_load(builder.module, xptr.type)
+        store = _masked_store(builder.module, yptr.type)
+        align, on = ir.Constant(_I32, 4), ir.Constant(_MASK, [1] * LANES)
+        zero = ir.Constant(_VEC, [0.0] * LANES)
+        i64 = lambda k: ir.Constant(_I64, k)  # noqa: E731
+        fma = _fma(builder.module)
+        mv = builder.call(load, [builder.gep(mptr, [off_]), align, on, zero])
+        av = builder.call(load, [builder.gep(aptr, [off_]), align, on, zero])
+
+        def emit(act):
+            def pixel(p, _):
+                at = builder.add(base_, builder.mul(p, i64(BLOCK)))
+                v = builder.call(fma, [builder.call(load, [builder.gep(xptr, [at]), align, on, zero]), mv, av])
+                builder.call(store, [act(v), builder.gep(yptr, [at]), align, on])
+                return []
+            _accumulating_loop(builder, hw_, 0, 0, pixel, "affine.px")
+
+        _with_activation(builder, lo_, hi_, emit)
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
+def _affine_blocks(x, m, a, y, groups, blocks, hw, lo, hi):
+    """y = act(x * m + a) per channel on blocked tensors (x, y flat: groups batch items of blocks blocks of hw
+    pixels; m, a: 16 * blocks values), the activation (lo, hi) as `act_bounds` gives it."""
+    for g in prange(groups * blocks):
+        _affine(x, g * hw * BLOCK, hw, m, a, (g % blocks) * BLOCK, y, lo, hi)
+
+
+affine = serial_and_threaded(_affine_blocks)
+
+
 @njit(**JIT)
 def channel_op(x, v, vstride, y, groups, blocks, hw, kind):
     """y = x (op) v per channel on blocked tensors (x, y flat: groups batch items of blocks blocks of hw pixels),
@@ -1041,6 +1085,37 @@ def _max_pool_by_pixels(x, y, c, h, wd, oh, ow, kh, kw, sh, sw, pt, pl):
                 at = yb + (oy * ow + ox) * BLOCK
                 for lane in range(BLOCK):
                     y[at + lane] = acc[lane]
+
+
+@njit(**JIT)
+def _avg_pool(x, y, c, h, wd, oh, ow, kh, kw, sh, sw, pt, pl, exclusive, ph, pw):
+    """kh x kw average pooling of one blocked batch item (x, y flat), as `conv._pool` counts: the inputs inside
+    the window (exclusive) or the window clipped to the declared padded extent ph x pw (the ceil-mode
+    overhang never counted); a pixel's 16 channels at once."""
+    acc = np.empty(BLOCK, np.float32)
+    for b in range(c // BLOCK):
+        xb, yb = b * h * wd * BLOCK, b * oh * ow * BLOCK
+        for oy in range(oh):
+            y0 = oy * sh - pt
+            rows = min(y0 + kh, h) - max(y0, 0) if exclusive else min(y0 + kh, ph - pt) - max(y0, -pt)
+            for ox in range(ow):
+                x0 = ox * sw - pl
+                cols = min(x0 + kw, wd) - max(x0, 0) if exclusive else min(x0 + kw, pw - pl) - max(x0, -pl)
+                acc[:] = 0.0
+                for iy in range(max(y0, 0), min(y0 + kh, h)):
+                    for ix in range(max(x0, 0), min(x0 + kw, wd)):
+                        at = xb + (iy * wd + ix) * BLOCK
+                        for lane in range(BLOCK):
+                            acc[lane] += x[at + lane]
+                div = rows * cols
+                at = yb + (oy * ow + ox) * BLOCK
+                for lane in range(BLOCK):
+                    y[at + lane] = acc[lane] / div if div > 0 else 0.0
+
+
+def avg_pool(x, y, c, h, wd, oh, ow, kh, kw, sh, sw, pt, pb, pl, pr, exclusive):
+    """Average pooling of one blocked batch item (x, y flat): `_avg_pool`."""
+    _avg_pool(x, y, c, h, wd, oh, ow, kh, kw, sh, sw, pt, pl, exclusive, h + pt + pb, wd + pl + pr)
 
 
 def max_pool(x, y, c, h, wd, oh, ow, kh, kw, sh, sw, pt, pl):

@@ -41,9 +41,16 @@ def _map(op_name, **jit_kw):
                 loop(frozen(np.ascontiguousarray(x).reshape(-1)), y.reshape(-1), *params)
             return y
         run.__name__ = op_name
-        kernel(op_name, out=True)(run)
+        kernel(op_name, out=True)(_any_layout(run))
         return f
     return deco
+
+
+def _any_layout(fn):
+    """An element-by-element kernel runs as it is on a channel-blocked tensor (`_blocked`), its output in the
+    input's layout: an activation that no op before it absorbed stays inside a blocked island."""
+    fn.blocked = Blocked(free=(), tied=(0,), variant=lambda blocked_inputs, out_blocked: fn)
+    return fn
 
 
 @_map("relu")
@@ -223,16 +230,8 @@ def _scale(x, out, s, b, after):
         _scale_body(x, out, s, b, after)
 
 
-def _scale_prepare(consts, attrs):
-    """scale is element by element: on a channel-blocked tensor (`_blocked`) it runs as it is, the output in
-    the input's layout."""
-    def run(x, **kw):
-        return scale(x, **kw)
-    run.blocked = Blocked(free=(), tied=(0,), variant=lambda blocked_inputs, out_blocked: scale)
-    return run
-
-
-@kernel("scale", out=True, prepare=_scale_prepare)
+@kernel("scale", out=True)
+@_any_layout
 def scale(x, *, scale, bias, bias_after_scale, out=None):
     if x.dtype.kind not in "f":
         return OPS["scale"].reference(x, scale=scale, bias=bias, bias_after_scale=bias_after_scale)

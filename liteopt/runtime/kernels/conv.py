@@ -113,9 +113,9 @@ def _maxpool_2x2(x, y):
 
 def _pool_prepare(consts, attrs):
     """On channel-blocked tensors (`_blocked`): global pooling reads either layout (its (N, C, 1, 1) result is
-    the same in both), max pooling keeps the input's layout."""
+    the same in both), max and average pooling keep the input's layout (DenseNet's transitions average)."""
     glob, is_max = attrs["global_pooling"], attrs["pooling_type"] == "max"
-    if not _blocked.AVAILABLE or not (glob or is_max):
+    if not _blocked.AVAILABLE:
         return None
 
     @attrs_bound
@@ -138,7 +138,11 @@ def _pool_prepare(consts, attrs):
             oh, ow = pool_out_size(h, kh, sh, pt, pb, ceil), pool_out_size(w, kw, sw, pl, pr, ceil)
             y = out if out is not None else np.empty((n, c, oh, ow), np.float32)
             for i in range(n):
-                _blocked.max_pool(x[i].reshape(-1), y[i].reshape(-1), c, h, w, oh, ow, kh, kw, sh, sw, pt, pl)
+                if is_max:
+                    _blocked.max_pool(x[i].reshape(-1), y[i].reshape(-1), c, h, w, oh, ow, kh, kw, sh, sw, pt, pl)
+                else:
+                    _blocked.avg_pool(x[i].reshape(-1), y[i].reshape(-1), c, h, w, oh, ow, kh, kw, sh, sw, pt, pb,
+                                      pl, pr, attrs["exclusive"])
             return y
         return blocked
 

@@ -9,8 +9,8 @@ from numba import prange
 from ...ir import OPS
 from ...ir.ops.activation import apply_act
 from ...ir.ops.nn import bilinear_weights, interp_size_and_scale, nearest_indices
-from . import Blocked, kernel
-from ._util import JIT, NO_BIAS, bias_of, exp32, njit
+from . import Blocked, _blocked, kernel
+from ._util import JIT, NO_BIAS, attrs_bound, bias_of, exp32, frozen, njit
 from .conv_fast import ACT_CODES, _act_row
 
 PJIT = dict(JIT, parallel=True)
@@ -28,22 +28,62 @@ def _copy(x, out):
 
 
 @njit(**PJIT)
-def _bn(x, y, mul, add):
+def _bn(x, y, mul, add, code, alpha):
+    """y = act(x * mul + add) per channel: x, y (N, C, L)."""
     n, c, length = x.shape
     for k in prange(n * c):
         b, ch = k // c, k % c
         m, a = mul[ch], add[ch]
         for i in range(length):
             y[b, ch, i] = x[b, ch, i] * m + a
+        _act_row(y[b, ch], code, alpha)
 
 
-@kernel("batch_norm", out=True)
-def batch_norm(x, scale, bias, mean, var, *, epsilon, out=None):
-    inv = scale.astype(np.float64) / np.sqrt(var.astype(np.float64) + epsilon)
-    add = (bias - mean * inv).astype(np.float32)
+def _bn_factors(scale, bias, mean, var, epsilon):
+    """The per-channel (mul, add) of an inference batch_norm: y = x * mul + add."""
+    inv = np.asarray(scale).astype(np.float64) / np.sqrt(np.asarray(var).astype(np.float64) + epsilon)
+    return frozen(inv.astype(np.float32)), frozen((bias - mean * inv).astype(np.float32))
+
+
+def _bn_nchw(x, mul, add, code, alpha, out):
     y = _result(out, x.shape)
     n, c = x.shape[0], x.shape[1]
-    _bn(np.ascontiguousarray(x).reshape(n, c, -1), y.reshape(n, c, -1), inv.astype(np.float32), add)
+    _bn(np.ascontiguousarray(x, np.float32).reshape(n, c, -1), y.reshape(n, c, -1), mul, add, code, alpha)
+    return y
+
+
+def _bn_prepare(consts, attrs):
+    """The per-channel factors worked out once (a batch_norm no conv absorbed has constant statistics), the
+    activation fused; also on channel-blocked tensors (DenseNet's BN -> ReLU before each conv, on the
+    concatenation of the blocked outputs of the convs before it)."""
+    if any(c is None for c in consts[1:5]) or attrs["act_type"] not in ACT_CODES:
+        return None
+    mul, add = _bn_factors(*consts[1:5], attrs["epsilon"])
+    code, alpha = ACT_CODES[attrs["act_type"]], float(attrs["act_alpha"])
+    bounds = _blocked.act_bounds(code, alpha)
+
+    @attrs_bound
+    def run(x, *_, out=None, **__):
+        return _bn_nchw(x, mul, add, code, alpha, out)
+
+    @attrs_bound
+    def blocked(x, *_, out=None, **__):
+        y = _result(out, x.shape)
+        n, c = x.shape[0], x.shape[1]
+        _blocked.affine(np.ascontiguousarray(x).reshape(-1), mul, add, y.reshape(-1), n, c // 16,
+                        x[0, 0].size, *bounds)
+        return y
+
+    if _blocked.AVAILABLE and bounds is not None:
+        run.blocked = Blocked(free=(), tied=(0,), variant=lambda blocked_inputs, out_blocked: blocked)
+    return run
+
+
+@kernel("batch_norm", out=True, prepare=_bn_prepare)
+def batch_norm(x, scale, bias, mean, var, *, epsilon, act_type, act_alpha, out=None):
+    y = _bn_nchw(x, *_bn_factors(scale, bias, mean, var, epsilon), ACT_CODES.get(act_type, 0), float(act_alpha), out)
+    if act_type not in ACT_CODES:
+        y[...] = apply_act(y, act_type, act_alpha)
     return y
 
 
@@ -326,7 +366,7 @@ def instance_norm(x, scale, bias, *, epsilon, out=None):
     if scale is not None or bias is not None:
         mul = np.tile(scale.astype(np.float32), n) if scale is not None else np.ones(n * c, np.float32)
         add = np.tile(bias.astype(np.float32), n) if bias is not None else np.zeros(n * c, np.float32)
-        _bn(y.reshape(1, n * c, plane), y.reshape(1, n * c, plane), mul, add)
+        _bn(y.reshape(1, n * c, plane), y.reshape(1, n * c, plane), frozen(mul), frozen(add), 0, 0.0)
     return y
 
 
