@@ -93,9 +93,11 @@ def _graph() -> tuple[Graph, dict, dict]:
         z = add(act, [z])
     z = add("shuffle_channel", [z], group=2)
     z = add("strided_slice", [z, "", "", ""], axes=(1,), starts=(0,), ends=(8,))
+    z = add("strided_slice", [z, "", "", ""], axes=(2, 3), starts=(0, 1), ends=(24, 24), strides=(2, 2))  # (Swin's)
     # shape arithmetic left to run time (dynamic shapes): 8-byte copies
     t["i64"] = Tensor("i64", DType.INT64, (2,), np.array([1, -1], np.int64))
     s = add("concat", [add("shape", [z]), "i64"], axis=0)
+    s = add("expand_v2", [s, ""], shape=(2, 6))
     # a network's stem: 3 input channels (the direct 3x3 kernel); a 1x1 conv on a map of at most 64 pixels
     # (AVX-512: the channel tiles); a depthwise 3x3 over 100 wide (row by row)
     t["i"] = Tensor("i", DType.FLOAT32, (1, 3, 20, 20))
