@@ -115,6 +115,8 @@ def _graph() -> tuple[Graph, dict, dict]:
             act_type="relu")
     q = add("conv2d", [q, const("w15c", (16, 16, 3, 3))], "winograd_f23", paddings=(1, 1, 1, 1), act_type="relu")
     q = add("conv2d", [q, const("w16", (32, 16, 1, 1))], act_type="relu6", act_alpha=6.0)
+    q = add("conv2d", [q, const("w30", (32, 16, 3, 3))], "gemm", paddings=(1, 1, 1, 1), groups=2,
+            act_type="relu")  # (RegNet's groups of 16 channels)
     q = add("depthwise_conv2d", [q, const("w17", (32, 1, 5, 5)), const("b17", (32,))], paddings=(2, 2, 2, 2),
             strides=(2, 2), groups=32)
     halves = [add("conv2d", [q, const(f"w{i}", (16, 32, 1, 1))]) for i in (18, 19)]

@@ -226,6 +226,60 @@ def test_reorders_between_nchw_and_blocked(c, h, w, pt, pl):
     np.testing.assert_array_equal(y.reshape(c, h * w), z.transpose(0, 2, 1).reshape(blocks * 16, h * w)[:c])
 
 
+@settings(max_examples=40, deadline=None)
+@given(groups=st.integers(2, 5), k=st.sampled_from([1, 3, 5]), s=st.integers(1, 2), h=st.integers(1, 15),
+       w=st.sampled_from([1, 5, 7, 14, 15]), pads=st.tuples(*[st.integers(0, 2)] * 4), act=st.sampled_from(ACTS),
+       residual=st.booleans(), batch=st.sampled_from([1, 2]))
+def test_grouped_conv_of_one_block_a_group(groups, k, s, h, w, pads, act, residual, batch):
+    """A grouped conv of 16 input and 16 output channels a group (RegNet's group width) on blocked tensors: the
+    conv tile of one output block per group over its own input block (7-wide outputs two rows a tile)."""
+    c = 16 * groups
+    if h + pads[0] + pads[1] < k or w + pads[2] + pads[3] < k:
+        return
+    x = RNG.standard_normal((batch, c, h, w)).astype(np.float32)
+    wt = RNG.standard_normal((c, 16, k, k)).astype(np.float32)
+    b = RNG.standard_normal(c).astype(np.float32)
+    at = attrs("conv2d", groups=groups, strides=(s, s), paddings=pads, act_type=act[0], act_alpha=act[1])
+    shape = OPS["conv2d"].run(x, wt, b, **at)[0].shape
+    r = RNG.standard_normal(shape).astype(np.float32) if residual else None
+    fn = blocked_variant("conv2d", "gemm", wt, b, at, {0, 3} if residual else {0}, True)
+    y = fn(to_blocked(x), wt, b, None if r is None else to_blocked(r), **at)
+    sums = OPS["conv2d"].run(x, wt, b, r, **dict(at, act_type=""))[0]
+    close(from_blocked(y), OPS["conv2d"].run(x, wt, b, r, **at)[0], scale=np.abs(sums).max())
+
+
+def test_regnet_blocks_stay_blocked(tmp_path):
+    """RegNetX's block: 1x1 conv, 3x3 conv in groups of 16 channels (stride 2 in a stage's first block), 1x1
+    conv, residual add; every tensor between the stem and the pooling stays blocked; against onnxruntime."""
+    nodes, inits = [], {}
+
+    def conv(x, y, cin, cout, k, s=1, g=1, relu=True):
+        inits[y + "_w"] = (RNG.standard_normal((cout, cin // g, k, k)) / np.sqrt(cin // g * k * k)).astype(np.float32)
+        nodes.append(helper.make_node("Conv", [x, y + "_w"], [y + "_c"], pads=[k // 2] * 4, strides=[s, s], group=g))
+        if relu:
+            nodes.append(helper.make_node("Relu", [y + "_c"], [y]))
+            return y
+        return y + "_c"
+
+    h = conv("x", "stem", 3, 32, 3, 2)
+    for i, s in enumerate((2, 1)):
+        a = conv(h, f"a{i}", 32, 48, 1)
+        b = conv(a, f"b{i}", 48, 48, 3, s, g=3)
+        c = conv(b, f"c{i}", 48, 32, 1, relu=False)
+        short = conv(h, f"sc{i}", 32, 32, 1, s, relu=False) if s == 2 else h
+        nodes.append(helper.make_node("Add", [c, short], [f"sum{i}"]))
+        nodes.append(helper.make_node("Relu", [f"sum{i}"], [f"out{i}"]))
+        h = f"out{i}"
+    nodes.append(helper.make_node("GlobalAveragePool", [h], ["y"]))
+    model = make_model(nodes, {"x": np.zeros((1, 3, 28, 28), np.float32)}, ["y"], inits)
+    x = RNG.standard_normal((1, 3, 28, 28)).astype(np.float32)
+    check_model(model, {"x": x}, tmpdir=str(tmp_path))
+    prog = load(convert(model, str(tmp_path)))._program
+    grouped = [s for s in prog.steps if s.node.attrs.get("groups", 1) == 3]
+    assert len(grouped) == 2 and all(s.node.outputs[0] in prog.blocked for s in grouped)
+    assert [s.node.op for s in prog.steps if s.node.outputs[0] not in prog.blocked] == ["pool2d"]
+
+
 @pytest.mark.parametrize("layouts", [(True, True), (False, True), (True, False)])
 def test_inputs_beyond_l2_go_tile_by_tile(layouts):
     """An input of over 1 MB and twice the filter is read once, every filter panel on one tile of it
@@ -471,6 +525,7 @@ def test_threaded_builds_give_the_serial_results():
     f32 = lambda *shape: RNG.standard_normal(shape).astype(np.float32)  # noqa: E731
     xn, x7, xw = f32(1, 40, 13, 11), f32(1, 40, 7, 7), f32(1, 56, 13, 11)
     wn, ww, wdir, wdn, w24 = f32(36, 40, 1, 1), f32(36, 56, 1, 1), f32(24, 3, 3, 3), f32(40, 1, 5, 5), f32(24, 40, 3, 3)
+    wg, at_g = f32(32, 16, 3, 3), attrs("conv2d", groups=2, paddings=(1, 1, 1, 1))  # (a grouped conv, blocked)
     at_s1, at_dn = attrs("conv2d", paddings=(1, 1, 1, 1)), attrs("depthwise_conv2d", groups=40, strides=(2, 2),
                                                                  paddings=(2, 2, 2, 2), act_type="relu")
     nchw = lambda op, variant, w, at: K.KERNELS[(op, "cpu")][variant].prepare([None, w, None], at)  # noqa: E731
@@ -480,7 +535,8 @@ def test_threaded_builds_give_the_serial_results():
              lambda: nchw("conv2d", "direct", wdir, at_s1)(xs, wdir, None, **at_s1),
              lambda: nchw("conv2d", "direct", wdir, at_c)(xs, wdir, None, **at_c),
              lambda: nchw("depthwise_conv2d", "direct", wdn, at_dn)(xn, wdn, None, **at_dn),
-             lambda: nchw("conv2d", "winograd_f43", w24, at_w)(xn, w24, None, **at_w)]  # (reorders both ways)
+             lambda: nchw("conv2d", "winograd_f43", w24, at_w)(xn, w24, None, **at_w),  # (reorders both ways)
+             lambda: blocked_variant("conv2d", "gemm", wg, None, at_g, {0}, True)(to_blocked(x), wg, None, **at_g)]
     try:
         serial = [run() for run in runs]
         set_threads(2)

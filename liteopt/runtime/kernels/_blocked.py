@@ -40,8 +40,9 @@ from ._tiled import (_F32, _I32, _I64, _MASK, _VEC, AVAILABLE, LANES, _accumulat
                      _exp, _fma, _lane_mask, _masked_load, _masked_store, _pointers, _splat, pack_panels)
 from ._util import JIT, frozen, njit, serial_and_threaded
 
-__all__ = ["AVAILABLE", "BLOCK", "pack", "pack_conv", "pack_depthwise", "pointwise", "ConvGeometry", "pad", "conv",
-           "conv_nchw", "depthwise", "global_pool", "max_pool", "avg_pool", "affine", "to_blocked", "to_nchw"]
+__all__ = ["AVAILABLE", "BLOCK", "pack", "pack_conv", "pack_depthwise", "pack_grouped", "pointwise", "ConvGeometry",
+           "pad", "conv", "grouped_conv", "conv_nchw", "depthwise", "global_pool", "max_pool", "avg_pool", "affine",
+           "to_blocked", "to_nchw"]
 
 BLOCK = LANES  # channels per block
 # pixels per tile (x 2 blocks: 28 accumulators). 14 divides the pixels of every map a 224 or 640 input gives
@@ -639,6 +640,37 @@ def _conv(wq, xp, y, bias, r, has_res, a, hi, m, c, taps, pix, plane, wph, oh, o
 
 
 conv = serial_and_threaded(_conv)
+
+
+def pack_grouped(w: np.ndarray) -> tuple[np.ndarray, int]:
+    """A grouped conv's filter (O, 16, k, k), a block of 16 input and 16 output channels a group -> each group's
+    filter packed as `pack_conv`'s (blocked input) one after the other; and the floats of one."""
+    groups = w.shape[0] // BLOCK
+    packed = [pack_conv(w[g * BLOCK:(g + 1) * BLOCK], True) for g in range(groups)]
+    return frozen(np.concatenate(packed)), packed[0].size
+
+
+def _grouped_conv(wq, gsize, xp, y, bias, r, has_res, a, hi, groups, taps, pix, plane, wph, oh, ow):
+    """y = act(a grouped k x k conv + bias (+ r)) for one batch item, blocked in and out, each group one block of
+    16 input and 16 output channels (RegNet's group width): the tiles of `_conv` for one output block, group g
+    reading only block g of x's phase planes (`pad`) and its own filter (`pack_grouped`, gsize floats)."""
+    kk = taps.shape[0]
+    rows = ow == NR_SHORT
+    tiles = (oh + 1) // 2 if rows else (oh * wph + NR - 1) // NR
+    for t in prange(groups * tiles):
+        g, q = t // tiles, t % tiles
+        if rows:
+            q0, short = 2 * q * wph, 2 * q + 1 == oh
+            npix = NR_SHORT if short else NR
+        else:
+            q0, short = q * NR, False
+            npix = min(NR, oh * wph - q0)
+        _conv_tile(1, True, wq, g * gsize, xp[g * plane:], taps, kk, plane, BLOCK, q0, npix, pix, y,
+                   g * BLOCK * oh * ow, oh * ow, BLOCK, bias, g * BLOCK, r, has_res, a, hi, short, 0, 0,
+                   wph - NR_SHORT if rows else 0)
+
+
+grouped_conv = serial_and_threaded(_grouped_conv)
 
 
 def _make_nchw_conv_tile(cvb: int, s: int, edge: bool):

@@ -524,18 +524,22 @@ def _blocked_pointwise(w2d, b0, bounds, code, alpha):
 
 
 def _blocked_conv(consts, attrs):
-    """The k x k conv (groups 1, square filter, no dilation, a relu-like activation, hard_swish or swish) into a
-    channel-blocked output (`_blocked`), from a blocked or an NCHW input; None where it has none."""
+    """The k x k conv (groups 1, or groups of one block: `_blocked_grouped_conv`; square filter, no dilation, a
+    relu-like activation, hard_swish or swish) into a channel-blocked output (`_blocked`), from a blocked or an
+    NCHW input; None where it has none."""
     w, b0 = consts[1], consts[2] if len(consts) > 2 else None
     code = ACT_CODES.get(attrs["act_type"])
     bounds = None if code is None else _blocked.act_bounds(code, float(attrs["act_alpha"]))
     (sh, sw), k = attrs["strides"], (w.shape[2] if w is not None and w.ndim == 4 else 0)
-    if (not _blocked.AVAILABLE or bounds is None or not k or w.shape[3] != k or attrs["groups"] != 1 or sh != sw
+    if (not _blocked.AVAILABLE or bounds is None or not k or w.shape[3] != k or sh != sw
             or tuple(attrs["dilations"]) != (1, 1)):
         return None
     o, c = w.shape[:2]
     bias = full_bias(b0, o)
     a, hi = bounds
+    if attrs["groups"] != 1:
+        groups = attrs["groups"]
+        return _blocked_grouped_conv(w, bias, a, hi) if c == _blocked.BLOCK and o == groups * _blocked.BLOCK else None
 
     def variant(blocked_inputs, out_blocked):
         xb = 0 in blocked_inputs
@@ -617,6 +621,34 @@ def _blocked_winograd(m, consts, attrs):
             return y
         return run
     return Blocked(free=(), tied=(3,), follows=(0,), variant=variant)
+
+
+def _blocked_grouped_conv(w, bias, a, hi):
+    """A grouped k x k conv whose groups are one block each, 16 input and 16 output channels (RegNet's group width
+    16), on blocked tensors in and out: each group the blocked conv tile of one output block over its own block
+    of the input (`_blocked.grouped_conv`), instead of an im2col and one small GEMM a group."""
+    o, _, k, _ = w.shape
+
+    def variant(blocked_inputs, out_blocked):
+        wq, gsize = _blocked.pack_grouped(w)
+        sizes: dict = {}  # input size -> _blocked.ConvGeometry
+
+        def run(x, w_, b, r=None, *, out=None, strides, paddings, dilations, groups, act_type, act_alpha):
+            n, _, h, wd = x.shape
+            (s, _), (pt, pb, pl, pr) = strides, paddings
+            oh, ow = _out_size(h, k, s, pt, pb, 1), _out_size(wd, k, s, pl, pr, 1)
+            g = per_size(sizes, (h, wd), lambda: _blocked.ConvGeometry(o, h, wd, k, s, pt, pb, pl, pr, oh, ow, True))
+            y = _result(out, (n, o, oh, ow))
+            x2 = _item_rows(x, n)
+            y2 = y.reshape(n, -1)
+            r2 = None if r is None else _residual_rows(r, n)
+            for i in range(n):
+                planes = _blocked.pad(x2[i], g, k, s, pt, pl)
+                _blocked.grouped_conv(wq, gsize, planes, y2[i], bias, _NO_RES_FLAT if r2 is None else r2[i],
+                                      r2 is not None, a, hi, groups, g.taps, g.pix, g.plane, g.wph, oh, ow)
+            return y
+        return run
+    return Blocked(free=(), tied=(0, 3), variant=variant)
 
 
 def _padded_winograd(m, consts, attrs):
