@@ -9,7 +9,7 @@ from helpers import assert_close, check_model, check_op, convert, make_model, ru
 
 from liteopt.format import read
 from liteopt.ir import OPS
-from liteopt.ir.errors import LiteoptError
+from liteopt.ir.errors import ConversionError, LiteoptError
 from liteopt.runtime import load
 
 RNG = np.random.default_rng(0)
@@ -360,4 +360,29 @@ def test_errors(op_type, attrs, consts, opset, match, tmp_path):
     node = helper.make_node(op_type, ["x", *consts], ["y"], **attrs)
     model = make_model([node], {"x": X}, ["y"], consts, opset=opset)
     with pytest.raises(LiteoptError, match=match):
+        convert(model, str(tmp_path))
+
+
+@pytest.mark.parametrize("equation,shapes", [
+    ("B G H I D, B G H J D -> B G H I J", [(1, 2, 3, 4, 5), (1, 2, 3, 6, 5)]),  # (MaxViT's attention, spaced)
+    ("bhij,bhjd->bhid", [(2, 3, 4, 5), (2, 3, 5, 6)]), ("bid,bjd->bji", [(2, 3, 4), (2, 5, 4)]),
+    ("ij,jk", [(3, 4), (4, 5)]), ("...ij,...jk->...ik", [(2, 3, 4), (2, 4, 5)]), ("i,j->ij", [(3,), (4,)]),
+    ("ij,ij->", [(3, 4), (3, 4)]), ("ij->ji", [(3, 4)]), ("ii->i", [(3, 3)]), ("bij->bj", [(2, 3, 4)]),
+    ("ij,jk,kl->il", [(2, 3), (3, 4), (4, 5)]), ("bij,bjk->bik", [(1, 3, 4), (2, 4, 5)])])
+def test_einsum(equation, shapes, tmp_path):
+    """Two operands as one batched matmul (also with an ellipsis and an implicit output); the rest (one or three
+    operands, a diagonal, a broadcast batch) by numpy's einsum. (The output's type declared from numpy's.)"""
+    inputs = {f"x{i}": r(*s) for i, s in enumerate(shapes)}
+    out = np.einsum(equation.replace(" ", ""), *inputs.values())
+    node = helper.make_node("Einsum", list(inputs), ["y"], equation=equation)
+    model = make_model([node], inputs, ["y"], opset=12, output_shapes={"y": (np.float32, list(out.shape))})
+    check_model(model, inputs, tmpdir=str(tmp_path))
+
+
+def test_einsum_that_does_not_fit_its_operands(tmp_path):
+    """An equation whose terms do not fit the operands' ranks: opt names the node and the equation."""
+    node = helper.make_node("Einsum", ["a", "b"], ["y"], equation="ijk,jk->ik", name="attn")
+    model = make_model([node], {"a": r(3, 4), "b": r(4, 5)}, ["y"], opset=12,
+                       output_shapes={"y": (np.float32, [3, 5])})
+    with pytest.raises(ConversionError, match="'attn'.*einsum 'ijk,jk->ik'.*'ijk' does not fit an operand of rank 2"):
         convert(model, str(tmp_path))

@@ -1,4 +1,4 @@
-"""Neural-network ops (Paddle Lite names): batch_norm, softmax, log_softmax, matmul_v2, fc, layer_norm,
+"""Neural-network ops (Paddle Lite names): batch_norm, softmax, log_softmax, matmul_v2, einsum, fc, layer_norm,
 instance_norm, nearest_interp_v2 / bilinear_interp_v2 (resize), pad."""
 from __future__ import annotations
 
@@ -70,6 +70,69 @@ def matmul_v2(x, y, *, trans_x, trans_y):
     if trans_y and y.ndim >= 2:
         y = np.swapaxes(y, -1, -2)
     return np.matmul(x, y).astype(x.dtype)
+
+
+def einsum_terms(equation: str, ranks: list[int]) -> tuple[list[str], str]:
+    """ONNX/numpy einsum notation (spaces ignored; output implicit without '->': the letters used once, in
+    alphabetical order) -> each input's letters and the output's, one letter per dimension: an ellipsis becomes
+    the letters '0', '1', ... for its dimensions, aligned to the right as broadcasting aligns them. ValueError
+    for an equation that does not fit the ranks."""
+    eq = equation.replace(" ", "")
+    lhs, arrow, rhs = eq.partition("->")
+    terms = lhs.split(",")
+    if len(terms) != len(ranks):
+        raise ValueError(f"einsum {equation!r} has {len(terms)} operand(s), the node {len(ranks)}")
+    width = 0
+    for t, r in zip(terms, ranks):
+        if "..." in t:
+            width = max(width, r - len(t.replace("...", "")))
+    dots = "".join(str(i) for i in range(width))
+    out = []
+    for t, r in zip(terms, ranks):
+        named = t.replace("...", "")
+        if not named.isalpha() and named:
+            raise ValueError(f"einsum {equation!r}: {t!r} is not letters and one '...'")
+        n = r - len(named)
+        if ("..." in t and n < 0) or ("..." not in t and n != 0):
+            raise ValueError(f"einsum {equation!r}: {t!r} does not fit an operand of rank {r}")
+        out.append(t.replace("...", dots[width - n:]))
+    if arrow:
+        result = rhs.replace("...", dots)
+    else:
+        letters = "".join(out)
+        result = dots + "".join(sorted(c for c in set(letters) if c.isalpha() and letters.count(c) == 1))
+    if any(c not in "".join(out) for c in result) or len(set(result)) != len(result):
+        raise ValueError(f"einsum {equation!r}: the output {result!r} names a dimension no input has, or twice")
+    return out, result
+
+
+def _einsum_infer(ctx: InferCtx):
+    shapes = [ctx.shape(i) for i in range(len(ctx.node.inputs))]
+    if any(sh is None for sh in shapes):
+        return [TensorType(ctx.dtype(0), None)]
+    try:
+        terms, result = einsum_terms(ctx.attrs["equation"], [len(sh) for sh in shapes])
+    except ValueError as e:
+        raise ctx.error(str(e)) from None
+    dims: dict[str, object] = {}
+    for t, sh in zip(terms, shapes):
+        for c, d in zip(t, sh):
+            have = dims.get(c, 1)
+            if have == 1 or (c.isdigit() and d == 1):  # (ellipsis dims broadcast)
+                dims[c] = d if have == 1 else have
+            elif isinstance(have, int) and isinstance(d, int) and have != d:
+                raise ctx.error(f"einsum {ctx.attrs['equation']!r}: dimension {c!r} is {have} and {d}")
+    return [TensorType(ctx.dtype(0), tuple(dims[c] for c in result))]
+
+
+@op("einsum", inputs="Operands*", attrs={"equation": Attr("str")}, infer=_einsum_infer)
+def einsum(*xs, equation):
+    """numpy einsum of the operands (ONNX Einsum: letters per dimension, '...' for broadcast ones, '->' the
+    output, implicit without it)"""
+    terms, result = einsum_terms(equation, [x.ndim for x in xs])
+    letters = {c: chr(ord("A") + i) for i, c in enumerate(dict.fromkeys("".join(terms)))}  # (numpy: letters only)
+    spec = ",".join("".join(letters[c] for c in t) for t in terms) + "->" + "".join(letters[c] for c in result)
+    return np.asarray(np.einsum(spec, *xs)).astype(xs[0].dtype)
 
 
 def _fc_infer(ctx: InferCtx):

@@ -8,7 +8,7 @@ from numba import prange
 
 from ...ir import OPS
 from ...ir.ops.activation import apply_act
-from ...ir.ops.nn import bilinear_weights, interp_size_and_scale, nearest_indices
+from ...ir.ops.nn import bilinear_weights, einsum_terms, interp_size_and_scale, nearest_indices
 from . import Blocked, _blocked, kernel
 from ._util import JIT, NO_BIAS, attrs_bound, bias_of, exp32, frozen, njit
 from .conv_fast import ACT_CODES, _act_row
@@ -85,6 +85,49 @@ def batch_norm(x, scale, bias, mean, var, *, epsilon, act_type, act_alpha, out=N
     if act_type not in ACT_CODES:
         y[...] = apply_act(y, act_type, act_alpha)
     return y
+
+
+def _einsum_plan(equation, shapes):
+    """How a two-operand einsum runs as one batched matmul (`einsum`), or None (numpy's einsum then): the letters
+    of each class in order and the transposes; None for a letter twice in one operand, a broadcast (size-1)
+    batch or contracted dimension, or a letter one operand sums alone."""
+    (ta, tb), to = einsum_terms(equation, [len(s) for s in shapes])
+    if len(set(ta)) != len(ta) or len(set(tb)) != len(tb) or any(c not in tb + to for c in ta) \
+            or any(c not in ta + to for c in tb):
+        return None
+    size = {}
+    for t, sh in ((ta, shapes[0]), (tb, shapes[1])):
+        for c, d in zip(t, sh):
+            if size.setdefault(c, d) != d:
+                return None
+    batch = [c for c in to if c in ta and c in tb]
+    left = [c for c in to if c in ta and c not in tb]
+    right = [c for c in to if c in tb and c not in ta]
+    inner = [c for c in ta if c in tb and c not in to]
+    n = lambda cs: math.prod(size[c] for c in cs)  # noqa: E731
+    perm_a = [ta.index(c) for c in batch + left + inner]
+    perm_b = [tb.index(c) for c in batch + inner + right]
+    order = batch + left + right
+    return (perm_a, (n(batch), n(left), n(inner)), perm_b, (n(batch), n(inner), n(right)),
+            tuple(size[c] for c in order), [order.index(c) for c in to])
+
+
+@kernel("einsum", out=True)
+def einsum(*xs, equation, out=None):
+    """Two operands (attention's 'bhid,bhjd->bhij'): transposed to (batch, rows, inner) @ (batch, inner,
+    cols), one batched BLAS matmul, transposed to the output's order; numpy's einsum otherwise."""
+    plan = _einsum_plan(equation, [x.shape for x in xs]) if len(xs) == 2 else None
+    if plan is None:
+        y = OPS["einsum"].reference(*xs, equation=equation)
+    else:
+        perm_a, shape_a, perm_b, shape_b, shape_y, perm_y = plan
+        a = np.ascontiguousarray(xs[0].transpose(perm_a)).reshape(shape_a)
+        b = np.ascontiguousarray(xs[1].transpose(perm_b)).reshape(shape_b)
+        y = np.matmul(a, b).reshape(shape_y).transpose(perm_y)
+    if out is None:
+        return np.array(y, order="C")  # (ascontiguousarray makes a 0-d result 1-d)
+    np.copyto(out, y)
+    return out
 
 
 @njit(**dict(PJIT, fastmath=True, error_model="numpy"))

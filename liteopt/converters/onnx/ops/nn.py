@@ -66,6 +66,11 @@ def MatMul(ctx, a, b):
     return ctx.emit("matmul_v2", [a, b])
 
 
+@onnx_op("Einsum", since=12)
+def Einsum(ctx, *xs, equation):
+    return ctx.emit("einsum", list(xs), equation=equation)
+
+
 @onnx_op("Gemm")
 def Gemm(ctx, a, b, c="", *, alpha=1.0, beta=1.0, transA=0, transB=0, broadcast=0):
     """alpha * A' @ B' + beta * C (C broadcast): matmul_v2(A, scale(B, alpha)) + scale(C, beta).
