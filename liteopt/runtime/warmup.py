@@ -110,6 +110,10 @@ def _graph() -> tuple[Graph, dict, dict]:
     # an island of channel-blocked tensors (runtime/layout.py): pointwise convs into, inside and out of it,
     # depthwise, k x k and Winograd convs, a concat and max pooling in it, global pooling reading it
     q = add("conv2d", [small, const("w14", (16, 8, 1, 1)), const("b14", (16,))], act_type="relu")
+    # Inception's 1 x k and k x 1 convs, from a blocked and from an NCHW input
+    q = add("elementwise_add", [
+        add("conv2d", [q, const("w31", (16, 16, 1, 3))], "gemm", paddings=(0, 0, 1, 1), act_type="relu"),
+        add("conv2d", [small, const("w32", (16, 8, 3, 1))], "gemm", paddings=(1, 1, 0, 0), act_type="relu")])
     q = add("depthwise_conv2d", [q, const("w15", (16, 1, 3, 3))], paddings=(1, 1, 1, 1), groups=16)
     q = add("conv2d", [q, const("w15b", (16, 16, 3, 3)), const("b15b", (16,))], "gemm", paddings=(1, 1, 1, 1),
             act_type="relu")

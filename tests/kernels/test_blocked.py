@@ -111,13 +111,33 @@ def test_conv(xb, c, ob, k, s, h, w, pads, act, bias, residual, out, batch, vari
         return
     x = RNG.standard_normal((batch, c, h, w)).astype(np.float32)
     wt = RNG.standard_normal((o, c, k, k)).astype(np.float32)
+    _check_blocked_conv(x, wt, xb, s, pads, act, bias, residual, out, variant)
+
+
+@settings(max_examples=40, deadline=None)
+@given(xb=st.booleans(), c=st.integers(1, 40), ob=st.integers(1, 3), kh=st.integers(1, 7), kw=st.integers(1, 7),
+       s=st.integers(1, 2), h=st.integers(1, 12), w=st.integers(1, 12), pads=st.tuples(*[st.integers(0, 3)] * 4),
+       act=st.sampled_from(ACTS), residual=st.booleans(), batch=st.sampled_from([1, 2]))
+def test_conv_of_unequal_filter_sides(xb, c, ob, kh, kw, s, h, w, pads, act, residual, batch):
+    """kh x kw convs (Inception's 1x7 and 7x1) through the phase planes, from a blocked or an NCHW input."""
+    c = 16 * (c % 3 + 1) if xb else c
+    if kh == kw or h + pads[0] + pads[1] < kh or w + pads[2] + pads[3] < kw:
+        return
+    x = RNG.standard_normal((batch, c, h, w)).astype(np.float32)
+    wt = RNG.standard_normal((16 * ob, c, kh, kw)).astype(np.float32)
+    _check_blocked_conv(x, wt, xb, s, pads, act, True, residual, False, "gemm")
+
+
+def _check_blocked_conv(x, wt, xb, s, pads, act, bias, residual, out, variant):
+    """The blocked variant of a conv2d against the reference, its output in a buffer (out) or not."""
+    o = wt.shape[0]
     b = RNG.standard_normal(o).astype(np.float32) if bias else None
     at = attrs("conv2d", strides=(s, s), paddings=pads, act_type=act[0], act_alpha=act[1])
     shape = OPS["conv2d"].run(x, wt, b, **at)[0].shape
     r = RNG.standard_normal(shape).astype(np.float32) if residual else None
-    if k == 1 and s == 1 and not any(pads):  # (the pointwise declaration: tested above)
+    if wt.shape[2:] == (1, 1) and s == 1 and not any(pads):  # (the pointwise declaration: tested above)
         return
-    if k != 3 or (variant == "direct" and s > 2) or (variant.startswith("winograd") and s > 1):
+    if wt.shape[2:] != (3, 3) or (variant == "direct" and s > 2) or (variant.startswith("winograd") and s > 1):
         variant = "gemm"  # (where the others apply)
     fn = blocked_variant("conv2d", variant, wt, b, at, {0} if xb else set(), True)
     buf = np.full(shape, np.nan, np.float32) if out else None

@@ -533,21 +533,22 @@ def _conv_tile(cvb, xb, wq, woff, xp, taps, kk, plane, c, q0, npix, pix, y, yoff
 
 
 class ConvGeometry:
-    """What a blocked k x k conv works out once per input size: the size of the zero-padded phase planes of x
-    it reads (`pad`: phase plane (a, b) holds the padded input's rows a, a + s, ... and columns b, b + s,
-    ...), each tap's offset in them, and where each pixel of the rows it runs over (wph wide, of which the
-    first ow are output columns) goes in y."""
+    """What a blocked k x k conv (k: an int, or (kh, kw): Inception's 1x7 and 7x1 convs) works out once per input
+    size: the size of the zero-padded phase planes of x it reads (`pad`: phase plane (a, b) holds the padded
+    input's rows a, a + s, ... and columns b, b + s, ...), each tap's offset in them, and where each pixel of the
+    rows it runs over (wph wide, of which the first ow are output columns) goes in y."""
 
     def __init__(self, c, h, wd, k, s, pt, pb, pl, pr, oh, ow, xb):
         unit = BLOCK if xb else 1
+        kh, kw = (k, k) if isinstance(k, int) else k
         hph, wph = -(-(h + pt + pb) // s), -(-(wd + pl + pr) // s)
-        hph = max(hph, oh + (k - 1) // s) + (NR + k) // wph + 2  # rows enough for the last tile's reads
+        hph = max(hph, oh + (kh - 1) // s) + (NR + kw) // wph + 2  # rows enough for the last tile's reads
         self.units, self.unit, self.hph, self.wph, self.planes_size = (c // BLOCK if xb else c), unit, hph, wph, (h, wd)
         phase = hph * wph * unit
         self.plane = s * s * phase
         self.planes = None  # (an NCHW input's own planes: `pad`)
         self.taps = frozen(np.array([((ky % s) * s + kx % s) * phase + ((ky // s) * wph + kx // s) * unit
-                                     for ky in range(k) for kx in range(k)], np.int64))
+                                     for ky in range(kh) for kx in range(kw)], np.int64))
         q = np.arange(oh * wph + NR)
         row, col = q // wph, q % wph
         self.pix = frozen(np.where((col < ow) & (row < oh), (row * ow + col) * BLOCK, -1).astype(np.int64))
@@ -563,6 +564,7 @@ def pad(x, g: ConvGeometry, k, s, pt, pl) -> np.ndarray:
     input's (only strides from 3 come here: `conv_nchw` reads strides 1 and 2 in place) keep their own
     buffer, whose zero borders are written once, and get their inside by strided numpy copies."""
     h, wd = g.planes_size
+    k = k if isinstance(k, int) else max(k)  # (the phases a tap reads: all of them from k = s on)
     if g.unit == 1:
         if g.planes is None:
             g.planes = np.zeros(g.units * g.plane, np.float32)

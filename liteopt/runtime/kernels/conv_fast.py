@@ -524,29 +524,32 @@ def _blocked_pointwise(w2d, b0, bounds, code, alpha):
 
 
 def _blocked_conv(consts, attrs):
-    """The k x k conv (groups 1, or groups of one block: `_blocked_grouped_conv`; square filter, no dilation, a
-    relu-like activation, hard_swish or swish) into a channel-blocked output (`_blocked`), from a blocked or an
-    NCHW input; None where it has none."""
+    """The kh x kw conv (groups 1; or square, in groups of one block: `_blocked_grouped_conv`; equal strides, no
+    dilation, a relu-like activation, hard_swish or swish) into a channel-blocked output (`_blocked`), from a
+    blocked or an NCHW input; None where it has none."""
     w, b0 = consts[1], consts[2] if len(consts) > 2 else None
     code = ACT_CODES.get(attrs["act_type"])
     bounds = None if code is None else _blocked.act_bounds(code, float(attrs["act_alpha"]))
-    (sh, sw), k = attrs["strides"], (w.shape[2] if w is not None and w.ndim == 4 else 0)
-    if (not _blocked.AVAILABLE or bounds is None or not k or w.shape[3] != k or sh != sw
+    (sh, sw) = attrs["strides"]
+    if (not _blocked.AVAILABLE or bounds is None or w is None or w.ndim != 4 or sh != sw
             or tuple(attrs["dilations"]) != (1, 1)):
         return None
-    o, c = w.shape[:2]
+    o, c, kh, kw = w.shape
     bias = full_bias(b0, o)
     a, hi = bounds
     if attrs["groups"] != 1:
         groups = attrs["groups"]
-        return _blocked_grouped_conv(w, bias, a, hi) if c == _blocked.BLOCK and o == groups * _blocked.BLOCK else None
+        if kh != kw or c != _blocked.BLOCK or o != groups * _blocked.BLOCK:
+            return None
+        return _blocked_grouped_conv(w, bias, a, hi)
+    k = kh if kh == kw else (kh, kw)  # (a k x 1 or 1 x k conv: Inception's, through the phase planes)
 
     def variant(blocked_inputs, out_blocked):
         xb = 0 in blocked_inputs
         wq = _blocked.pack_conv(w, xb)
 
         def in_place(x, w_, b, r=None, *, out=None, strides, paddings, dilations, groups, act_type, act_alpha):
-            """An NCHW input read where it lies (`_blocked.conv_nchw`)."""
+            """An NCHW input read where it lies (`_blocked.conv_nchw`; square filters)."""
             n, _, h, wd = x.shape
             pt, pb, pl, pr = paddings
             oh, ow = _out_size(h, k, sh, pt, pb, 1), _out_size(wd, k, sh, pl, pr, 1)
@@ -559,14 +562,14 @@ def _blocked_conv(consts, attrs):
                                    o, c, h, wd, k, sh, pt, pl, oh, ow)
             return y
 
-        if not xb and sh in _blocked.NCHW_STRIDES:
+        if not xb and sh in _blocked.NCHW_STRIDES and kh == kw:
             return in_place
         sizes: dict = {}  # input size -> _blocked.ConvGeometry
 
         def run(x, w_, b, r=None, *, out=None, strides, paddings, dilations, groups, act_type, act_alpha):
             n, _, h, wd = x.shape
             pt, pb, pl, pr = paddings
-            oh, ow = _out_size(h, k, sh, pt, pb, 1), _out_size(wd, k, sh, pl, pr, 1)
+            oh, ow = _out_size(h, kh, sh, pt, pb, 1), _out_size(wd, kw, sh, pl, pr, 1)
             g = per_size(sizes, (h, wd), lambda: _blocked.ConvGeometry(c, h, wd, k, sh, pt, pb, pl, pr, oh, ow, xb))
             y = _result(out, (n, o, oh, ow))
             x2 = _item_rows(x, n)
