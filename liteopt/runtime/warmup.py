@@ -89,8 +89,10 @@ def _graph() -> tuple[Graph, dict, dict]:
     z = add("elementwise_add", [add("elementwise_mul", [z, const("k1", (1,))]), const("k2", (1, 16, 1, 1))])
     z = add("depthwise_conv2d", [z, const("w28", (16, 1, 7, 7))], paddings=(3, 3, 3, 3), groups=16)  # (ConvNeXt's)
     for act in ("relu", "relu6", "leaky_relu", "hard_swish", "swish", "tanh", "sigmoid", "exp", "sqrt", "gelu",
-                "erf"):  # standalone
+                "erf", "square"):  # standalone
         z = add(act, [z])
+    z = add("clip", [z, "", ""], min=-1.0, max=1.0)  # (Swin-V2's logit scale, its square and pad)
+    z = add("pad", [z, ""], paddings=(0, 0, 0, 0, 1, 0, 0, 1))
     z = add("shuffle_channel", [z], group=2)
     z = add("strided_slice", [z, "", "", ""], axes=(1,), starts=(0,), ends=(8,))
     z = add("strided_slice", [z, "", "", ""], axes=(2, 3), starts=(0, 1), ends=(24, 24), strides=(2, 2))  # (Swin's)
