@@ -438,3 +438,31 @@ def test_errors(model, match, tmp_path):
     with pytest.raises(LiteoptError, match=match) as e:
         convert(model, str(tmp_path))
     assert "the_node" in str(e.value)
+
+
+# --- DepthToSpace / SpaceToDepth (pixel_shuffle / space_to_depth) ------------------------------------------
+
+@pytest.mark.parametrize("mode", ["DCR", "CRD"])
+@pytest.mark.parametrize("dynamic", [False, True])
+def test_depth_to_space(mode, dynamic, tmp_path):
+    """Both channel orders (CRD: torch's PixelShuffle, super-resolution models), static and dynamic H/W."""
+    x = RNG.standard_normal((2, 18, 4, 5)).astype(np.float32)
+    check_op("DepthToSpace", {"x": x}, {"blocksize": 3, "mode": mode}, tmpdir=str(tmp_path),
+             dynamic={"x": ["N", 18, "H", "W"]} if dynamic else None)
+
+
+@pytest.mark.parametrize("dynamic", [False, True])
+def test_space_to_depth(dynamic, tmp_path):
+    x = RNG.standard_normal((2, 3, 6, 8)).astype(np.float32)
+    check_op("SpaceToDepth", {"x": x}, {"blocksize": 2}, tmpdir=str(tmp_path),
+             dynamic={"x": ["N", 3, "H", "W"]} if dynamic else None)
+
+
+@pytest.mark.parametrize("op,attrs,shape,msg", [
+    ("DepthToSpace", {"blocksize": 2, "mode": "CRD"}, (1, 6, 4, 4), "C must be multiples of 4"),
+    ("SpaceToDepth", {"blocksize": 2}, (1, 3, 5, 4), "H and W must be multiples of 2")])
+def test_blocks_that_do_not_divide(op, attrs, shape, msg, tmp_path):
+    model = make_model([helper.make_node(op, ["x"], ["y"], name="d2s", **attrs)],
+                       {"x": np.zeros(shape, np.float32)}, ["y"], output_shapes={"y": (np.float32, [1, 1, 1, 1])})
+    with pytest.raises(LiteoptError, match=f"'d2s'.*{msg}"):
+        convert(model, str(tmp_path))

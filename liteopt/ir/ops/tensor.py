@@ -1,5 +1,6 @@
 """Data-movement and shape ops (Paddle Lite names): reshape2, transpose2, squeeze2, unsqueeze2, flatten,
-concat, split, strided_slice, gather, expand_v2, tile, shape, cast, fill_constant, range, assign, dropout.
+concat, split, strided_slice, gather, expand_v2, tile, shape, cast, fill_constant, range, assign, dropout,
+pixel_shuffle (DepthToSpace), space_to_depth.
 
 Conventions the converters establish (so kernels never reinterpret a source convention):
 - axes are non-negative whenever the input rank is known at conversion time (the references still accept
@@ -520,3 +521,53 @@ def assign(x):
 def dropout(x, *, dropout_prob, is_test):
     """inference dropout: a copy of x (only is_test=True is ever converted; dropout_prob is informative)"""
     return np.array(x)
+
+
+def _blocks_infer(to_depth: bool):
+    def infer(ctx: InferCtx):
+        x, b = ctx.shape(0), ctx.attrs["blocksize"]
+        if b < 1:
+            raise ctx.error(f"blocksize {b} must be at least 1")
+        if not to_depth and ctx.attrs["mode"] not in ("CRD", "DCR"):
+            raise ctx.error(f"mode {ctx.attrs['mode']!r} is neither 'CRD' nor 'DCR'")
+        if x is None:
+            return [TensorType(ctx.dtype(0), None)]
+        if len(x) != 4:
+            raise ctx.error(f"needs an NCHW input, got rank {len(x)}")
+        n, c, h, w = x
+        moved = (h, w) if to_depth else (c,)
+        need = b if to_depth else b * b
+        if any(isinstance(d, int) and d % need for d in moved):
+            raise ctx.error(f"input {x}: {'H and W' if to_depth else 'C'} must be multiples of {need}")
+        if to_depth:
+            out = (n, dim_op(ctx, 0, lambda v: v * b * b, c), dim_op(ctx, 1, lambda v: v // b, h),
+                   dim_op(ctx, 2, lambda v: v // b, w))
+        else:
+            out = (n, dim_op(ctx, 0, lambda v: v // (b * b), c), dim_op(ctx, 1, lambda v: v * b, h),
+                   dim_op(ctx, 2, lambda v: v * b, w))
+        return [TensorType(ctx.dtype(0), out)]
+    return infer
+
+
+@op("pixel_shuffle", attrs={"blocksize": Attr("int"), "mode": "CRD"}, infer=_blocks_infer(False))
+def pixel_shuffle(x, *, blocksize, mode):
+    """ONNX DepthToSpace (torch's PixelShuffle is mode CRD, Paddle's pixel_shuffle): (N, C*b*b, H, W) ->
+    (N, C, H*b, W*b), output (c, y*b + i, x*b + j) from input channel c*b*b + i*b + j (CRD) or (i*b + j)*C + c
+    (DCR)"""
+    n, c, h, w = x.shape
+    b = blocksize
+    if mode == "DCR":
+        y = x.reshape(n, b, b, c // (b * b), h, w).transpose(0, 3, 4, 1, 5, 2)
+    else:
+        y = x.reshape(n, c // (b * b), b, b, h, w).transpose(0, 1, 4, 2, 5, 3)
+    return np.ascontiguousarray(y).reshape(n, c // (b * b), h * b, w * b)
+
+
+@op("space_to_depth", attrs={"blocksize": Attr("int")}, infer=_blocks_infer(True))
+def space_to_depth(x, *, blocksize):
+    """ONNX SpaceToDepth: (N, C, H*b, W*b) -> (N, C*b*b, H, W), output channel (i*b + j)*C + c holding input
+    (c, y*b + i, x*b + j)"""
+    n, c, h, w = x.shape
+    b = blocksize
+    y = x.reshape(n, c, h // b, b, w // b, b).transpose(0, 3, 5, 1, 2, 4)
+    return np.ascontiguousarray(y).reshape(n, c * b * b, h // b, w // b)

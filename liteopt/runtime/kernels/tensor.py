@@ -119,6 +119,27 @@ for _name in ("reshape2", "squeeze2", "unsqueeze2", "flatten", "shape", "range",
 
 # --- data movement ---------------------------------------------------------------------------------------
 
+@kernel("pixel_shuffle", out=True)
+def pixel_shuffle(x, *, blocksize, mode, out=None):
+    """A reshape, numpy's strided copy of the transpose (as transpose2), a reshape."""
+    n, c, h, w = x.shape
+    b = blocksize
+    v = x.reshape(n, b, b, c // (b * b), h, w).transpose(0, 3, 4, 1, 5, 2) if mode == "DCR" else \
+        x.reshape(n, c // (b * b), b, b, h, w).transpose(0, 1, 4, 2, 5, 3)
+    y = _out(out, (n, c // (b * b), h * b, w * b), x.dtype)
+    np.copyto(y.reshape(v.shape[0], v.shape[1], h, b, w, b), v)
+    return y
+
+
+@kernel("space_to_depth", out=True)
+def space_to_depth(x, *, blocksize, out=None):
+    n, c, h, w = x.shape
+    b = blocksize
+    y = _out(out, (n, c * b * b, h // b, w // b), x.dtype)
+    np.copyto(y.reshape(n, b, b, c, h // b, w // b), x.reshape(n, c, h // b, b, w // b, b).transpose(0, 3, 5, 1, 2, 4))
+    return y
+
+
 @kernel("transpose2", out=True)
 def transpose2(x, *, axis, out=None):
     """numpy's strided copy (its inner loops take the transposed axes in cache-friendly order: ConvNeXt's

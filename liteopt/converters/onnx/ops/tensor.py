@@ -105,6 +105,16 @@ def Transpose(ctx, x, *, perm=None):
     return ctx.emit("transpose2", [x], axis=tuple(perm) if perm is not None else tuple(reversed(range(ctx.rank(x)))))
 
 
+@onnx_op("DepthToSpace")
+def DepthToSpace(ctx, x, *, blocksize, mode="DCR"):
+    return ctx.emit("pixel_shuffle", [x], blocksize=blocksize, mode=mode)
+
+
+@onnx_op("SpaceToDepth")
+def SpaceToDepth(ctx, x, *, blocksize):
+    return ctx.emit("space_to_depth", [x], blocksize=blocksize)
+
+
 @onnx_op("Concat")
 def Concat(ctx, *xs, axis):
     xs = [x for x in xs if x]
