@@ -211,3 +211,22 @@ def test_reduce_kernel_int64_exact():
         got = K.find(name, "cpu/default").fn(x, dim=(1,), keep_dim=False, reduce_all=False)
         assert got.tolist() == OPS[name].run(x, dim=(1,), keep_dim=False, reduce_all=False)[0].tolist()
         assert got[0] == want[0]
+
+
+@pytest.mark.parametrize("opset", [9, 11])
+@pytest.mark.parametrize("axis,largest", [(-1, 1), (1, 0), (0, 1)])
+def test_top_k(opset, axis, largest, tmp_path):
+    """The k largest (or smallest) and their indices (opset 9: k an attribute); equal values keep the lower
+    index first (onnxruntime's order: values drawn from a few integers make ties)."""
+    if opset == 9 and not largest:
+        return
+    x = np.random.default_rng(0).integers(0, 4, (3, 5, 6)).astype(np.float32)
+    attrs = {"axis": axis, **({"k": 3} if opset == 9 else {"largest": largest})}
+    consts = {} if opset == 9 else {"k": np.array([3], np.int64)}
+    check_op("TopK", {"x": x}, attrs, consts=consts, n_outputs=2, opset=opset, tmpdir=str(tmp_path))
+
+
+def test_top_k_with_k_known_at_run_time(tmp_path):
+    x = np.random.default_rng(1).standard_normal((2, 7)).astype(np.float32)
+    check_op("TopK", {"x": x, "k": np.array([4], np.int64)}, {"axis": 1}, n_outputs=2, opset=11,
+             tmpdir=str(tmp_path))

@@ -1,5 +1,5 @@
 """Reductions (Paddle Lite names): reduce_{max,min,mean,sum,prod} over `dim` (every dim when `reduce_all`
-or `dim` is empty), and arg_max / arg_min (int64 indices along `axis`).
+or `dim` is empty), arg_max / arg_min (int64 indices along `axis`) and top_k_v2 (the k largest or smallest).
 
 The result keeps X's dtype. Integer mean truncates towards zero (sum / count in C, as onnxruntime).
 Over an empty set: max gives the dtype's lowest value (-inf), min its highest, sum and mean 0, prod 1.
@@ -121,3 +121,33 @@ def _arg(name, fn, nan_as, doc):
 
 _arg("arg_max", np.argmax, -np.inf, "index of the maximum along `axis` (int64)")
 _arg("arg_min", np.argmin, np.inf, "index of the minimum along `axis` (int64)")
+
+
+def _top_k_infer(ctx: InferCtx):
+    """k from the K input's value when known, the attribute without one; a K known only at run time: a symbol."""
+    x = ctx.shape(0)
+    given = len(ctx.node.inputs) > 1 and bool(ctx.node.inputs[1])
+    kv = ctx.value(1) if given else None
+    if x is None:
+        return [TensorType(ctx.dtype(0), None), TensorType(DType.INT64, None)]
+    a = normalize_axis(ctx, ctx.attrs["axis"], len(x))
+    if given and kv is None:
+        dim = ctx.fresh(0)
+    else:
+        dim = int(np.asarray(kv).reshape(-1)[0]) if given else ctx.attrs["k"]
+        if dim < 0 or (isinstance(x[a], int) and dim > x[a]):
+            raise ctx.error(f"k = {dim} for an axis of size {x[a]}")
+    shape = tuple(x[:a]) + (dim,) + tuple(x[a + 1:])
+    return [TensorType(ctx.dtype(0), shape), TensorType(DType.INT64, shape)]
+
+
+@op("top_k_v2", inputs="X K?", outputs=("Out", "Indices"), attrs={"k": 1, "axis": -1, "largest": True, "sorted": True},
+    infer=_top_k_infer)
+def top_k_v2(x, k_t, *, k, axis, largest, sorted):
+    """the k largest (or smallest) values along `axis` and their int64 indices, in order; of equal values the
+    lower index first (onnxruntime's TopK); K as a tensor input wins over the attribute"""
+    k = int(np.asarray(k_t).reshape(-1)[0]) if k_t is not None else k
+    a = axis % x.ndim
+    order = np.argsort(-x if largest else x, axis=a, kind="stable")
+    idx = np.take(order, np.arange(k), axis=a)
+    return np.take_along_axis(x, idx, axis=a), idx.astype(np.int64)

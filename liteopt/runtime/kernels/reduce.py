@@ -8,6 +8,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+from ...ir import OPS
 from ...ir.ops.reduce import extreme, reduce_axes, reduce_shape
 from . import Blocked, _blocked, kernel
 from ._util import JIT, njit
@@ -181,3 +182,7 @@ def _arg_kernel(want_max):
 
 kernel("arg_max", out=True)(_arg_kernel(True))
 kernel("arg_min", out=True)(_arg_kernel(False))
+
+
+# top_k_v2: numpy's stable argsort (the reference; a model's TopK is post-processing on small tensors)
+kernel("top_k_v2")(OPS["top_k_v2"].reference)

@@ -107,3 +107,18 @@ def _arg(ir_op):
 
 onnx_op("ArgMax")(_arg("arg_max"))
 onnx_op("ArgMin")(_arg("arg_min"))
+
+
+@onnx_op("TopK")
+def TopK_1(ctx, x, *, k, axis=-1):
+    return ctx.emit("top_k_v2", [x], k=k, axis=_axes(ctx, x, (axis,))[0], n_out=2)
+
+
+@onnx_op("TopK", since=10)
+def TopK_10(ctx, x, k, *, axis=-1, largest=1, sorted=1):
+    """K a tensor input (its value known now: the attribute)."""
+    kv = ctx.value(k)
+    attrs = dict(axis=_axes(ctx, x, (axis,))[0], largest=bool(largest), sorted=bool(sorted))
+    if kv is not None:
+        return ctx.emit("top_k_v2", [x], k=int(np.asarray(kv).reshape(-1)[0]), n_out=2, **attrs)
+    return ctx.emit("top_k_v2", [x, k], n_out=2, **attrs)
