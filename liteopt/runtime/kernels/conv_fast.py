@@ -662,12 +662,12 @@ def _padded_winograd(m, consts, attrs):
     apply; the returned run takes no residual."""
     w, b0 = consts[1], consts[2] if len(consts) > 2 else None
     o = w.shape[0]
-    op = -(-o // _blocked.BLOCK) * _blocked.BLOCK
-    if op == o:
+    opad = -(-o // _blocked.BLOCK) * _blocked.BLOCK  # (the output channels in whole blocks)
+    if opad == o:
         return None
-    wp = np.zeros((op,) + w.shape[1:], np.float32)
+    wp = np.zeros((opad,) + w.shape[1:], np.float32)
     wp[:o] = w
-    bp = None if b0 is None else np.concatenate([np.asarray(b0, np.float32), np.zeros(op - o, np.float32)])
+    bp = None if b0 is None else np.concatenate([np.asarray(b0, np.float32), np.zeros(opad - o, np.float32)])
     declared = _blocked_winograd(m, (consts[0], wp, bp), attrs)
     if declared is None:
         return None
@@ -678,7 +678,7 @@ def _padded_winograd(m, consts, attrs):
         n, _, h, wd = x.shape
         pt, pb, pl, pr = attrs["paddings"]
         oh, ow = h + pt + pb - 2, wd + pl + pr - 2
-        z = per_size(scratch, (n, oh, ow), lambda: np.empty((n, op, oh, ow), np.float32))
+        z = per_size(scratch, (n, oh, ow), lambda: np.empty((n, opad, oh, ow), np.float32))
         blocked(x, wp, bp, out=z, **attrs)
         y = _result(out, (n, o, oh, ow))
         y2, z2 = y.reshape(n, -1), z.reshape(n, -1)
