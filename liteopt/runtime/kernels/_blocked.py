@@ -561,8 +561,8 @@ def pad(x, g: ConvGeometry, k, s, pt, pl) -> np.ndarray:
     """One batch item of x (flat) as g's phase planes, zeros around it; the phases no tap reads (k < s) not
     written. A blocked input's planes go to a buffer every conv of the calling thread shares (`_fill_planes`:
     ResNet50's stride-2 convs had 1-2 MB of planes each, cold in memory every run; 62 -> 57 ms). An NCHW
-    input's (only strides from 3 come here: `conv_nchw` reads strides 1 and 2 in place) keep their own
-    buffer, whose zero borders are written once, and get their inside by strided numpy copies."""
+    input's (strides from 3 and filters of unequal sides come here: `conv_nchw` reads the others in place)
+    keep their own buffer, whose zero borders are written once, and get their inside by strided numpy copies."""
     h, wd = g.planes_size
     k = k if isinstance(k, int) else max(k)  # (the phases a tap reads: all of them from k = s on)
     if g.unit == 1:
@@ -611,6 +611,16 @@ def _fill_planes(x, planes, units, h, wd, s, hph, wph, pt, pl, used):
                             planes[d + lane] = x[f + lane]
 
 
+@njit(**dict(JIT, inline="always"))
+def _tile_pixels(q, rows, oh, wph):
+    """Tile q of `_conv`'s tiles over output rows wph wide: its first pixel, whether it is a short one (7-wide
+    outputs: two rows a tile, `rows`; the last one alone when oh is odd) and its pixels."""
+    if rows:
+        short = 2 * q + 1 == oh
+        return 2 * q * wph, short, NR_SHORT if short else NR
+    return q * NR, False, min(NR, oh * wph - q * NR)
+
+
 def _conv(wq, xp, y, bias, r, has_res, a, hi, m, c, taps, pix, plane, wph, oh, ow, xb):
     """y (M x OH x OW, blocked, flat) = act(k x k conv, groups 1, of x + bias (+ r, blocked)) for one batch item,
     x given as its phase planes (`pad`; C channels, blocked if xb: C % 16 == 0) with the tap offsets and pixel
@@ -630,12 +640,7 @@ def _conv(wq, xp, y, bias, r, has_res, a, hi, m, c, taps, pix, plane, wph, oh, o
     for t in prange(panels * tiles):
         pi, q, pf, per = _schedule(t, panels, tiles, by_tile, panel, steps)
         b = pi * 2
-        if rows:
-            q0, short = 2 * q * wph, 2 * q + 1 == oh
-            npix = NR_SHORT if short else NR
-        else:
-            q0, short = q * NR, False
-            npix = min(NR, oh * wph - q0)
+        q0, short, npix = _tile_pixels(q, rows, oh, wph)
         _conv_tile(2 if b + 1 < nblk else 1, xb, wq, pi * panel, xp, taps, kk, plane, c, q0, npix, pix, y,
                    b * BLOCK * oh * ow, oh * ow, min(PANEL, m - b * BLOCK), bias, b * BLOCK, r, has_res, a, hi, short,
                    pf, per, wph - NR_SHORT if rows else 0)
@@ -661,12 +666,7 @@ def _grouped_conv(wq, gsize, xp, y, bias, r, has_res, a, hi, groups, taps, pix, 
     tiles = (oh + 1) // 2 if rows else (oh * wph + NR - 1) // NR
     for t in prange(groups * tiles):
         g, q = t // tiles, t % tiles
-        if rows:
-            q0, short = 2 * q * wph, 2 * q + 1 == oh
-            npix = NR_SHORT if short else NR
-        else:
-            q0, short = q * NR, False
-            npix = min(NR, oh * wph - q0)
+        q0, short, npix = _tile_pixels(q, rows, oh, wph)
         _conv_tile(1, True, wq, g * gsize, xp[g * plane:], taps, kk, plane, BLOCK, q0, npix, pix, y,
                    g * BLOCK * oh * ow, oh * ow, BLOCK, bias, g * BLOCK, r, has_res, a, hi, short, 0, 0,
                    wph - NR_SHORT if rows else 0)
