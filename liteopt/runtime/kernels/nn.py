@@ -332,11 +332,15 @@ def _nearest(x, y, iy, ix):
     for k in prange(n * c):
         b, ch = k // c, k % c
         for i in range(oh):
+            row = y[b, ch, i]
             if i > 0 and iy[i] == iy[i - 1]:
-                y[b, ch, i] = y[b, ch, i - 1]
+                above = y[b, ch, i - 1]
+                for j in range(ow):  # (a loop: numba's slice assignment is slower, `tensor._copy_box`)
+                    row[j] = above[j]
                 continue
+            src = x[b, ch, iy[i]]
             for j in range(ow):
-                y[b, ch, i, j] = x[b, ch, iy[i], ix[j]]
+                row[j] = src[ix[j]]
 
 
 @kernel("bilinear_interp_v2", out=True)
@@ -357,7 +361,9 @@ def _nearest_blocked(x, y, iy, ix):
     for k in prange(x.shape[0]):
         for i in range(y.shape[1]):
             if i > 0 and iy[i] == iy[i - 1]:
-                y[k, i] = y[k, i - 1]
+                row, above = y[k, i].reshape(-1), y[k, i - 1].reshape(-1)
+                for j in range(row.size):
+                    row[j] = above[j]
                 continue
             for j in range(y.shape[2]):
                 for lane in range(16):
