@@ -386,3 +386,24 @@ def test_einsum_that_does_not_fit_its_operands(tmp_path):
                        output_shapes={"y": (np.float32, [3, 5])})
     with pytest.raises(ConversionError, match="'attn'.*einsum 'ijk,jk->ik'.*'ijk' does not fit an operand of rank 2"):
         convert(model, str(tmp_path))
+
+
+@pytest.mark.parametrize("size", [5, 1])
+def test_lrn(size, tmp_path):
+    """ONNX LRN as the lrn op Caffe's LRN uses."""
+    check_op("LRN", {"x": r(2, 7, 3, 4) * 3}, {"size": size, "alpha": 0.02, "beta": 0.75, "bias": 1.5},
+             tmpdir=str(tmp_path))
+
+
+def test_lrn_of_even_size(tmp_path):
+    """onnxruntime refuses an even size; the ONNX spec's formula, written out here, is the reference: the sum
+    over channels c - floor((size-1)/2) .. c + ceil((size-1)/2)."""
+    x, size, alpha, beta, bias = r(1, 6, 2, 3) * 3, 4, 0.02, 0.75, 1.5
+    node = helper.make_node("LRN", ["x"], ["y"], size=size, alpha=alpha, beta=beta, bias=bias)
+    model = make_model([node], {"x": x}, ["y"], output_shapes={"y": (np.float32, list(x.shape))})
+    got = load(convert(model, str(tmp_path)))({"x": x})["y"]
+    want = np.empty_like(x)
+    for c in range(6):
+        lo, hi = max(0, c - (size - 1) // 2), min(5, c + -(-(size - 1) // 2))
+        want[:, c] = x[:, c] / (bias + alpha / size * (x[:, lo:hi + 1] ** 2).sum(axis=1)) ** beta
+    assert_close(got, want, 1e-5)

@@ -13,7 +13,7 @@ PJIT = dict(JIT, parallel=True)
 @njit(**PJIT)
 def _lrn(x, y, n, k, alpha, beta):
     b_n, c, length = x.shape
-    lo, hi = n // 2, (n - 1) // 2
+    lo, hi = (n - 1) // 2, n // 2  # (channels before and after: ONNX's for an even n)
     for t in prange(b_n * length):
         b, i = t // length, t % length
         for ch in range(c):

@@ -66,6 +66,11 @@ def MatMul(ctx, a, b):
     return ctx.emit("matmul_v2", [a, b])
 
 
+@onnx_op("LRN")
+def LRN(ctx, x, *, size, alpha=0.0001, beta=0.75, bias=1.0):
+    return ctx.emit("lrn", [x], n=size, k=bias, alpha=alpha / size, beta=beta)
+
+
 @onnx_op("Einsum", since=12)
 def Einsum(ctx, *xs, equation):
     return ctx.emit("einsum", list(xs), equation=equation)
