@@ -541,7 +541,7 @@ def _blocked_conv(consts, attrs):
         groups = attrs["groups"]
         if kh != kw or c != _blocked.BLOCK or o != groups * _blocked.BLOCK:
             return None
-        return _blocked_grouped_conv(w, bias, a, hi)
+        return _blocked_grouped_conv(w, bias, a, hi, sh)
     k = kh if kh == kw else (kh, kw)  # (a k x 1 or 1 x k conv: Inception's, through the phase planes)
 
     def variant(blocked_inputs, out_blocked):
@@ -564,25 +564,33 @@ def _blocked_conv(consts, attrs):
 
         if not xb and sh in _blocked.NCHW_STRIDES and kh == kw:
             return in_place
-        sizes: dict = {}  # input size -> _blocked.ConvGeometry
-
-        def run(x, w_, b, r=None, *, out=None, strides, paddings, dilations, groups, act_type, act_alpha):
-            n, _, h, wd = x.shape
-            pt, pb, pl, pr = paddings
-            oh, ow = _out_size(h, kh, sh, pt, pb, 1), _out_size(wd, kw, sh, pl, pr, 1)
-            g = per_size(sizes, (h, wd), lambda: _blocked.ConvGeometry(c, h, wd, k, sh, pt, pb, pl, pr, oh, ow, xb))
-            y = _result(out, (n, o, oh, ow))
-            x2 = _item_rows(x, n)
-            y2 = y.reshape(n, -1)
-            r2 = None if r is None else _residual_rows(r, n)
-            for i in range(n):
-                planes = _blocked.pad(x2[i], g, k, sh, pt, pl)
-                res = _NO_RES_FLAT if r2 is None else r2[i]
-                _blocked.conv(wq, planes, y2[i], bias, res, r2 is not None, a, hi, o, c, g.taps, g.pix, g.plane, g.wph,
-                              oh, ow, xb)
-            return y
-        return run
+        return _over_phase_planes(c, o, k, sh, xb, lambda planes, y, res, has_res, g, oh, ow: _blocked.conv(
+            wq, planes, y, bias, res, has_res, a, hi, o, c, g.taps, g.pix, g.plane, g.wph, oh, ow, xb))
     return Blocked(free=(), tied=(3,), follows=(0,), variant=variant)
+
+
+def _over_phase_planes(c, o, k, s, xb, item):
+    """The run of a blocked conv that reads x's zero-padded phase planes (`_blocked.ConvGeometry`, worked out once
+    per input size, and `_blocked.pad`): batch item by item, item(planes, y, res, has_res, geometry, oh, ow)
+    runs the kernel into y (flat), res the item's residual (flat, blocked) when has_res. c: x's channels; k an
+    int or (kh, kw); s the stride."""
+    kh, kw = (k, k) if isinstance(k, int) else k
+    sizes: dict = {}  # input size -> _blocked.ConvGeometry
+
+    def run(x, w_, b, r=None, *, out=None, strides, paddings, dilations, groups, act_type, act_alpha):
+        n, _, h, wd = x.shape
+        pt, pb, pl, pr = paddings
+        oh, ow = _out_size(h, kh, s, pt, pb, 1), _out_size(wd, kw, s, pl, pr, 1)
+        g = per_size(sizes, (h, wd), lambda: _blocked.ConvGeometry(c, h, wd, k, s, pt, pb, pl, pr, oh, ow, xb))
+        y = _result(out, (n, o, oh, ow))
+        x2 = _item_rows(x, n)
+        y2 = y.reshape(n, -1)
+        r2 = None if r is None else _residual_rows(r, n)
+        for i in range(n):
+            item(_blocked.pad(x2[i], g, k, s, pt, pl), y2[i], _NO_RES_FLAT if r2 is None else r2[i], r2 is not None, g,
+                 oh, ow)
+        return y
+    return run
 
 
 def _blocked_winograd(m, consts, attrs):
@@ -626,31 +634,17 @@ def _blocked_winograd(m, consts, attrs):
     return Blocked(free=(), tied=(3,), follows=(0,), variant=variant)
 
 
-def _blocked_grouped_conv(w, bias, a, hi):
-    """A grouped k x k conv whose groups are one block each, 16 input and 16 output channels (RegNet's group width
-    16), on blocked tensors in and out: each group the blocked conv tile of one output block over its own block
-    of the input (`_blocked.grouped_conv`), instead of an im2col and one small GEMM a group."""
+def _blocked_grouped_conv(w, bias, a, hi, s):
+    """A grouped k x k conv (stride s) whose groups are one block each, 16 input and 16 output channels (RegNet's
+    group width 16), on blocked tensors in and out: each group the blocked conv tile of one output block over its
+    own block of the input (`_blocked.grouped_conv`), instead of an im2col and one small GEMM a group."""
     o, _, k, _ = w.shape
+    groups = o // _blocked.BLOCK
 
     def variant(blocked_inputs, out_blocked):
         wq, gsize = _blocked.pack_grouped(w)
-        sizes: dict = {}  # input size -> _blocked.ConvGeometry
-
-        def run(x, w_, b, r=None, *, out=None, strides, paddings, dilations, groups, act_type, act_alpha):
-            n, _, h, wd = x.shape
-            (s, _), (pt, pb, pl, pr) = strides, paddings
-            oh, ow = _out_size(h, k, s, pt, pb, 1), _out_size(wd, k, s, pl, pr, 1)
-            g = per_size(sizes, (h, wd), lambda: _blocked.ConvGeometry(o, h, wd, k, s, pt, pb, pl, pr, oh, ow, True))
-            y = _result(out, (n, o, oh, ow))
-            x2 = _item_rows(x, n)
-            y2 = y.reshape(n, -1)
-            r2 = None if r is None else _residual_rows(r, n)
-            for i in range(n):
-                planes = _blocked.pad(x2[i], g, k, s, pt, pl)
-                _blocked.grouped_conv(wq, gsize, planes, y2[i], bias, _NO_RES_FLAT if r2 is None else r2[i],
-                                      r2 is not None, a, hi, groups, g.taps, g.pix, g.plane, g.wph, oh, ow)
-            return y
-        return run
+        return _over_phase_planes(o, o, k, s, True, lambda planes, y, res, has_res, g, oh, ow: _blocked.grouped_conv(
+            wq, gsize, planes, y, bias, res, has_res, a, hi, groups, g.taps, g.pix, g.plane, g.wph, oh, ow))
     return Blocked(free=(), tied=(0, 3), variant=variant)
 
 
